@@ -1,0 +1,71 @@
+/**
+ * Shared shapes between the core modules. The sync layer sees the log only
+ * through `SyncableLog` (clock, what-the-peer-lacks, add verified nodes,
+ * change notifications).
+ */
+
+/** A synchronous hash: SHA-256 of `data`, 32 bytes. */
+export type HashFn = (data: Uint8Array) => Uint8Array
+
+/** One node of the log, as stored, with its position in local change order. */
+export interface LogEntry {
+  /** 32-byte SHA-256 of `bytes`. */
+  key: Uint8Array
+  /** 16-byte writer id. */
+  writer: Uint8Array
+  /** 1-based per writer. */
+  seq: number
+  /** Keys of the nodes this one links to (the writer's heads at append time). */
+  links: Uint8Array[]
+  /** The encoded Event envelope. */
+  value: Uint8Array
+  /** The canonical Node encoding (what is hashed, stored and sent). */
+  bytes: Uint8Array
+  /** Local change number: 1-based, increasing in the order nodes were stored here. */
+  change: number
+}
+
+/** writer id (lowercase hex) -> highest seq held. */
+export type Clock = Map<string, number>
+
+/**
+ * Called after each committed batch with its entries in change order.
+ * `origin` is whatever the caller of `add`/`addMany` passed (the sync layer
+ * passes its session so it can avoid echoing nodes back); undefined for local
+ * appends.
+ */
+export type ChangeListener = (entries: LogEntry[], origin: unknown) => void
+
+export interface ReadOptions {
+  /** Return entries with change number > since (default 0: from the start). */
+  since?: number
+  /** Keep waiting for new entries after reaching the end (default false). */
+  live?: boolean
+  /** At most this many entries. */
+  limit?: number
+}
+
+/** The narrow view of the log the sync layer uses. */
+export interface SyncableLog {
+  /** This log's own writer id (16 bytes). */
+  readonly writer: Uint8Array
+  /** Highest change number stored (0 when empty). */
+  readonly length: number
+  /** A snapshot copy of the clock. */
+  clock(): Clock
+  /**
+   * The entries a peer holding `remote` lacks, in local change order. Cost
+   * grows with the number of missing entries, not with the log's size.
+   */
+  readMissing(remote: Clock): AsyncIterable<LogEntry>
+  /**
+   * Verify and store nodes received from elsewhere (canonical Node bytes), in
+   * one atomic batch with whatever else is queued. Resolves to the entries
+   * actually stored (duplicates already held are skipped, not errors).
+   * Rejects with INVALID_NODE, CHECKSUM_MISMATCH, MISSING_LINK or
+   * SEQ_MISMATCH, and then stores none of `nodes`.
+   */
+  addMany(nodes: Uint8Array[], origin?: unknown): Promise<LogEntry[]>
+  /** Subscribe to committed batches; returns an unsubscribe function. */
+  onChange(listener: ChangeListener): () => void
+}
