@@ -1,0 +1,113 @@
+import {
+  ChannelEvents,
+  checkOutgoing,
+  DEFAULT_HIGH_WATER_MARK,
+  DEFAULT_MAX_FRAME_SIZE,
+  frameTooLarge,
+  type FrameChannel,
+  type FrameChannelEvents,
+  type FrameChannelOptions,
+} from './channel.js'
+
+/**
+ * Two connected in-memory channels, for tests. Frames are delivered
+ * asynchronously and in order; a paused receiver leaves them buffered on the
+ * sender's side, so backpressure behaves as it does over a socket.
+ */
+export function createMemoryPair(options: FrameChannelOptions = {}): [FrameChannel, FrameChannel] {
+  const a = new MemoryChannel(options, 'memory://a')
+  const b = new MemoryChannel(options, 'memory://b')
+  a.peer = b
+  b.peer = a
+  return [a, b]
+}
+
+class MemoryChannel implements FrameChannel {
+  readonly kind = 'memory' as const
+  readonly maxFrameSize: number
+  readonly remote: string
+  peer!: MemoryChannel
+  closed = false
+  private readonly highWaterMark: number
+  private readonly events = new ChannelEvents()
+  /** Frames sent to the peer and not yet delivered. */
+  private outbox: Uint8Array[] = []
+  private outboxBytes = 0
+  private paused = false
+  private flushScheduled = false
+  private needDrain = false
+
+  constructor(options: FrameChannelOptions, remote: string) {
+    this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
+    this.remote = remote
+  }
+
+  get bufferedAmount(): number {
+    return this.outboxBytes
+  }
+
+  send(frame: Uint8Array): boolean {
+    checkOutgoing(this, frame)
+    // Copy: the caller may reuse its buffer, as it could with a socket.
+    this.outbox.push(frame.slice())
+    this.outboxBytes += frame.byteLength
+    this.scheduleFlush()
+    const below = this.outboxBytes < this.highWaterMark
+    if (!below) this.needDrain = true
+    return below
+  }
+
+  pause(): void {
+    this.paused = true
+  }
+
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    this.peer.scheduleFlush()
+  }
+
+  close(err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    this.outbox = []
+    this.outboxBytes = 0
+    this.events.emit('close', err)
+    // The other end sees a clean close, as a socket's peer would.
+    queueMicrotask(() => this.peer.close())
+  }
+
+  on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
+    this.events.on(event, listener)
+  }
+
+  off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
+    this.events.off(event, listener)
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setTimeout(() => this.flush(), 0)
+  }
+
+  /** Deliver queued frames to the peer until it pauses. */
+  private flush(): void {
+    this.flushScheduled = false
+    const peer = this.peer
+    while (this.outbox.length > 0 && !peer.paused && !peer.closed && !this.closed) {
+      const frame = this.outbox.shift()!
+      this.outboxBytes -= frame.byteLength
+      if (frame.byteLength > peer.maxFrameSize) {
+        peer.close(frameTooLarge(frame.byteLength, peer.maxFrameSize))
+        return
+      }
+      peer.events.emit('frame', frame)
+    }
+    if (this.needDrain && this.outboxBytes < this.highWaterMark && !this.closed) {
+      this.needDrain = false
+      this.events.emit('drain')
+    }
+  }
+}
