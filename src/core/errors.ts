@@ -22,6 +22,8 @@ export const ErrorCodes = {
   INVALID_FIELD: 'HYPEREMITTER_INVALID_FIELD',
   /** A codec threw while encoding or decoding. */
   CODEC_FAILED: 'HYPEREMITTER_CODEC_FAILED',
+  /** A listener threw or rejected (reported on status 'error'; delivery goes on). */
+  LISTENER_FAILED: 'HYPEREMITTER_LISTENER_FAILED',
   /** A node's bytes are not a valid Node encoding. */
   INVALID_NODE: 'HYPEREMITTER_INVALID_NODE',
   /** A node's recomputed hash differs from the key it was given under. */
