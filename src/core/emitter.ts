@@ -1,0 +1,513 @@
+import type { AbstractLevel } from 'abstract-level'
+import { MemoryLevel } from 'memory-level'
+import { withCallback, type Callback } from './callback.js'
+import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { Log } from './log.js'
+import { Codecs, type Codec, type MessageCodec, type SchemaSource } from './schema.js'
+import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
+import { TypedEmitter } from './typed-emitter.js'
+import type { HashFn, LogEntry } from './types.js'
+
+/** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
+export type Db = AbstractLevel<any, any, any>
+
+/** Event name -> message shape. `Record<string, any>` when untyped. */
+export type EventMap = Record<string, any>
+
+/** A schema given as a stream of chunks (a Node Readable is an AsyncIterable). */
+export type SchemaStream = AsyncIterable<Uint8Array | string>
+
+export interface HyperEmitterOptions {
+  /** The database; default a new in-memory one (closed by close()). */
+  db?: Db
+  /** The schema: .proto text, bytes, a stream of either, or protoc-gen-es descriptors. */
+  schema?: SchemaSource | SchemaStream
+  /** Milliseconds before the first reconnect attempt to a lost peer (seed option). */
+  reconnectTimeout?: number
+  /** SHA-256 implementation; the Node entry passes node:crypto's. */
+  hash?: HashFn
+  /** Events buffered per listener before it falls back to reading the log. */
+  maxQueue?: number
+}
+
+/** One event as streams and iterators carry it. */
+export interface EmitterEvent<E extends EventMap = EventMap, K extends keyof E & string = keyof E & string> {
+  name: K
+  payload: E[K]
+}
+
+/** Where a stream or iterator starts: 'now' (default), 'beginning', or after a change number. */
+export type StartPosition = 'now' | 'beginning' | number
+
+export interface EventsOptions {
+  from?: StartPosition
+}
+
+/** Called with each message; taking `done`, or returning a promise, holds back the next one. */
+export type Handler<T> = ((message: T) => void | PromiseLike<void>) | ((message: T, done: (err?: unknown) => void) => void)
+
+export interface StatusEvents {
+  /** The schema is loaded and the log open. */
+  ready: () => void
+  /** Something failed in the background: a listener threw, a peer misbehaved, storage failed. */
+  error: (err: Error) => void
+  /** close() has finished. */
+  close: () => void
+  [event: string]: (...args: any[]) => void
+}
+
+interface Listener {
+  rawName: string
+  handler: Handler<any>
+  subscription: Subscription
+}
+
+/** A Delivery that remembers its decoded message, shared by every listener of one event. */
+interface DecodedDelivery extends Delivery {
+  decoded?: unknown
+}
+
+function isDb(value: unknown): value is Db {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Db).batch === 'function' &&
+    typeof (value as Db).sublevel === 'function'
+  )
+}
+
+function isStream(value: unknown): value is SchemaStream {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !(value instanceof Uint8Array) &&
+    typeof (value as SchemaStream)[Symbol.asyncIterator] === 'function'
+  )
+}
+
+function closedError(): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
+}
+
+function invalidArgument(message: string): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, message)
+}
+
+/** Normalize the seed's `(db, schema, opts)` and the `(opts)` forms. */
+function parseArguments(args: unknown[]): HyperEmitterOptions {
+  const [first, schema, opts] = args
+  if (args.length === 1 && typeof first === 'object' && first !== null && !isDb(first)) {
+    return { ...(first as HyperEmitterOptions) }
+  }
+  if (first !== undefined && first !== null && !isDb(first)) {
+    throw invalidArgument('db must be an abstract-level database (memory-level, classic-level, browser-level)')
+  }
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
+    throw invalidArgument('opts must be an object')
+  }
+  return { ...(opts as HyperEmitterOptions | undefined), db: (first ?? undefined) as Db | undefined, schema: schema as SchemaSource }
+}
+
+/**
+ * A persistent, replicated EventEmitter over a Merkle DAG log. This is the
+ * runtime-agnostic core; the Node and browser entries add transports.
+ */
+export class HyperEmitterCore<E extends EventMap = EventMap> {
+  /** ready / error / close, and peer events from the replication layer. */
+  readonly status = new TypedEmitter<StatusEvents>()
+  protected readonly options: HyperEmitterOptions
+  protected readonly db: Db
+  protected readonly log: Log
+  private readonly ownsDb: boolean
+  private schema: Codecs | undefined
+  private readonly pendingCodecs: Array<[string, Codec]> = []
+  private readonly readyPromise: Promise<void>
+  private isReady = false
+  private closing = false
+  private closePromise: Promise<void> | undefined
+  private readonly listeners: Listener[] = []
+  /** Every live subscription: listeners, streams and iterators. */
+  private readonly subscriptions = new Set<Subscription>()
+  private readonly subscriptionSource: SubscriptionSource
+  private readonly closeHooks: Array<() => Promise<void> | void> = []
+
+  constructor(db?: Db | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
+  constructor(...args: unknown[]) {
+    const options: HyperEmitterOptions = {
+      ...(new.target as typeof HyperEmitterCore).defaultOptions(),
+      ...withoutUndefined(parseArguments(args)),
+    }
+    this.options = options
+    this.ownsDb = options.db === undefined
+    this.db = options.db ?? new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+    this.log = new Log(this.db, { hash: options.hash })
+    // Synchronous schemas load here, so `messages` is usable at once and a bad
+    // schema throws INVALID_SCHEMA from the constructor.
+    if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
+    this.subscriptionSource = {
+      get length() {
+        return log.length
+      },
+      read: (o) => this.log.read(o),
+      toDelivery: (entry) => this.toDelivery(entry),
+    }
+    const log = this.log
+    this.readyPromise = this.init()
+    // Failures reach callers of emit()/ready() and status 'error'; never unhandled.
+    this.readyPromise.catch((err) => this.reportError(err))
+  }
+
+  /** Options a runtime entry supplies when the caller leaves them out (the Node entry: node:crypto's hash). */
+  protected static defaultOptions(): HyperEmitterOptions {
+    return {}
+  }
+
+  private async init(): Promise<void> {
+    if (this.schema === undefined) this.schema = await Codecs.load(this.options.schema as SchemaStream)
+    for (const [name, codec] of this.pendingCodecs.splice(0)) this.schema.register(name, codec)
+    await this.log.open()
+    this.log.onChange((entries) => this.onCommit(entries))
+    this.isReady = true
+    for (const listener of this.listeners) listener.subscription.name = this.canonical(listener.rawName)
+    for (const subscription of this.subscriptions) subscription.start()
+    this.status.emit('ready')
+  }
+
+  /** Resolves once the schema is loaded and the log is open; rejects with the cause otherwise. */
+  ready(cb?: Callback): Promise<void> {
+    return withCallback(this.readyPromise, cb)
+  }
+
+  /** The codecs by message name (full name, and short name when unambiguous). */
+  get messages(): Record<string, MessageCodec> {
+    return this.schema?.messages ?? {}
+  }
+
+  /** Alias of `messages`. */
+  get codecs(): Record<string, MessageCodec> {
+    return this.messages
+  }
+
+  /**
+   * Register custom codecs: `(name, codec)`, `({ name: codec })` or
+   * `([{ name, codec }])`. A codec is any `{ encode, decode }`. Chainable;
+   * throws INVALID_ARGUMENT on a malformed argument.
+   */
+  registerCodec(name: string, codec: Codec): this
+  registerCodec(codecs: Record<string, Codec> | Array<{ name: string; codec: Codec }>): this
+  registerCodec(nameOrCodecs: unknown, codec?: Codec): this {
+    const pairs: Array<[string, Codec]> = []
+    if (typeof nameOrCodecs === 'string') pairs.push([nameOrCodecs, codec as Codec])
+    else if (Array.isArray(nameOrCodecs)) {
+      for (const item of nameOrCodecs) {
+        if (typeof item !== 'object' || item === null) throw invalidArgument('registerCodec([...]) takes { name, codec } items')
+        pairs.push([item.name, item.codec])
+      }
+    } else if (typeof nameOrCodecs === 'object' && nameOrCodecs !== null) {
+      for (const [name, c] of Object.entries(nameOrCodecs)) pairs.push([name, c as Codec])
+    } else throw invalidArgument('registerCodec takes (name, codec), { name: codec } or [{ name, codec }]')
+    for (const [name, c] of pairs) {
+      if (typeof name !== 'string' || name === '') throw invalidArgument('a codec name must be a non-empty string')
+      if (typeof c !== 'object' || c === null || typeof c.encode !== 'function' || typeof c.decode !== 'function') {
+        throw invalidArgument(`codec for "${name}" must have encode and decode functions`)
+      }
+    }
+    for (const [name, c] of pairs) {
+      if (this.schema) this.schema.register(name, c)
+      else this.pendingCodecs.push([name, c])
+    }
+    return this
+  }
+
+  /**
+   * Validate `message` against the schema and append it to the local log.
+   * Resolves (and calls `cb(null)`) once the event is stored, whether or not
+   * anything listens. Rejects with UNKNOWN_EVENT, MISSING_FIELD,
+   * UNKNOWN_FIELD, INVALID_FIELD, CODEC_FAILED, CLOSED or STORAGE_FAILED;
+   * nothing is appended then.
+   */
+  emit<K extends keyof E & string>(name: K, message: E[K], cb?: Callback): Promise<void> {
+    return withCallback(this.append(name, message), cb)
+  }
+
+  private append(name: string, message: unknown): Promise<void> {
+    if (this.closing) return Promise.reject(closedError())
+    if (typeof name !== 'string' || name === '') return Promise.reject(invalidArgument('event name must be a non-empty string'))
+    if (!this.isReady) return this.readyPromise.then(() => this.append(name, message))
+    let envelope: Uint8Array
+    try {
+      const schema = this.schema!
+      const payload = schema.encode(name, message)
+      envelope = encodeEnvelope(schema.canonicalName(name), payload)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.log.append(envelope).then(noop)
+  }
+
+  /**
+   * Call `handler` with each `name` event that enters the log from now on
+   * (local or replicated), in log order, one at a time. Chainable.
+   */
+  on<K extends keyof E & string>(name: K, handler: Handler<E[K]>): this {
+    this.addListener(name, handler, false)
+    return this
+  }
+
+  /** Alias of on(). */
+  addListener<K extends keyof E & string>(name: K, handler: Handler<E[K]>, once = false): this {
+    if (typeof name !== 'string' || name === '') throw invalidArgument('event name must be a non-empty string')
+    if (typeof handler !== 'function') throw invalidArgument('handler must be a function')
+    if (this.closing) throw closedError()
+    const invoke = this.handlerInvoker(handler)
+    const listener: Listener = { rawName: name, handler, subscription: undefined as unknown as Subscription }
+    const deliver = once
+      ? (d: DecodedDelivery) => {
+          this.removeListener(name, handler)
+          return invoke(d)
+        }
+      : invoke
+    listener.subscription = this.subscribe(deliver, { name: this.isReady ? this.canonical(name) : name })
+    this.listeners.push(listener)
+    return this
+  }
+
+  /** Like on(), for the next event only. */
+  once<K extends keyof E & string>(name: K, handler: Handler<E[K]>): this {
+    return this.addListener(name, handler, true)
+  }
+
+  /** Remove the most recently added registration of `handler` for `name`. Chainable. */
+  removeListener<K extends keyof E & string>(name: K, handler: Handler<E[K]>): this {
+    for (let i = this.listeners.length - 1; i >= 0; i--) {
+      const listener = this.listeners[i]
+      if (listener.rawName === name && listener.handler === handler) {
+        this.listeners.splice(i, 1)
+        this.unsubscribe(listener.subscription)
+        break
+      }
+    }
+    return this
+  }
+
+  /** Alias of removeListener(). */
+  off<K extends keyof E & string>(name: K, handler: Handler<E[K]>): this {
+    return this.removeListener(name, handler)
+  }
+
+  /** Number of handlers registered for `name`. */
+  listenerCount(name: keyof E & string): number {
+    return this.listeners.filter((l) => l.rawName === name).length
+  }
+
+  /**
+   * Every event as `{ name, payload }`, live, from `from` ('now' by default:
+   * the moment of this call; 'beginning'; or after a change number). Ends
+   * when the loop breaks or the emitter closes. The loop's pace holds back
+   * only this iterator.
+   */
+  events(options: EventsOptions = {}): AsyncIterableIterator<EmitterEvent<E>> {
+    const position = this.startPosition(options.from)
+    const buffer: EmitterEvent<E>[] = []
+    const BUFFER = 256
+    let wake: (() => void) | undefined
+    let resumeProducer: (() => void) | undefined
+    let finished = false
+    const finish = () => {
+      finished = true
+      wake?.()
+    }
+    const subscription = this.subscribe(
+      (d) => {
+        buffer.push({ name: d.name, payload: this.decode(d) } as EmitterEvent<E>)
+        wake?.()
+        if (buffer.length < BUFFER) return
+        return new Promise<void>((resolve) => (resumeProducer = resolve))
+      },
+      { position, onClose: finish },
+    )
+    const iterator: AsyncIterableIterator<EmitterEvent<E>> = {
+      next: async () => {
+        while (buffer.length === 0 && !finished) await new Promise<void>((resolve) => (wake = resolve))
+        wake = undefined
+        if (buffer.length === 0) return { value: undefined, done: true }
+        const value = buffer.shift()!
+        if (resumeProducer && buffer.length < BUFFER / 2) {
+          resumeProducer()
+          resumeProducer = undefined
+        }
+        return { value, done: false }
+      },
+      return: async () => {
+        this.unsubscribe(subscription)
+        finish()
+        return { value: undefined, done: true }
+      },
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    return iterator
+  }
+
+  /** This emitter's writer id (hex), stable across restarts on the same db. */
+  getId(cb?: Callback<string>): Promise<string> {
+    return withCallback(
+      this.readyPromise.then(() => this.log.writerId),
+      cb,
+    )
+  }
+
+  /**
+   * Stop replication, end every stream and iterator, close the log, and close
+   * the db if the emitter opened it (a db passed in stays open). Idempotent.
+   */
+  close(cb?: Callback): Promise<void> {
+    this.closePromise ??= this.shutdown()
+    return withCallback(this.closePromise, cb)
+  }
+
+  get closed(): boolean {
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true
+    for (const hook of this.closeHooks.splice(0).reverse()) {
+      try {
+        await hook()
+      } catch (err) {
+        this.reportError(err)
+      }
+    }
+    for (const subscription of [...this.subscriptions]) this.unsubscribe(subscription)
+    this.listeners.length = 0
+    await this.readyPromise.catch(noop)
+    await this.log.close()
+    if (this.ownsDb) await this.db.close()
+    this.status.emit('close')
+  }
+
+  /** For the runtime layers: run `hook` first when the emitter closes. */
+  protected onClose(hook: () => Promise<void> | void): void {
+    this.closeHooks.push(hook)
+  }
+
+  /** For the runtime layers: report a background failure on status 'error'. */
+  protected reportError(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err))
+    if (!this.status.emit('error', error)) console.error('hyperemitter:', error)
+  }
+
+  protected startPosition(from: StartPosition | undefined): number | undefined {
+    if (from === undefined || from === 'now') return undefined
+    if (from === 'beginning') return 0
+    if (typeof from === 'number' && Number.isSafeInteger(from) && from >= 0) return from
+    throw invalidArgument(`from must be 'now', 'beginning' or a change number, not ${String(from)}`)
+  }
+
+  /** A subscription fed from the write path; started now if the log is open, else at ready. */
+  protected subscribe(
+    deliver: (d: DecodedDelivery) => void | PromiseLike<void>,
+    options: {
+      name?: string
+      position?: number
+      onClose?: () => void
+      onDelivered?: (d: Delivery) => void | PromiseLike<void>
+    },
+  ): Subscription {
+    if (this.closing) throw closedError()
+    const subscription = new Subscription(this.subscriptionSource, deliver, {
+      name: options.name,
+      position: options.position,
+      maxQueue: this.options.maxQueue,
+      onDelivered: options.onDelivered,
+      onError: (err, delivery) =>
+        this.reportError(
+          new HyperEmitterError(
+            isHyperEmitterCode(err) ? err.code : ErrorCodes.LISTENER_FAILED,
+            `listener for "${delivery.name}" failed: ${err instanceof Error ? err.message : String(err)}`,
+            { cause: err, details: { event: delivery.name, change: delivery.change } },
+          ),
+        ),
+    })
+    if (options.onClose) this.subscriptionClosers.set(subscription, options.onClose)
+    this.subscriptions.add(subscription)
+    if (this.isReady) subscription.start()
+    return subscription
+  }
+
+  private readonly subscriptionClosers = new Map<Subscription, () => void>()
+
+  protected unsubscribe(subscription: Subscription): void {
+    subscription.close()
+    this.subscriptions.delete(subscription)
+    const onClose = this.subscriptionClosers.get(subscription)
+    this.subscriptionClosers.delete(subscription)
+    onClose?.()
+  }
+
+  /** Decode (once per event, shared by its listeners) the message of a delivery. */
+  protected decode(delivery: DecodedDelivery): unknown {
+    if (!('decoded' in delivery)) delivery.decoded = this.schema!.decode(delivery.name, delivery.payload)
+    return delivery.decoded
+  }
+
+  private handlerInvoker(handler: Handler<any>): (d: DecodedDelivery) => void | PromiseLike<void> {
+    if (handler.length >= 2) {
+      return (d) => {
+        const message = this.decode(d)
+        return new Promise<void>((resolve, reject) => {
+          let called = false
+          const done = (err?: unknown) => {
+            if (called) return
+            called = true
+            if (err) reject(err)
+            else resolve()
+          }
+          const result = (handler as (m: unknown, done: (err?: unknown) => void) => unknown)(message, done)
+          // A handler that takes done but also returns a promise: a rejection still counts.
+          if (result && typeof (result as PromiseLike<void>).then === 'function') {
+            ;(result as PromiseLike<void>).then(undefined, done)
+          }
+        })
+      }
+    }
+    return (d) => (handler as (m: unknown) => void | PromiseLike<void>)(this.decode(d))
+  }
+
+  private canonical(name: string): string {
+    return this.schema ? this.schema.canonicalName(name) : name
+  }
+
+  private toDelivery(entry: LogEntry): Delivery | undefined {
+    try {
+      const envelope = decodeEnvelope(entry.value)
+      return { change: entry.change, name: this.canonical(envelope.name), payload: envelope.payload }
+    } catch (err) {
+      // A well-hashed node may still carry a value that is no event (a peer's bug): skip it, loudly.
+      this.reportError(err)
+      return undefined
+    }
+  }
+
+  private onCommit(entries: LogEntry[]): void {
+    if (this.subscriptions.size === 0) return
+    for (const entry of entries) {
+      const delivery = this.toDelivery(entry)
+      if (delivery === undefined) continue
+      for (const subscription of this.subscriptions) subscription.push(delivery)
+    }
+  }
+}
+
+function isHyperEmitterCode(err: unknown): err is HyperEmitterError {
+  return err instanceof HyperEmitterError
+}
+
+function noop(): void {}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
+}

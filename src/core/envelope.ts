@@ -1,0 +1,124 @@
+import { ErrorCodes, HyperEmitterError } from './errors.js'
+
+/**
+ * The Event envelope (proto `hyperemitter.v1.Event { string name = 1; bytes
+ * payload = 2; }`) is encoded on every emit and decoded on every delivery, so
+ * it is written by hand here: byte-identical to protobuf-es's toBinary (a
+ * test checks that) without its reflection cost on the hot path.
+ */
+export interface EventEnvelope {
+  name: string
+  payload: Uint8Array
+}
+
+const utf8Encoder = new TextEncoder()
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
+
+// Event names repeat endlessly: cache their UTF-8 bytes (bounded).
+const nameCache = new Map<string, Uint8Array>()
+const NAME_CACHE_LIMIT = 1024
+
+function nameBytes(name: string): Uint8Array {
+  let bytes = nameCache.get(name)
+  if (bytes === undefined) {
+    bytes = utf8Encoder.encode(name)
+    if (nameCache.size >= NAME_CACHE_LIMIT) nameCache.clear()
+    nameCache.set(name, bytes)
+  }
+  return bytes
+}
+
+function varintSize(n: number): number {
+  let size = 1
+  while (n >= 0x80) {
+    n = Math.floor(n / 128)
+    size++
+  }
+  return size
+}
+
+function writeVarint(out: Uint8Array, pos: number, n: number): number {
+  while (n >= 0x80) {
+    out[pos++] = (n & 0x7f) | 0x80
+    n = Math.floor(n / 128)
+  }
+  out[pos++] = n
+  return pos
+}
+
+/** Encode an Event envelope (proto3: empty fields are omitted, as protobuf-es does). */
+export function encodeEnvelope(name: string, payload: Uint8Array): Uint8Array {
+  const nb = nameBytes(name)
+  let size = 0
+  if (nb.length > 0) size += 1 + varintSize(nb.length) + nb.length
+  if (payload.length > 0) size += 1 + varintSize(payload.length) + payload.length
+  const out = new Uint8Array(size)
+  let pos = 0
+  if (nb.length > 0) {
+    out[pos++] = 0x0a
+    pos = writeVarint(out, pos, nb.length)
+    out.set(nb, pos)
+    pos += nb.length
+  }
+  if (payload.length > 0) {
+    out[pos++] = 0x12
+    pos = writeVarint(out, pos, payload.length)
+    out.set(payload, pos)
+  }
+  return out
+}
+
+function invalid(reason: string): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.INVALID_NODE, `invalid event envelope: ${reason}`)
+}
+
+/**
+ * Decode an Event envelope. Values come from peers, so this validates
+ * everything and throws INVALID_NODE rather than misreading. Unknown fields
+ * are skipped, as protobuf would. `payload` is a view into `bytes`.
+ */
+export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
+  let name = ''
+  let payload: Uint8Array = new Uint8Array(0)
+  let pos = 0
+  const readVarint = (): number => {
+    let result = 0
+    let factor = 1
+    for (let i = 0; i < 8; i++) {
+      if (pos >= bytes.length) throw invalid('truncated varint')
+      const b = bytes[pos++]
+      result += (b & 0x7f) * factor
+      if (b < 0x80) return result
+      factor *= 128
+    }
+    throw invalid('varint too long')
+  }
+  while (pos < bytes.length) {
+    const tag = readVarint()
+    const field = Math.floor(tag / 8)
+    const wire = tag & 7
+    if (wire === 2) {
+      const len = readVarint()
+      if (pos + len > bytes.length) throw invalid('truncated field')
+      const chunk = bytes.subarray(pos, pos + len)
+      pos += len
+      if (field === 1) {
+        try {
+          name = utf8Decoder.decode(chunk)
+        } catch (cause) {
+          throw new HyperEmitterError(ErrorCodes.INVALID_NODE, 'invalid event envelope: name is not UTF-8', { cause })
+        }
+      } else if (field === 2) payload = chunk
+    } else if (wire === 0) {
+      if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
+      readVarint()
+    } else if (wire === 1 || wire === 5) {
+      if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
+      pos += wire === 1 ? 8 : 4
+      if (pos > bytes.length) throw invalid('truncated field')
+    } else {
+      throw invalid(`unsupported wire type ${wire}`)
+    }
+  }
+  return { name, payload }
+}

@@ -1,0 +1,23 @@
+/** The runtime-agnostic core, shared by the Node and browser entries. */
+export { HyperEmitterCore } from './emitter.js'
+export type {
+  Db,
+  EventMap,
+  EmitterEvent,
+  EventsOptions,
+  Handler,
+  HyperEmitterOptions,
+  SchemaStream,
+  StartPosition,
+  StatusEvents,
+} from './emitter.js'
+export { ErrorCodes, HyperEmitterError, isHyperEmitterError } from './errors.js'
+export type { ErrorCode } from './errors.js'
+export type { Callback } from './callback.js'
+export { Log } from './log.js'
+export type { LogOptions } from './log.js'
+export { Codecs } from './schema.js'
+export type { Codec, MessageCodec, SchemaSource, EventMapOf, PlainOf } from './schema.js'
+export type { Clock, HashFn, LogEntry, ReadOptions } from './types.js'
+export { sha256 } from './hash.js'
+export { callable } from './callable.js'
