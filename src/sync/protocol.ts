@@ -1,0 +1,247 @@
+/**
+ * Frame encoding for the replication protocol (proto/hyperemitter/v1/sync.proto).
+ * Control frames go through protobuf-es; Nodes frames, the only hot path, are
+ * written by hand so a batch can be sized exactly before it is built and the
+ * node bytes are copied once.
+ */
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
+import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
+import type { Clock } from '../core/types.js'
+import {
+  AckSchema,
+  ClockEntrySchema,
+  ClockSchema,
+  ErrorSchema,
+  FrameSchema,
+  HandshakeSchema,
+  PingSchema,
+  PongSchema,
+  SyncedSchema,
+  type Frame,
+} from '../gen/hyperemitter/v1/sync_pb.js'
+
+/** The protocol version this build speaks; a peer announcing another one is refused. */
+export const PROTOCOL_VERSION = 1
+
+/** A decoded frame's body: `{ case, value }` of the generated oneof. */
+export type FrameBody = Frame['body']
+/** The body of a decoded frame whose case is known. */
+export type FrameOf<C extends NonNullable<FrameBody['case']>> = Extract<FrameBody, { case: C }>['value']
+
+const TAG_NODES = (3 << 3) | 2
+const TAG_NODES_ITEM = (1 << 3) | 2
+/** Byte length of an error message we put on the wire or accept from it. */
+const MAX_ERROR_MESSAGE = 1024
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+const ERROR_CODE_SET: ReadonlySet<string> = new Set(Object.values(ErrorCodes))
+
+/** Encodes a control frame; throws INVALID_ARGUMENT if the body cannot be encoded. */
+export function encodeFrame(body: FrameBody): Uint8Array {
+  try {
+    return toBinary(FrameSchema, create(FrameSchema, { body }))
+  } catch (cause) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `cannot encode ${body.case ?? 'empty'} frame`, { cause })
+  }
+}
+
+/**
+ * Decodes one frame; throws PROTOCOL_ERROR for bytes that are not a Frame or
+ * carry no body. Node bytes in a Nodes frame are views into `bytes`.
+ */
+export function decodeFrame(bytes: Uint8Array): FrameBody & { case: NonNullable<FrameBody['case']> } {
+  let frame: Frame
+  try {
+    // Unknown fields are dropped: a newer minor revision may add some.
+    frame = fromBinary(FrameSchema, bytes, { readUnknownFields: false })
+  } catch (cause) {
+    throw new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `undecodable frame of ${bytes.byteLength} bytes`, {
+      cause,
+      details: { size: bytes.byteLength },
+    })
+  }
+  const body = frame.body
+  if (body.case === undefined) {
+    throw new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `frame of ${bytes.byteLength} bytes has no body`, {
+      details: { size: bytes.byteLength },
+    })
+  }
+  return body
+}
+
+/** Handshake frame announcing this side. */
+export function handshakeFrame(writer: Uint8Array, live: boolean, token: string, version = PROTOCOL_VERSION): Uint8Array {
+  return encodeFrame({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: version, writer, live, token }) })
+}
+
+/** Clock frame: writer -> highest seq held. */
+export function clockFrame(clock: Clock): Uint8Array {
+  const entries = []
+  for (const [writer, seq] of clock) {
+    entries.push(create(ClockEntrySchema, { writer: fromHex(writer), seq: BigInt(seq) }))
+  }
+  return encodeFrame({ case: 'clock', value: create(ClockSchema, { entries }) })
+}
+
+/** Synced frame: `count` nodes were sent in catch-up. */
+export function syncedFrame(count: number): Uint8Array {
+  return encodeFrame({ case: 'synced', value: create(SyncedSchema, { count: BigInt(count) }) })
+}
+
+/** Ack frame: `count` more nodes were stored. */
+export function ackFrame(count: number): Uint8Array {
+  return encodeFrame({ case: 'ack', value: create(AckSchema, { count: BigInt(count) }) })
+}
+
+/** Error frame; the message is truncated to a bounded length. */
+export function errorFrame(code: string, message: string): Uint8Array {
+  return encodeFrame({
+    case: 'error',
+    value: create(ErrorSchema, { code, message: truncate(message, MAX_ERROR_MESSAGE) }),
+  })
+}
+
+/** Ping frame. */
+export function pingFrame(nonce: number): Uint8Array {
+  return encodeFrame({ case: 'ping', value: create(PingSchema, { nonce: BigInt(nonce) }) })
+}
+
+/** Pong frame answering a Ping's nonce. */
+export function pongFrame(nonce: number): Uint8Array {
+  return encodeFrame({ case: 'pong', value: create(PongSchema, { nonce: BigInt(nonce) }) })
+}
+
+/** Bytes one node adds to a Nodes frame body (tag, length, bytes). */
+export function nodeWireSize(nodeLength: number): number {
+  return 1 + varintSize(nodeLength) + nodeLength
+}
+
+/** Total size of a Nodes frame whose node entries add up to `bodySize` (see nodeWireSize). */
+export function nodesFrameSize(bodySize: number): number {
+  return 1 + varintSize(bodySize) + bodySize
+}
+
+/**
+ * Encodes a Nodes frame; byte-identical to protobuf-es's encoding of
+ * `Frame { nodes: { nodes } }` (checked by the tests).
+ */
+export function nodesFrame(nodes: readonly Uint8Array[]): Uint8Array {
+  let body = 0
+  for (const node of nodes) body += nodeWireSize(node.byteLength)
+  const out = new Uint8Array(nodesFrameSize(body))
+  out[0] = TAG_NODES
+  let pos = writeVarint(out, 1, body)
+  for (const node of nodes) {
+    out[pos++] = TAG_NODES_ITEM
+    pos = writeVarint(out, pos, node.byteLength)
+    out.set(node, pos)
+    pos += node.byteLength
+  }
+  return out
+}
+
+/**
+ * Reads writer and seq from the front of a canonical Node encoding without
+ * decoding the rest; undefined when the bytes do not start that way (the log
+ * will refuse such a node anyway).
+ */
+export function peekNodeId(node: Uint8Array): { writer: Uint8Array; seq: number } | undefined {
+  if (node.byteLength < 2 || node[0] !== 0x0a) return undefined
+  const len = readVarint(node, 1)
+  if (!len) return undefined
+  const start = len.pos
+  const end = start + len.value
+  if (end >= node.byteLength || node[end] !== 0x10) return undefined
+  const seq = readVarint(node, end + 1)
+  if (!seq) return undefined
+  return { writer: node.subarray(start, end), seq: seq.value }
+}
+
+/** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */
+export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigint }[], writerLength: number): Clock {
+  const clock: Clock = new Map()
+  for (const entry of entries) {
+    if (entry.writer.byteLength !== writerLength || entry.seq > MAX_SAFE) {
+      throw new HyperEmitterError(
+        ErrorCodes.PROTOCOL_ERROR,
+        `malformed clock entry (writer of ${entry.writer.byteLength} bytes, seq ${entry.seq})`,
+      )
+    }
+    const writer = toHex(entry.writer)
+    const seq = Number(entry.seq)
+    if ((clock.get(writer) ?? 0) < seq) clock.set(writer, seq)
+  }
+  return clock
+}
+
+/**
+ * A uint64 from the wire as a number; throws PROTOCOL_ERROR above 2^53 - 1
+ * (protoc-gen-es 2.x types uint64 as bigint whatever the jstype option says).
+ */
+export function safeNumber(value: bigint, field: string): number {
+  if (value > MAX_SAFE) {
+    throw new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `${field} ${value} is beyond 2^53`, { details: { field } })
+  }
+  return Number(value)
+}
+
+/** The ErrorCode named by a peer's Error frame, or PROTOCOL_ERROR for a code this build does not know. */
+export function errorCodeFromWire(code: string): ErrorCode {
+  return ERROR_CODE_SET.has(code) ? (code as ErrorCode) : ErrorCodes.PROTOCOL_ERROR
+}
+
+/** Cuts `text` to at most `max` characters, marking the cut. */
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
+}
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+/** Lowercase hex of `bytes`. */
+export function toHex(bytes: Uint8Array): string {
+  let out = ''
+  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]]
+  return out
+}
+
+/** Bytes of a lowercase or uppercase hex string; throws INVALID_ARGUMENT on odd length or non-hex. */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `not a hex string: ${truncate(hex, 40)}`)
+  }
+  const out = new Uint8Array(hex.length / 2)
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16)
+  return out
+}
+
+function varintSize(n: number): number {
+  let size = 1
+  while (n >= 0x80) {
+    n = Math.floor(n / 128)
+    size++
+  }
+  return size
+}
+
+function writeVarint(out: Uint8Array, pos: number, n: number): number {
+  while (n >= 0x80) {
+    out[pos++] = (n % 128) | 0x80
+    n = Math.floor(n / 128)
+  }
+  out[pos++] = n
+  return pos
+}
+
+/** Reads an unsigned varint up to 2^53; undefined if truncated or too long. */
+function readVarint(bytes: Uint8Array, pos: number): { value: number; pos: number } | undefined {
+  let value = 0
+  let scale = 1
+  for (let i = 0; i < 8 && pos < bytes.byteLength; i++) {
+    const b = bytes[pos++]
+    value += (b & 0x7f) * scale
+    if (b < 0x80) return Number.isSafeInteger(value) ? { value, pos } : undefined
+    scale *= 128
+  }
+  return undefined
+}
+

@@ -1,0 +1,765 @@
+/**
+ * One replication session: one log, one frame channel, both directions.
+ *
+ *   Handshake -> (authenticate) -> Clock -> catch-up Nodes... -> Synced -> live Nodes...
+ *
+ * Each side sends exactly what the other's clock says it lacks, then (in live
+ * mode) what it learns later, never echoing a node back to the peer it came
+ * from. Received Nodes frames are stored one at a time, in order, and acked;
+ * a sender keeps at most `maxInFlight` nodes unacked and stops at the
+ * channel's high-water mark, so every queue here is bounded.
+ */
+import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
+import { TypedEmitter } from '../core/typed-emitter.js'
+import type { Clock, LogEntry, SyncableLog } from '../core/types.js'
+import type { FrameChannel } from '../transport/channel.js'
+import {
+  ackFrame,
+  clockFrame,
+  clockFromWire,
+  decodeFrame,
+  errorCodeFromWire,
+  errorFrame,
+  handshakeFrame,
+  nodesFrame,
+  nodesFrameSize,
+  nodeWireSize,
+  peekNodeId,
+  pingFrame,
+  pongFrame,
+  PROTOCOL_VERSION,
+  safeNumber,
+  syncedFrame,
+  toHex,
+  truncate,
+  type FrameBody,
+  type FrameOf,
+} from './protocol.js'
+
+export interface SessionOptions {
+  /** Keep streaming new nodes after catch-up (default true); false on either side: one catch-up, then close. */
+  live?: boolean
+  /** Credentials sent in our Handshake, for the peer's authenticate hook. */
+  token?: string
+  /**
+   * Called on the remote's Handshake before anything of the log is sent;
+   * false or a throw refuses the peer (UNAUTHORIZED on both ends).
+   */
+  authenticate?: (peer: { writer: string; token: string; remote: string }) => boolean | Promise<boolean>
+  /** Largest Nodes frame we build, in bytes (default 64 KiB, capped below the channel's maxFrameSize). */
+  maxBatchBytes?: number
+  /** Nodes sent and not yet acked before we stop reading the log (default 8192). */
+  maxInFlight?: number
+  /** Live entries queued in memory before we drop them and re-read from the log instead (default 4096). */
+  maxLiveQueue?: number
+  /** ms between Pings when nothing arrives (default 15000; 0 disables); no answer within 2 intervals closes with TIMEOUT. */
+  keepAliveInterval?: number
+}
+
+export interface SessionStats {
+  nodesSent: number
+  nodesReceived: number
+  framesSent: number
+  framesReceived: number
+  bytesSent: number
+  bytesReceived: number
+}
+
+export interface SessionEvents {
+  [event: string]: (...args: any[]) => void
+  /** The remote's handshake was accepted; its writer id in hex. */
+  handshake: (writer: string) => void
+  /** Nodes stored from the peer / sent to it so far. */
+  progress: (progress: { received: number; sent: number }) => void
+  /** Both directions of the first catch-up finished. */
+  synced: () => void
+  /** The session ended; `err` says why unless it was a clean close. Fires once. */
+  close: (err?: Error) => void
+  /** The error the session is closing with, just before 'close'. */
+  error: (err: Error) => void
+}
+
+export const DEFAULT_MAX_BATCH_BYTES = 64 * 1024
+export const DEFAULT_MAX_IN_FLIGHT = 8192
+export const DEFAULT_MAX_LIVE_QUEUE = 4096
+export const DEFAULT_KEEP_ALIVE_INTERVAL = 15_000
+
+/** Received frames waiting to be stored before we pause the channel. */
+const MAX_QUEUED_FRAMES = 4
+/** Nodes stored before an Ack goes out even if more frames are queued. */
+const ACK_EVERY = 1024
+/** How long close() waits for our last frames (an Error, Acks) to leave. */
+const LINGER_MS = 2000
+const LINGER_POLL_MS = 5
+
+/** Codes the log raises for a bad node: the peer is told, and the session ends with them. */
+const NODE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
+  ErrorCodes.INVALID_NODE,
+  ErrorCodes.CHECKSUM_MISMATCH,
+  ErrorCodes.MISSING_LINK,
+  ErrorCodes.SEQ_MISMATCH,
+])
+
+/**
+ * Replicates `log` over `channel` until closed. Call start() once; listen to
+ * 'close' (or await `synced`) for the outcome. Never throws out of the
+ * channel's callbacks: every failure becomes the session's close error.
+ */
+export class SyncSession extends TypedEmitter<SessionEvents> {
+  /** Resolves when both directions of the first catch-up finished; rejects if the session closes first. */
+  readonly synced: Promise<void>
+  /** Counters since construction (frames and bytes include control frames). */
+  readonly stats: SessionStats = {
+    nodesSent: 0,
+    nodesReceived: 0,
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+  }
+
+  private readonly log: SyncableLog
+  private readonly channel: FrameChannel
+  private readonly wantLive: boolean
+  private readonly token: string
+  private readonly authenticate?: SessionOptions['authenticate']
+  private readonly maxFrameBytes: number
+  private readonly maxInFlight: number
+  private readonly maxLiveQueue: number
+  private readonly keepAliveInterval: number
+
+  private started = false
+  private closed = false
+  private remoteWriterHex?: string
+  /** Effective mode, known once the remote's handshake is in: both sides must want live. */
+  private live = false
+
+  private resolveSynced!: () => void
+  private rejectSynced!: (err: Error) => void
+  private syncedSettled = false
+  private sentSynced = false
+  private gotSynced = false
+
+  // Inbound: frames after the handshake that must be handled in order.
+  private handshakeSeen = false
+  private clockSent = false
+  private inbound: FrameBody[] = []
+  private inboundBusy = false
+  private pausedForInbound = false
+  private pendingAck = 0
+  private channelEnded = false
+
+  // Outbound.
+  /** writer hex -> highest seq the remote is known to hold. */
+  private readonly remoteClock: Clock = new Map()
+  private gotClock = false
+  private writable = true
+  private nodesAcked = 0
+  private catchUp?: AsyncIterator<LogEntry>
+  private catchUpIsInitial = false
+  private catchUpCount = 0
+  /** Pulled from the catch-up iterator but did not fit the last batch. */
+  private held?: LogEntry
+  private liveQueue: LogEntry[] = []
+  private refetch = false
+  private pumping = false
+  private unsubscribe?: () => void
+
+  // Keep-alive.
+  private keepAliveTimer?: ReturnType<typeof setInterval>
+  private lingerTimer?: ReturnType<typeof setTimeout>
+  private framesAtTick = 0
+  private pingOutstanding = false
+  private missedTicks = 0
+  private pingNonce = 0
+  private pongsReceived = 0
+
+  // Writer hex cache: consecutive entries usually share a writer.
+  private lastWriter?: Uint8Array
+  private lastWriterHex = ''
+
+  /** Wires the session to `channel`; throws INVALID_ARGUMENT for a bad option. Nothing is sent until start(). */
+  constructor(log: SyncableLog, channel: FrameChannel, options: SessionOptions = {}) {
+    super()
+    this.log = log
+    this.channel = channel
+    this.wantLive = options.live ?? true
+    this.token = options.token ?? ''
+    this.authenticate = options.authenticate
+    const maxBatchBytes = positiveInt(options.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 'maxBatchBytes')
+    // The frame must fit the channel whatever the option says.
+    this.maxFrameBytes = Math.max(1, Math.min(maxBatchBytes, channel.maxFrameSize - 1))
+    this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight')
+    this.maxLiveQueue = positiveInt(options.maxLiveQueue, DEFAULT_MAX_LIVE_QUEUE, 'maxLiveQueue')
+    const keepAlive = options.keepAliveInterval ?? DEFAULT_KEEP_ALIVE_INTERVAL
+    if (!(Number.isFinite(keepAlive) && keepAlive >= 0)) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `keepAliveInterval must be >= 0 ms, got ${keepAlive}`, {
+        details: { option: 'keepAliveInterval' },
+      })
+    }
+    this.keepAliveInterval = keepAlive
+    this.synced = new Promise<void>((resolve, reject) => {
+      this.resolveSynced = resolve
+      this.rejectSynced = reject
+    })
+    // Callers who only listen to 'close' must not see an unhandled rejection.
+    this.synced.catch(() => {})
+    channel.on('frame', this.onFrame)
+    channel.on('drain', this.onDrain)
+    channel.on('close', this.onChannelClose)
+    // Hold the peer's frames until start(): its Handshake must not be answered before ours is out.
+    channel.pause()
+  }
+
+  /** The remote's writer id (hex), once its handshake was accepted. */
+  get remoteWriter(): string | undefined {
+    return this.remoteWriterHex
+  }
+
+  /** Sends our Handshake and runs the protocol; calling it again does nothing. */
+  start(): void {
+    if (this.started || this.closed) return
+    this.started = true
+    if (this.channel.closed) {
+      this.shutdown(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `channel to ${this.channel.remote} is already closed`))
+      return
+    }
+    try {
+      this.send(handshakeFrame(this.log.writer, this.wantLive, this.token))
+    } catch (err) {
+      this.fail(err)
+      return
+    }
+    if (this.keepAliveInterval > 0) {
+      this.keepAliveTimer = setInterval(this.tick, this.keepAliveInterval)
+    }
+    this.channel.resume()
+  }
+
+  /** Ends the session and its channel (after our queued frames leave, bounded); idempotent. */
+  close(err?: Error): void {
+    this.shutdown(err)
+  }
+
+  // ---- inbound ---------------------------------------------------------------
+
+  private readonly onFrame = (bytes: Uint8Array): void => {
+    try {
+      this.receive(bytes)
+    } catch (err) {
+      this.fail(err)
+    }
+  }
+
+  private receive(bytes: Uint8Array): void {
+    if (this.closed) return
+    this.stats.framesReceived++
+    this.stats.bytesReceived += bytes.byteLength
+    const body = decodeFrame(bytes)
+    if (!this.handshakeSeen) {
+      if (body.case !== 'handshake') throw protocolError(`expected a handshake first, got ${body.case}`)
+      this.handshakeSeen = true
+      this.enqueue(body)
+      return
+    }
+    switch (body.case) {
+      case 'handshake':
+        throw protocolError('second handshake')
+      case 'error':
+        this.shutdown(
+          new HyperEmitterError(
+            errorCodeFromWire(body.value.code),
+            `peer reported: ${truncate(body.value.message, 1024)}`,
+            { details: { remoteCode: truncate(body.value.code, 100), remote: this.channel.remote } },
+          ),
+        )
+        return
+      case 'ping':
+        this.send(pongFrame(safeNumber(body.value.nonce, 'ping nonce')))
+        return
+      case 'pong':
+        this.pongsReceived++
+        this.pingOutstanding = false
+        return
+      case 'ack':
+        this.onAck(safeNumber(body.value.count, 'ack count'))
+        return
+      default:
+        // Clock, Nodes and Synced must be handled strictly in arrival order.
+        this.enqueue(body)
+    }
+  }
+
+  private enqueue(body: FrameBody): void {
+    this.inbound.push(body)
+    if (!this.pausedForInbound && this.inbound.length >= MAX_QUEUED_FRAMES) {
+      this.pausedForInbound = true
+      this.channel.pause()
+    }
+    void this.processInbound()
+  }
+
+  private async processInbound(): Promise<void> {
+    if (this.inboundBusy) return
+    this.inboundBusy = true
+    try {
+      while (!this.closed && this.inbound.length > 0) {
+        const body = this.inbound.shift()!
+        if (this.pausedForInbound && this.inbound.length < MAX_QUEUED_FRAMES - 1) {
+          this.pausedForInbound = false
+          if (!this.channel.closed) this.channel.resume()
+        }
+        await this.handle(body)
+      }
+    } catch (err) {
+      this.fail(err)
+    } finally {
+      this.inboundBusy = false
+    }
+    if (this.channelEnded && !this.closed) this.finishAfterPeerEnded()
+  }
+
+  private async handle(body: FrameBody): Promise<void> {
+    switch (body.case) {
+      case 'handshake':
+        return this.onHandshake(body.value)
+      case 'clock':
+        return this.onClock(body.value)
+      case 'nodes':
+        return this.onNodes(body.value.nodes)
+      case 'synced':
+        return this.onSynced()
+      default:
+        throw protocolError(`unexpected ${body.case} frame`)
+    }
+  }
+
+  private async onHandshake(hs: FrameOf<'handshake'>): Promise<void> {
+    if (hs.protocolVersion !== PROTOCOL_VERSION) {
+      throw new HyperEmitterError(
+        ErrorCodes.VERSION_MISMATCH,
+        `peer speaks protocol version ${hs.protocolVersion}, this side speaks version ${PROTOCOL_VERSION}`,
+        { details: { local: PROTOCOL_VERSION, remote: hs.protocolVersion } },
+      )
+    }
+    if (hs.writer.byteLength !== this.log.writer.byteLength) {
+      throw protocolError(`handshake writer is ${hs.writer.byteLength} bytes, expected ${this.log.writer.byteLength}`)
+    }
+    const writer = toHex(hs.writer)
+    if (writer === toHex(this.log.writer)) {
+      throw protocolError(`connected to self (peer announced our own writer ${writer})`)
+    }
+    if (this.authenticate) {
+      let accepted = false
+      let cause: unknown
+      try {
+        accepted = (await this.authenticate({ writer, token: hs.token, remote: this.channel.remote })) === true
+      } catch (err) {
+        cause = err
+      }
+      if (this.closed) return
+      if (!accepted) {
+        throw new HyperEmitterError(ErrorCodes.UNAUTHORIZED, `peer ${writer} at ${this.channel.remote} was refused`, {
+          cause,
+          details: { writer, remote: this.channel.remote },
+        })
+      }
+    }
+    this.remoteWriterHex = writer
+    this.live = this.wantLive && hs.live
+    this.emit('handshake', writer)
+    this.send(clockFrame(this.log.clock()))
+    this.clockSent = true
+  }
+
+  private async onClock(clock: FrameOf<'clock'>): Promise<void> {
+    if (this.gotClock) throw protocolError('second clock')
+    this.gotClock = true
+    for (const [writer, seq] of clockFromWire(clock.entries, this.log.writer.byteLength)) {
+      this.markRemote(writer, seq)
+    }
+    // Subscribe before the snapshot: anything committed from here on is either
+    // in the catch-up read or in the live queue (deduped by remoteClock).
+    if (this.live) this.unsubscribe = this.log.onChange(this.onLogChange)
+    this.catchUp = this.log.readMissing(new Map(this.remoteClock))[Symbol.asyncIterator]()
+    this.catchUpIsInitial = true
+    this.pump()
+  }
+
+  private async onNodes(nodes: Uint8Array[]): Promise<void> {
+    if (!this.clockSent) throw protocolError('nodes before our clock was sent')
+    if (this.gotSynced && !this.live) throw protocolError('nodes after synced in one-shot mode')
+    if (nodes.length === 0) return
+    // The peer holds what it sends; recording it first keeps other sessions'
+    // relays of the same nodes from being sent back while we store them.
+    for (const node of nodes) {
+      const id = peekNodeId(node)
+      if (id) this.markRemote(this.writerHex(id.writer), id.seq)
+    }
+    try {
+      await this.log.addMany(nodes, this)
+    } catch (err) {
+      if (this.closed) return
+      throw storeError(err)
+    }
+    if (this.closed) return
+    this.stats.nodesReceived += nodes.length
+    this.pendingAck += nodes.length
+    if (this.pendingAck >= ACK_EVERY || !this.inbound.some((b) => b.case === 'nodes')) this.flushAck()
+    this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
+  }
+
+  private onSynced(): Promise<void> {
+    if (!this.clockSent) throw protocolError('synced before our clock was sent')
+    if (this.gotSynced) throw protocolError('second synced')
+    this.gotSynced = true
+    this.flushAck()
+    this.checkSynced()
+    return Promise.resolve()
+  }
+
+  private flushAck(): void {
+    if (this.pendingAck === 0) return
+    const count = this.pendingAck
+    this.pendingAck = 0
+    this.send(ackFrame(count))
+  }
+
+  private onAck(count: number): void {
+    if (count > this.stats.nodesSent - this.nodesAcked) {
+      throw protocolError(`ack of ${count} nodes, only ${this.stats.nodesSent - this.nodesAcked} unacked`)
+    }
+    this.nodesAcked += count
+    this.maybeFinishOneShot()
+    this.pump()
+  }
+
+  // ---- outbound ----------------------------------------------------------------
+
+  private readonly onDrain = (): void => {
+    this.writable = true
+    this.pump()
+  }
+
+  private readonly onLogChange = (entries: LogEntry[], origin: unknown): void => {
+    // Nodes this session stored came from the peer: never echo them.
+    if (this.closed || origin === this) return
+    for (const entry of entries) this.liveQueue.push(entry)
+    if (this.liveQueue.length > this.maxLiveQueue) {
+      // Stop holding entries in memory; the log still has them.
+      this.liveQueue = []
+      this.refetch = true
+    }
+    this.pump()
+  }
+
+  private pump(): void {
+    if (this.pumping || this.closed) return
+    void this.runPump()
+  }
+
+  private async runPump(): Promise<void> {
+    this.pumping = true
+    try {
+      while (!this.closed && !this.channel.closed) {
+        if (!this.writable || this.stats.nodesSent - this.nodesAcked >= this.maxInFlight) return
+        if (this.catchUp) {
+          const done = await this.sendFromCatchUp(this.catchUp)
+          if (this.closed) return
+          if (done) {
+            this.catchUp = undefined
+            if (this.catchUpIsInitial) {
+              this.catchUpIsInitial = false
+              this.send(syncedFrame(this.catchUpCount))
+              this.sentSynced = true
+              this.checkSynced()
+            }
+          }
+          continue
+        }
+        if (this.refetch) {
+          this.refetch = false
+          this.liveQueue = []
+          this.catchUp = this.log.readMissing(new Map(this.remoteClock))[Symbol.asyncIterator]()
+          continue
+        }
+        if (this.liveQueue.length > 0) {
+          this.sendFromLiveQueue()
+          continue
+        }
+        return
+      }
+    } catch (err) {
+      this.fail(
+        new HyperEmitterError(
+          isHyperEmitterError(err) ? err.code : ErrorCodes.STORAGE_FAILED,
+          `sending to ${this.channel.remote} failed: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        ),
+      )
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  /** Sends one batch from the catch-up iterator; true when it is exhausted. */
+  private async sendFromCatchUp(iterator: AsyncIterator<LogEntry>): Promise<boolean> {
+    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
+    const batch: Uint8Array[] = []
+    let body = 0
+    let done = false
+    let next = this.held
+    this.held = undefined
+    while (batch.length < budget) {
+      if (!next) {
+        const result = await iterator.next()
+        if (this.closed) return true
+        if (result.done) {
+          done = true
+          break
+        }
+        next = result.value
+      }
+      const entry = next
+      next = undefined
+      if (this.remoteHas(entry)) continue
+      const size = nodeWireSize(entry.bytes.byteLength)
+      if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) {
+        this.held = entry
+        break
+      }
+      batch.push(entry.bytes)
+      body += size
+      this.markRemote(this.writerHex(entry.writer), entry.seq)
+    }
+    if (batch.length > 0) {
+      if (this.catchUpIsInitial) this.catchUpCount += batch.length
+      this.sendNodes(batch)
+    }
+    return done
+  }
+
+  private sendFromLiveQueue(): void {
+    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
+    const batch: Uint8Array[] = []
+    let body = 0
+    let taken = 0
+    for (; taken < this.liveQueue.length && batch.length < budget; taken++) {
+      const entry = this.liveQueue[taken]
+      if (this.remoteHas(entry)) continue
+      const size = nodeWireSize(entry.bytes.byteLength)
+      if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) break
+      batch.push(entry.bytes)
+      body += size
+      this.markRemote(this.writerHex(entry.writer), entry.seq)
+    }
+    this.liveQueue = taken === this.liveQueue.length ? [] : this.liveQueue.slice(taken)
+    if (batch.length > 0) this.sendNodes(batch)
+  }
+
+  private sendNodes(batch: Uint8Array[]): void {
+    this.stats.nodesSent += batch.length
+    this.send(nodesFrame(batch))
+    this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
+  }
+
+  /** Queues a frame; a closed channel swallows it (the close path reports why). */
+  private send(frame: Uint8Array): void {
+    if (this.channel.closed) return
+    this.stats.framesSent++
+    this.stats.bytesSent += frame.byteLength
+    if (!this.channel.send(frame)) this.writable = false
+  }
+
+  private remoteHas(entry: LogEntry): boolean {
+    return (this.remoteClock.get(this.writerHex(entry.writer)) ?? 0) >= entry.seq
+  }
+
+  private markRemote(writer: string, seq: number): void {
+    if ((this.remoteClock.get(writer) ?? 0) < seq) this.remoteClock.set(writer, seq)
+  }
+
+  private writerHex(writer: Uint8Array): string {
+    const last = this.lastWriter
+    if (last !== writer && !(last && sameBytes(last, writer))) {
+      this.lastWriter = writer
+      this.lastWriterHex = toHex(writer)
+    }
+    return this.lastWriterHex
+  }
+
+  // ---- completion ----------------------------------------------------------------
+
+  private checkSynced(): void {
+    if (this.syncedSettled || !this.sentSynced || !this.gotSynced) return
+    this.syncedSettled = true
+    this.resolveSynced()
+    this.emit('synced')
+    this.maybeFinishOneShot()
+  }
+
+  /** One-shot mode ends once both catch-ups are done and everything we sent is stored on the other side. */
+  private maybeFinishOneShot(): void {
+    if (this.live || !this.syncedSettled || this.closed) return
+    if (this.nodesAcked === this.stats.nodesSent) this.shutdown()
+  }
+
+  private finishAfterPeerEnded(): void {
+    if (this.syncedSettled) {
+      this.shutdown()
+    } else {
+      this.shutdown(
+        new HyperEmitterError(
+          ErrorCodes.CONNECTION_FAILED,
+          `connection to ${this.channel.remote} closed before sync completed`,
+          { details: { remote: this.channel.remote } },
+        ),
+      )
+    }
+  }
+
+  private readonly onChannelClose = (err?: Error): void => {
+    if (this.closed) return
+    if (err) {
+      const code = isHyperEmitterError(err) ? err.code : ErrorCodes.CONNECTION_FAILED
+      this.shutdown(
+        new HyperEmitterError(code, `connection to ${this.channel.remote} failed: ${err.message}`, {
+          cause: err,
+          details: { remote: this.channel.remote },
+        }),
+      )
+      return
+    }
+    // Frames already delivered are still worth storing: finish the queue first.
+    this.channelEnded = true
+    if (!this.inboundBusy && this.inbound.length === 0) this.finishAfterPeerEnded()
+  }
+
+  private readonly tick = (): void => {
+    if (this.closed) return
+    if (this.pingOutstanding) {
+      // While we are still storing the peer's frames, its Pong may sit behind them.
+      if (this.inboundBusy || this.pausedForInbound) return
+      if (++this.missedTicks >= 2) {
+        this.fail(
+          new HyperEmitterError(
+            ErrorCodes.TIMEOUT,
+            `no answer from ${this.channel.remote} within ${2 * this.keepAliveInterval} ms`,
+            { details: { keepAliveInterval: this.keepAliveInterval, remote: this.channel.remote } },
+          ),
+        )
+      }
+      return
+    }
+    const framesSincePong = this.stats.framesReceived - this.pongsReceived
+    if (framesSincePong !== this.framesAtTick) {
+      this.framesAtTick = framesSincePong
+      return
+    }
+    this.pingOutstanding = true
+    this.missedTicks = 0
+    try {
+      this.send(pingFrame(++this.pingNonce))
+    } catch (err) {
+      this.fail(err)
+    }
+  }
+
+  /** Tells the peer why (best effort), then closes with `err`. */
+  private fail(err: unknown): void {
+    if (this.closed) return
+    const error = asSessionError(err)
+    try {
+      this.send(errorFrame(error.code, error.message))
+    } catch {
+      // The channel is gone or refused the frame: the close below still reports the cause.
+    }
+    this.shutdown(error)
+  }
+
+  private shutdown(err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer)
+    this.keepAliveTimer = undefined
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+    const iterator = this.catchUp
+    this.catchUp = undefined
+    this.held = undefined
+    this.liveQueue = []
+    this.inbound = []
+    // Release the log's read (a db iterator, typically).
+    if (iterator?.return) iterator.return().catch(() => {})
+    this.channel.off('frame', this.onFrame)
+    this.channel.off('drain', this.onDrain)
+    this.closeChannel(err)
+    if (!this.syncedSettled) {
+      this.syncedSettled = true
+      this.rejectSynced(
+        err
+          ? new HyperEmitterError(isHyperEmitterError(err) ? err.code : ErrorCodes.CLOSED, `session closed before sync completed: ${err.message}`, { cause: err })
+          : new HyperEmitterError(ErrorCodes.CLOSED, 'session closed before sync completed'),
+      )
+    }
+    if (err) this.emit('error', err)
+    this.emit('close', err)
+  }
+
+  /** Closes the channel once what we queued has left it, waiting at most LINGER_MS. */
+  private closeChannel(err?: Error): void {
+    const channel = this.channel
+    let waited = 0
+    const attempt = (): void => {
+      this.lingerTimer = undefined
+      if (channel.closed) {
+        channel.off('close', this.onChannelClose)
+        return
+      }
+      if (channel.bufferedAmount === 0 || waited >= LINGER_MS) {
+        channel.off('close', this.onChannelClose)
+        channel.close(err)
+        return
+      }
+      waited += LINGER_POLL_MS
+      this.lingerTimer = setTimeout(attempt, LINGER_POLL_MS)
+    }
+    attempt()
+  }
+}
+
+function positiveInt(value: number | undefined, fallback: number, option: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `${option} must be a positive integer, got ${value}`, {
+      details: { option },
+    })
+  }
+  return value
+}
+
+function protocolError(message: string): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, message)
+}
+
+/** A rejection from addMany as the session's own error (never the log's object itself). */
+function storeError(err: unknown): HyperEmitterError {
+  if (isHyperEmitterError(err)) {
+    const what = NODE_ERROR_CODES.has(err.code) ? 'refused a node from the peer' : 'failed to store nodes'
+    return new HyperEmitterError(err.code, `${what}: ${err.message}`, { cause: err, details: err.details })
+  }
+  return new HyperEmitterError(ErrorCodes.STORAGE_FAILED, `failed to store nodes: ${String(err)}`, { cause: err })
+}
+
+function asSessionError(err: unknown): HyperEmitterError {
+  if (isHyperEmitterError(err)) return err
+  return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `session failed: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+  })
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
