@@ -1,0 +1,545 @@
+import WebSocket from 'isomorphic-ws'
+import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
+import {
+  ChannelEvents,
+  checkOutgoing,
+  DEFAULT_HIGH_WATER_MARK,
+  DEFAULT_MAX_FRAME_SIZE,
+  frameTooLarge,
+  type FrameChannel,
+  type FrameChannelEvents,
+  type FrameChannelOptions,
+} from './channel.js'
+
+// Runs in browsers and Node alike: no Node imports, no Buffer. Node-only
+// speed-ups (socket cork, socket pause, socket 'drain') are reached by duck
+// typing the `ws` object, and skipped when absent.
+
+const CONNECTING = 0
+const OPEN = 1
+
+/** How often bufferedAmount is polled while above the high-water mark (browsers have no 'drain'). */
+const DRAIN_POLL_MS = 5
+/** Each frame held while paused counts at least this much against maxQueuedBytes, so floods of empty frames are bounded too. */
+const QUEUED_FRAME_OVERHEAD = 64
+
+/**
+ * Close codes this channel sends. Browsers only let scripts send 1000 and
+ * 3000-4999, so errors use the application range; the receiving side maps
+ * them (and the matching 1xxx codes `ws` itself sends) back to error codes.
+ */
+export const WebSocketCloseCodes = {
+  NORMAL: 1000,
+  ERROR: 4000,
+  PROTOCOL_ERROR: 4002,
+  LIMIT_EXCEEDED: 4008,
+  FRAME_TOO_LARGE: 4009,
+} as const
+
+/** What the channel needs of a WebSocket: met by the browser's WebSocket and by `ws`. */
+export interface WebSocketLike {
+  readonly readyState: number
+  readonly bufferedAmount: number
+  binaryType: string
+  readonly url?: string
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  addEventListener(type: string, listener: (event: any) => void): void
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  removeEventListener(type: string, listener: (event: any) => void): void
+}
+
+export interface WebSocketChannelOptions extends FrameChannelOptions {
+  /**
+   * Most bytes of frames held while the channel is paused. Browsers cannot
+   * stop a WebSocket from reading, so frames keep arriving during pause();
+   * they wait here and go out on resume(). Each frame counts at least 64
+   * bytes. Over the bound the channel closes with LIMIT_EXCEEDED.
+   * Default: 4 x maxFrameSize, at least 1 MiB. (With Node's `ws` the socket
+   * itself is paused too, so only frames already in flight are held.)
+   */
+  maxQueuedBytes?: number
+  /** Description of the other end for `channel.remote` (default: the socket's url). */
+  remote?: string
+}
+
+export interface ConnectWebSocketOptions extends WebSocketChannelOptions {
+  /** WebSocket subprotocols to offer. */
+  protocols?: string | string[]
+  /** Give up (CONNECTION_FAILED) when not open after this many ms. */
+  timeout?: number
+}
+
+/** The parts of a Node `ws` WebSocket used when present (never in browsers). */
+interface NodeSocketLike {
+  cork?: () => void
+  uncork?: () => void
+  once?: (event: 'drain', listener: () => void) => unknown
+  off?: (event: 'drain', listener: () => void) => unknown
+  destroyed?: boolean
+}
+interface NodeWsExtras {
+  _socket?: NodeSocketLike | null
+  _isServer?: boolean
+  pause?: () => void
+  resume?: () => void
+}
+
+/**
+ * Wrap an open (or still opening) WebSocket as a FrameChannel: one binary
+ * message per frame. Frames sent while it is opening are queued and sent on
+ * open. A text message closes it with PROTOCOL_ERROR, an oversize one with
+ * FRAME_TOO_LARGE. A 'frame' listener that throws closes it with that error.
+ */
+export function createWebSocketChannel(ws: WebSocketLike, options: WebSocketChannelOptions = {}): FrameChannel {
+  return new WebSocketChannel(ws, options)
+}
+
+/**
+ * Open a WebSocket to `url` and resolve to its channel once open. Rejects
+ * INVALID_ARGUMENT for a URL that is not ws: or wss:, and CONNECTION_FAILED
+ * (with the underlying error as cause when the runtime gives one) when the
+ * socket errors, closes or times out before opening.
+ */
+export function connectWebSocket(url: string, options: ConnectWebSocketOptions = {}): Promise<FrameChannel> {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch (cause) {
+    return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `not a valid URL: ${String(url)}`, { cause }))
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    return Promise.reject(
+      new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `WebSocket URL must use ws: or wss:, got ${parsed.protocol}`, {
+        details: { url },
+      }),
+    )
+  }
+  const { protocols, timeout, ...channelOptions } = options
+  const maxFrameSize = channelOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+  return new Promise((resolve, reject) => {
+    let ws: WebSocket
+    try {
+      // The third argument is `ws`'s options (browsers ignore it): refuse oversize
+      // messages while parsing their header, and never negotiate compression.
+      ws = new WebSocket(url, protocols, { maxPayload: maxFrameSize, perMessageDeflate: false })
+    } catch (cause) {
+      reject(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `could not open ${url}: ${describe(cause)}`, { cause }))
+      return
+    }
+    ws.binaryType = 'arraybuffer'
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let settled = false
+    const settle = () => {
+      settled = true
+      if (timer !== undefined) clearTimeout(timer)
+      ws.removeEventListener('open', onOpen)
+      ws.removeEventListener('error', onError)
+      ws.removeEventListener('close', onClose)
+    }
+    const fail = (message: string, cause: unknown, details?: Record<string, unknown>) => {
+      if (settled) return
+      settle()
+      // Keep a listener: `ws` emits 'error' when a connecting socket is closed, and an
+      // EventEmitter 'error' with no listener would crash Node.
+      ws.addEventListener('error', ignore)
+      try {
+        if (ws.readyState === CONNECTING || ws.readyState === OPEN) ws.close()
+      } catch {
+        // Closing a socket that failed to open can throw in some runtimes; it is dead either way.
+      }
+      reject(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, message, { cause, details: { url, ...details } }))
+    }
+    const onOpen = () => {
+      if (settled) return
+      settle()
+      try {
+        resolve(createWebSocketChannel(ws, { remote: url, ...channelOptions }))
+      } catch (err) {
+        ws.addEventListener('error', ignore)
+        ws.close()
+        reject(err)
+      }
+    }
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const onError = (event: any) => {
+      const cause = event?.error
+      fail(`could not open ${url}${cause ? `: ${describe(cause)}` : ''}`, cause)
+    }
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const onClose = (event: any) => {
+      fail(`${url} closed before opening (code ${event?.code})`, undefined, { code: event?.code, reason: event?.reason })
+    }
+    ws.addEventListener('open', onOpen)
+    ws.addEventListener('error', onError)
+    ws.addEventListener('close', onClose)
+    if (timeout !== undefined && timeout > 0) {
+      timer = setTimeout(
+        () =>
+          fail(
+            `could not open ${url} within ${timeout} ms`,
+            new HyperEmitterError(ErrorCodes.TIMEOUT, `no open after ${timeout} ms`, { details: { timeout } }),
+          ),
+        timeout,
+      )
+    }
+  })
+}
+
+function ignore(): void {}
+
+function describe(value: unknown): string {
+  return value instanceof Error ? value.message : String(value)
+}
+
+function toBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  // An ArrayBuffer from another realm (e.g. a worker) fails instanceof.
+  if (Object.prototype.toString.call(data) === '[object ArrayBuffer]') return new Uint8Array(data as ArrayBuffer)
+  return undefined
+}
+
+/** Close code to send for a local error. */
+function closeCodeFor(err: Error): number {
+  if (isHyperEmitterError(err, ErrorCodes.FRAME_TOO_LARGE)) return WebSocketCloseCodes.FRAME_TOO_LARGE
+  if (isHyperEmitterError(err, ErrorCodes.PROTOCOL_ERROR)) return WebSocketCloseCodes.PROTOCOL_ERROR
+  if (isHyperEmitterError(err, ErrorCodes.LIMIT_EXCEEDED)) return WebSocketCloseCodes.LIMIT_EXCEEDED
+  return WebSocketCloseCodes.ERROR
+}
+
+/** A close reason must fit in 123 UTF-8 bytes. */
+function closeReason(err: Error): string {
+  const text = err.message
+  if (text.length <= 60) return text
+  return `${text.slice(0, 57)}...`
+}
+
+/** Error (or none, for a clean close) that a close code received from the peer stands for. */
+function errorForCloseCode(remote: string, code: number, reason: string): HyperEmitterError | undefined {
+  const details = { code, reason }
+  const said = reason ? `: ${reason}` : ''
+  switch (code) {
+    case 1000: // normal
+    case 1001: // going away
+    case 1005: // no status given
+      return undefined
+    case 1009:
+    case WebSocketCloseCodes.FRAME_TOO_LARGE:
+      return new HyperEmitterError(ErrorCodes.FRAME_TOO_LARGE, `${remote} refused a frame as too large${said}`, { details })
+    case 1002:
+    case 1003:
+    case 1007:
+    case WebSocketCloseCodes.PROTOCOL_ERROR:
+      return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `${remote} closed with a protocol error${said}`, { details })
+    case WebSocketCloseCodes.LIMIT_EXCEEDED:
+      return new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `${remote} closed: a limit was exceeded${said}`, { details })
+    default:
+      return new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `connection to ${remote} lost (close code ${code})${said}`, {
+        details,
+      })
+  }
+}
+
+class WebSocketChannel implements FrameChannel {
+  readonly kind = 'websocket' as const
+  readonly remote: string
+  readonly maxFrameSize: number
+  closed = false
+  private readonly ws: WebSocketLike
+  private readonly node: NodeWsExtras
+  private readonly highWaterMark: number
+  private readonly maxQueuedBytes: number
+  private readonly events = new ChannelEvents()
+
+  /** Frames sent before the socket opened. */
+  private preOpen: Uint8Array[] = []
+  private preOpenBytes = 0
+  private corked: NodeSocketLike | null = null
+  private needDrain = false
+  private drainTimer: ReturnType<typeof setTimeout> | undefined
+  private drainSocket: NodeSocketLike | null = null
+
+  private paused = false
+  private inbox: Uint8Array[] = []
+  private inboxHead = 0
+  private inboxBytes = 0
+  private deliveryScheduled = false
+  /** The peer closed while frames were still waiting in the inbox. */
+  private pendingClose: { err: Error | undefined } | null = null
+
+  constructor(ws: WebSocketLike, options: WebSocketChannelOptions) {
+    const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
+    const maxQueuedBytes = options.maxQueuedBytes ?? Math.max(4 * maxFrameSize, 1024 * 1024)
+    if (!Number.isInteger(maxFrameSize) || maxFrameSize < 0) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxFrameSize must be a non-negative integer, got ${maxFrameSize}`)
+    }
+    if (!(highWaterMark >= 0)) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `highWaterMark must be a non-negative number, got ${highWaterMark}`)
+    }
+    if (!(maxQueuedBytes >= maxFrameSize)) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxQueuedBytes must be at least maxFrameSize, got ${maxQueuedBytes}`)
+    }
+    this.ws = ws
+    this.node = ws as unknown as NodeWsExtras
+    this.maxFrameSize = maxFrameSize
+    this.highWaterMark = highWaterMark
+    this.maxQueuedBytes = maxQueuedBytes
+    this.remote = options.remote ?? ws.url ?? 'websocket://unknown'
+
+    ws.binaryType = 'arraybuffer'
+    ws.addEventListener('message', this.onMessage)
+    ws.addEventListener('close', this.onClose)
+    ws.addEventListener('error', this.onError)
+    if (ws.readyState === CONNECTING) ws.addEventListener('open', this.onOpen)
+    else if (ws.readyState !== OPEN) {
+      // Already closing or closed: report it once listeners have had a chance to attach.
+      queueMicrotask(() =>
+        this.close(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `WebSocket to ${this.remote} is already closed`)),
+      )
+    }
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount + this.preOpenBytes
+  }
+
+  send(frame: Uint8Array): boolean {
+    checkOutgoing(this, frame)
+    const ws = this.ws
+    if (ws.readyState === CONNECTING) {
+      this.preOpen.push(frame.slice())
+      this.preOpenBytes += frame.byteLength
+    } else {
+      this.cork()
+      // Browsers copy on send and `ws` copies when masking (client side); only a
+      // `ws` server socket would keep the caller's buffer, which it may reuse.
+      ws.send(this.node._isServer === true ? frame.slice() : frame)
+    }
+    const below = this.bufferedAmount < this.highWaterMark
+    if (!below && !this.needDrain) {
+      this.needDrain = true
+      this.watchDrain()
+    }
+    return below
+  }
+
+  pause(): void {
+    if (this.closed || this.paused) return
+    this.paused = true
+    if (typeof this.node.pause === 'function' && this.ws.readyState === OPEN) this.node.pause()
+  }
+
+  resume(): void {
+    if (this.closed || !this.paused) return
+    this.paused = false
+    if (this.inboxHead < this.inbox.length || this.pendingClose !== null) this.scheduleDelivery()
+    else this.resumeSocket()
+  }
+
+  close(err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    this.stopDrainWatch()
+    this.inbox = []
+    this.inboxHead = 0
+    this.inboxBytes = 0
+    this.preOpen = []
+    this.preOpenBytes = 0
+    const ws = this.ws
+    ws.removeEventListener('open', this.onOpen)
+    try {
+      if (ws.readyState === CONNECTING || ws.readyState === OPEN) {
+        if (err === undefined) ws.close(WebSocketCloseCodes.NORMAL)
+        else ws.close(closeCodeFor(err), closeReason(err))
+      }
+    } catch {
+      // A socket that cannot even send its close frame is already gone.
+    }
+    this.events.emit('close', err)
+  }
+
+  on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
+    this.events.on(event, listener)
+  }
+
+  off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
+    this.events.off(event, listener)
+  }
+
+  /**
+   * With Node's `ws`, each send() is its own socket write; corking the socket
+   * until the end of the current task packs a burst of frames into one writev.
+   */
+  private cork(): void {
+    if (this.corked !== null) return
+    const socket = this.node._socket
+    if (!socket || typeof socket.cork !== 'function' || typeof socket.uncork !== 'function') return
+    socket.cork()
+    this.corked = socket
+    queueMicrotask(this.uncork)
+  }
+
+  private readonly uncork = (): void => {
+    const socket = this.corked
+    this.corked = null
+    socket?.uncork?.()
+    // Bytes just left the cork: the send buffer may already be below the mark.
+    if (this.needDrain) this.checkDrain()
+  }
+
+  private readonly onOpen = (): void => {
+    this.ws.removeEventListener('open', this.onOpen)
+    if (this.closed) return
+    const frames = this.preOpen
+    this.preOpen = []
+    this.preOpenBytes = 0
+    if (frames.length > 0) this.cork()
+    for (const frame of frames) this.ws.send(frame)
+    if (this.paused && typeof this.node.pause === 'function') this.node.pause()
+    if (this.needDrain) this.checkDrain()
+  }
+
+  private watchDrain(): void {
+    const socket = this.node._socket
+    if (socket && typeof socket.once === 'function' && this.drainSocket === null) {
+      this.drainSocket = socket
+      socket.once('drain', this.onSocketDrain)
+    }
+    this.drainTimer ??= setTimeout(this.onDrainPoll, DRAIN_POLL_MS)
+  }
+
+  private stopDrainWatch(): void {
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer)
+    this.drainTimer = undefined
+    this.drainSocket?.off?.('drain', this.onSocketDrain)
+    this.drainSocket = null
+  }
+
+  private readonly onSocketDrain = (): void => {
+    this.drainSocket = null
+    this.checkDrain()
+  }
+
+  private readonly onDrainPoll = (): void => {
+    this.drainTimer = undefined
+    this.checkDrain()
+  }
+
+  private checkDrain(): void {
+    if (this.closed || !this.needDrain) return
+    if (this.bufferedAmount < this.highWaterMark) {
+      this.needDrain = false
+      this.stopDrainWatch()
+      this.events.emit('drain')
+    } else {
+      this.watchDrain()
+    }
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private readonly onMessage = (event: any): void => {
+    if (this.closed) return
+    const data = event?.data
+    const frame = toBytes(data)
+    if (frame === undefined) {
+      const what = typeof data === 'string' ? 'a text message' : 'a message that is not binary'
+      this.close(new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `${this.remote} sent ${what}; frames must be binary`))
+      return
+    }
+    if (frame.byteLength > this.maxFrameSize) {
+      this.close(frameTooLarge(frame.byteLength, this.maxFrameSize))
+      return
+    }
+    if (this.paused || this.inboxHead < this.inbox.length) {
+      this.inboxBytes += Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
+      if (this.inboxBytes > this.maxQueuedBytes) {
+        this.close(
+          new HyperEmitterError(
+            ErrorCodes.LIMIT_EXCEEDED,
+            `more than maxQueuedBytes (${this.maxQueuedBytes}) arrived from ${this.remote} while paused`,
+            { details: { maxQueuedBytes: this.maxQueuedBytes } },
+          ),
+        )
+        return
+      }
+      this.inbox.push(frame)
+      return
+    }
+    this.deliver(frame)
+  }
+
+  private deliver(frame: Uint8Array): void {
+    try {
+      this.events.emit('frame', frame)
+    } catch (err) {
+      this.close(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  private scheduleDelivery(): void {
+    if (this.deliveryScheduled) return
+    this.deliveryScheduled = true
+    queueMicrotask(this.drainInbox)
+  }
+
+  private readonly drainInbox = (): void => {
+    this.deliveryScheduled = false
+    while (!this.closed && !this.paused && this.inboxHead < this.inbox.length) {
+      const frame = this.inbox[this.inboxHead]
+      this.inbox[this.inboxHead++] = EMPTY
+      this.inboxBytes -= Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
+      this.deliver(frame)
+    }
+    if (this.closed || this.paused) return
+    this.inbox = []
+    this.inboxHead = 0
+    this.inboxBytes = 0
+    if (this.pendingClose !== null) this.close(this.pendingClose.err)
+    else this.resumeSocket()
+  }
+
+  private resumeSocket(): void {
+    if (typeof this.node.resume === 'function' && this.ws.readyState === OPEN) this.node.resume()
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private readonly onClose = (event: any): void => {
+    if (this.closed) return
+    const err = errorForCloseCode(this.remote, Number(event?.code), String(event?.reason ?? ''))
+    if (this.inboxHead < this.inbox.length) {
+      // Frames that arrived before the close still reach the listener, on resume.
+      this.pendingClose = { err }
+      return
+    }
+    this.close(err)
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private readonly onError = (event: any): void => {
+    if (this.closed) return
+    const cause: unknown = event?.error
+    const code = (cause as { code?: unknown } | undefined)?.code
+    if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      // `ws` enforces maxPayload itself, before the message is buffered.
+      this.close(
+        new HyperEmitterError(ErrorCodes.FRAME_TOO_LARGE, `${this.remote} sent a message over maxFrameSize (${this.maxFrameSize} bytes)`, {
+          cause,
+          details: { maxFrameSize: this.maxFrameSize },
+        }),
+      )
+      return
+    }
+    this.close(
+      new HyperEmitterError(
+        ErrorCodes.CONNECTION_FAILED,
+        `WebSocket to ${this.remote} failed${cause instanceof Error ? `: ${cause.message}` : ''}`,
+        { cause },
+      ),
+    )
+  }
+}
+
+const EMPTY = new Uint8Array(0)
