@@ -1,11 +1,37 @@
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { HyperEmitterCore, type EventMap, type EventsOptions, type HyperEmitterOptions } from '../core/emitter.js'
+import { withCallback, type Callback } from '../core/callback.js'
+import type { EventMap, EventsOptions } from '../core/emitter.js'
+import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
+import { ReplicatedEmitter, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'
+import type { FrameChannel } from '../transport/channel.js'
+import { connectTcp } from '../transport/tcp.js'
+import { connectWebSocket } from '../transport/websocket.js'
 import { nodeSha256 } from './hash.js'
+import { HubServer, type HubAddress } from './hub-server.js'
 import { createEventStream } from './stream.js'
 
-/** HyperEmitter for Node: the core plus streams, node:crypto hashing and (with sync) TCP/WebSocket peers. */
-export class NodeHyperEmitter<E extends EventMap = EventMap> extends HyperEmitterCore<E> {
-  protected static override defaultOptions(): HyperEmitterOptions {
+export interface ListenOptions {
+  port?: number
+  host?: string
+  /** Serve plain HTTP requests on the same port (e.g. a demo page). Default: 404. */
+  onRequest?: (req: IncomingMessage, res: ServerResponse) => void
+  /** Only WebSocket upgrades to this path become peers. Default: any path. */
+  path?: string
+  /** Hosts to announce in EventPeer instead of the listening one (needed behind NAT or on 0.0.0.0). */
+  announce?: string[]
+}
+
+const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]'])
+
+/**
+ * HyperEmitter for Node: the core, replication over raw TCP and WebSocket
+ * (one port serves both), streams and node:crypto hashing.
+ */
+export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedEmitter<E> {
+  private readonly hubs: HubServer[] = []
+
+  protected static override defaultOptions(): ReplicationOptions {
     return { hash: nodeSha256 }
   }
 
@@ -17,4 +43,98 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends HyperEmitte
   stream(options: EventsOptions = {}): Duplex {
     return createEventStream(this, options)
   }
+
+  /**
+   * Accept peers on `port` (0: any free port): raw TCP and WebSocket on the
+   * same port, told apart by their first bytes. Resolves to the bound
+   * address, then announces it in an EventPeer event if it changed since last
+   * time. Rejects CONNECTION_FAILED (port in use, ...), INVALID_ARGUMENT or CLOSED.
+   */
+  listen(port: number | ListenOptions, host?: string | Callback<HubAddress>, cb?: Callback<HubAddress>): Promise<HubAddress> {
+    const options: ListenOptions = typeof port === 'object' && port !== null ? { ...port } : { port: port as number }
+    if (typeof host === 'function') cb = host
+    else if (typeof host === 'string') options.host = host
+    return withCallback(this.startListening(options), cb)
+  }
+
+  /**
+   * Serve peers over WebSocket on an existing http.Server (an Express or
+   * Fastify app's), on `path`. The server stays the caller's to listen and close.
+   */
+  attach(server: HttpServer, options: { path?: string } = {}): void {
+    if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
+    this.hub({}).attach(server, options)
+  }
+
+  private async startListening(options: ListenOptions): Promise<HubAddress> {
+    const port = options.port ?? 0
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `port must be an integer from 0 to 65535, not ${String(port)}`)
+    }
+    if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
+    await this.ready()
+    const hub = this.hub(options)
+    const address = await hub.listen(port, options.host)
+    const hosts = options.announce ?? [WILDCARDS.has(options.host ?? '') ? '127.0.0.1' : address.address]
+    const path = options.path ?? '/'
+    await this.announce(
+      hosts.map((ip) => ({ ip, port: address.port, url: `ws://${ip.includes(':') ? `[${ip}]` : ip}:${address.port}${path}` })),
+    )
+    return address
+  }
+
+  private hub(options: ListenOptions): HubServer {
+    const replication = this.options as ReplicationOptions
+    const hub = new HubServer({
+      maxFrameSize: replication.maxFrameSize,
+      onRequest: options.onRequest,
+      path: options.path,
+      onChannel: (channel, info) => {
+        try {
+          this.peerManager.accept(channel, { request: info.request })
+        } catch (err) {
+          this.reportError(err)
+        }
+      },
+    })
+    this.hubs.push(hub)
+    if (this.hubs.length === 1) this.onClose(() => Promise.all(this.hubs.map((h) => h.close())).then(() => {}))
+    return hub
+  }
+
+  protected dial(address: string): Promise<FrameChannel> {
+    const maxFrameSize = (this.options as ReplicationOptions).maxFrameSize
+    if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, { maxFrameSize })
+    const url = new URL(address)
+    return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), { maxFrameSize })
+  }
+
+  protected pickAddress(addresses: EventPeerMessage['addresses']): string | undefined {
+    const tcp = addresses.find((a) => a.ip && a.port)
+    if (tcp) return formatTcp(tcp.ip, tcp.port)
+    return addresses.find((a) => a.url)?.url
+  }
+
+  protected toAddress(target: string | number, host: string | undefined): string {
+    if (typeof target === 'string' && /^(wss?|tcp):\/\//.test(target)) {
+      try {
+        new URL(target)
+      } catch (cause) {
+        throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `not a valid address: ${target}`, { cause })
+      }
+      return target
+    }
+    const port = typeof target === 'string' && /^\d+$/.test(target) ? Number(target) : target
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new HyperEmitterError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `connect() takes a port (1-65535) and host, or a ws://, wss:// or tcp:// address, not ${String(target)}`,
+      )
+    }
+    return formatTcp(host || 'localhost', port)
+  }
+}
+
+function formatTcp(host: string, port: number): string {
+  return `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
 }

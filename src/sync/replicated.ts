@@ -1,0 +1,146 @@
+import { create, toBinary } from '@bufbuild/protobuf'
+import { withCallback, type Callback } from '../core/callback.js'
+import { HyperEmitterCore, type EventMap, type HyperEmitterOptions } from '../core/emitter.js'
+import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
+import { EventPeerSchema, type Address } from '../gen/hyperemitter/v1/peer_pb.js'
+import type { FrameChannel } from '../transport/channel.js'
+import { DbKnownPeers } from './known-peers.js'
+import { PeerManager, type Authenticate, type Peer } from './peers.js'
+import type { SessionOptions } from './session.js'
+
+/** Options for replication, on top of the core's. */
+export interface ReplicationOptions extends HyperEmitterOptions {
+  /** ms: the first reconnect delay cap; it doubles per failed attempt (full jitter). Default 1000. */
+  reconnectTimeout?: number
+  /** ms: the largest reconnect delay cap. Default 30000. */
+  maxReconnectTimeout?: number
+  /** Refuse incoming peers: sees the transport, writer, token and (WebSocket) upgrade request. */
+  authenticate?: Authenticate
+  /** Connect to peers announced by other writers' EventPeer events. Default true. */
+  discover?: boolean
+  /** Reconnect at start-up to peers this db connected to before. Default true. */
+  reconnectKnown?: boolean
+  /** Largest frame accepted or sent, bytes. Default 4 MiB. */
+  maxFrameSize?: number
+  /** Tuning for each replication session. */
+  session?: Omit<SessionOptions, 'authenticate' | 'token'>
+}
+
+export interface ConnectOptions {
+  /** Credentials for the remote's authenticate hook. */
+  token?: string
+}
+
+/** The plain shape of an EventPeer event. */
+export interface EventPeerMessage {
+  id: string
+  addresses: Array<{ ip: string; port: number; url: string }>
+}
+
+const EVENT_PEER = 'hyperemitter.v1.EventPeer'
+
+/**
+ * The core plus replication: connect(), peers, EventPeer announce and
+ * discovery. Runtimes supply how to dial an address.
+ */
+export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends HyperEmitterCore<E> {
+  protected readonly peerManager: PeerManager
+  protected readonly knownPeers: DbKnownPeers
+
+  constructor(...args: ConstructorParameters<typeof HyperEmitterCore>) {
+    super(...args)
+    const options = this.options as ReplicationOptions
+    this.knownPeers = new DbKnownPeers(this.db)
+    this.peerManager = new PeerManager(this.log, {
+      dial: (address, o) => this.dial(address, o),
+      status: this.status,
+      reconnectTimeout: options.reconnectTimeout,
+      maxReconnectTimeout: options.maxReconnectTimeout,
+      authenticate: options.authenticate,
+      session: options.session,
+      store: this.knownPeers,
+    })
+    this.onClose(() => this.peerManager.close())
+    this.ready().then(
+      () => this.startReplication(),
+      () => {},
+    )
+  }
+
+  /** Open a frame channel to "tcp://host:port" or "ws(s)://..."; rejects CONNECTION_FAILED or NOT_SUPPORTED. */
+  protected abstract dial(address: string, options: { token?: string }): Promise<FrameChannel>
+
+  /** The address this runtime would dial for an announced peer, or undefined if none fits. */
+  protected abstract pickAddress(addresses: EventPeerMessage['addresses']): string | undefined
+
+  /** Normalize the seed's `(port, host)` or a URL into one address string. */
+  protected abstract toAddress(target: string | number, host: string | undefined): string
+
+  /** Every peer this emitter dialed, with its state and `synced` promise. */
+  get peers(): Peer[] {
+    return this.peerManager.peers
+  }
+
+  /**
+   * Replicate with another emitter: `connect(port, host?, cb?)` over TCP
+   * (Node) or `connect('ws://…' | 'wss://…', cb?)`. Resolves with the Peer once
+   * the connection is up (`peer.synced` resolves when the first catch-up is
+   * done). Rejects with CONNECTION_FAILED, UNAUTHORIZED, VERSION_MISMATCH,
+   * INVALID_ARGUMENT or CLOSED. A connection that once succeeded is retried
+   * with backoff when lost, and again after a restart on the same db.
+   */
+  connect(target: string | number, host?: string | ConnectOptions | Callback<Peer>, options?: ConnectOptions | Callback<Peer>, cb?: Callback<Peer>): Promise<Peer> {
+    const args = [host, options, cb].filter((a) => a !== undefined)
+    const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as Callback<Peer>) : undefined
+    const hostArg = typeof args[0] === 'string' ? (args.shift() as string) : undefined
+    const connectOptions = (args.shift() as ConnectOptions | undefined) ?? {}
+    let promise: Promise<Peer>
+    try {
+      if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
+      const address = this.toAddress(target, hostArg)
+      promise = this.ready().then(() => this.peerManager.connect(address, connectOptions.token))
+    } catch (err) {
+      promise = Promise.reject(err)
+    }
+    return withCallback(promise, callback)
+  }
+
+  /**
+   * Announce where this emitter can be reached, as an EventPeer event, unless
+   * the same addresses were announced last time (on this db).
+   */
+  protected async announce(addresses: Address[] | EventPeerMessage['addresses']): Promise<boolean> {
+    const id = await this.getId()
+    const message = { id, addresses: addresses.map((a) => ({ ip: a.ip, port: a.port, url: a.url ?? '' })) }
+    const bytes = toBinary(EventPeerSchema, create(EventPeerSchema, message))
+    const last = await this.knownPeers.lastAnnounced()
+    if (last && sameBytes(last, bytes)) return false
+    await this.emit(EVENT_PEER as keyof E & string, message as E[keyof E & string])
+    await this.knownPeers.setLastAnnounced(bytes)
+    return true
+  }
+
+  private startReplication(): void {
+    const options = this.options as ReplicationOptions
+    if (this.closed) return
+    // An internal subscription, not a listener: users' listenerCount() and removeListener() never see it.
+    if (options.discover !== false) this.subscribe((d) => this.discovered(this.decode(d) as EventPeerMessage), { name: EVENT_PEER })
+    if (options.reconnectKnown !== false) this.peerManager.reconnectKnown().catch((err) => this.reportError(err))
+  }
+
+  private discovered(peer: EventPeerMessage): void {
+    if (this.closed) return
+    void this.getId().then((own) => {
+      if (peer.id === own || this.peerManager.connectedIds().has(peer.id)) return
+      const address = this.pickAddress(peer.addresses)
+      if (!address || this.peerManager.peers.some((p) => p.address === address)) return
+      this.peerManager.connect(address).catch((error) => this.status.emit('peer:error', { address, id: peer.id, error }))
+    })
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ClassicLevel } from 'classic-level'
+import { MemoryLevel } from 'memory-level'
+import type { Db } from '../../src/core/emitter.js'
+
+/** A db backend the db-facing suites run on; `reopen` gives a new handle on the same data. */
+export interface DbFactory {
+  name: string
+  /** A fresh, empty database. */
+  create(): Db
+  /** A new handle on the same storage as `db` (after `db` was closed); memory dbs can't, so they return undefined. */
+  reopen(db: Db): Db | undefined
+  /** Remove everything the factory created. */
+  cleanup(): void
+}
+
+export function memoryFactory(): DbFactory {
+  return {
+    name: 'memory-level',
+    create: () => new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' }),
+    reopen: () => undefined,
+    cleanup: () => {},
+  }
+}
+
+export function classicFactory(): DbFactory {
+  const dirs: string[] = []
+  const locations = new WeakMap<Db, string>()
+  return {
+    name: 'classic-level',
+    create() {
+      const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-test-'))
+      dirs.push(dir)
+      const db = new ClassicLevel(dir, { keyEncoding: 'view', valueEncoding: 'view' })
+      locations.set(db, dir)
+      return db
+    },
+    reopen(db) {
+      const dir = locations.get(db)!
+      const again = new ClassicLevel(dir, { keyEncoding: 'view', valueEncoding: 'view' })
+      locations.set(again, dir)
+      return again
+    },
+    cleanup() {
+      for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Every db the db-facing suites run on. */
+export const dbFactories = [memoryFactory, classicFactory]
