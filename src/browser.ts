@@ -1,24 +1,29 @@
 /**
- * hyperemitter for browsers: the runtime-agnostic core. No Node built-ins may
+ * hyperemitter for browsers: the runtime-agnostic core and WebSocket replication. No Node built-ins may
  * be reachable from here (checked by the build).
  */
 import type { DescMessage } from '@bufbuild/protobuf'
 import { callable } from './core/callable.js'
-import { HyperEmitterCore, type Db, type EventMap, type HyperEmitterOptions, type SchemaStream } from './core/emitter.js'
+import type { Db, EventMap, SchemaStream } from './core/emitter.js'
+import { BrowserHyperEmitter } from './browser/emitter.js'
+import type { ReplicationOptions as HyperEmitterOptions } from './sync/replicated.js'
 import type { EventMapOf, SchemaSource } from './core/schema.js'
 
 export * from './core/index.js'
+export { BrowserHyperEmitter }
+export type { ReplicationOptions, ConnectOptions, EventPeerMessage } from './sync/replicated.js'
+export type { Peer, PeerState, IncomingPeer, Authenticate } from './sync/peers.js'
 
 export interface HyperEmitterConstructor {
-  new <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: HyperEmitterOptions): HyperEmitterCore<EventMapOf<S>>
-  new <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions): HyperEmitterCore<E>
-  new <E extends EventMap = EventMap>(options: HyperEmitterOptions): HyperEmitterCore<E>
-  <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: HyperEmitterOptions): HyperEmitterCore<EventMapOf<S>>
-  <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions): HyperEmitterCore<E>
-  <E extends EventMap = EventMap>(options: HyperEmitterOptions): HyperEmitterCore<E>
-  readonly prototype: HyperEmitterCore
+  new <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: HyperEmitterOptions): BrowserHyperEmitter<EventMapOf<S>>
+  new <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions): BrowserHyperEmitter<E>
+  new <E extends EventMap = EventMap>(options: HyperEmitterOptions): BrowserHyperEmitter<E>
+  <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: HyperEmitterOptions): BrowserHyperEmitter<EventMapOf<S>>
+  <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions): BrowserHyperEmitter<E>
+  <E extends EventMap = EventMap>(options: HyperEmitterOptions): BrowserHyperEmitter<E>
+  readonly prototype: BrowserHyperEmitter
 }
 
-export const HyperEmitter = callable(HyperEmitterCore) as unknown as HyperEmitterConstructor
-export type HyperEmitter<E extends EventMap = EventMap> = HyperEmitterCore<E>
+export const HyperEmitter = callable(BrowserHyperEmitter) as unknown as HyperEmitterConstructor
+export type HyperEmitter<E extends EventMap = EventMap> = BrowserHyperEmitter<E>
 export default HyperEmitter

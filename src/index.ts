@@ -4,12 +4,17 @@
  */
 import type { DescMessage } from '@bufbuild/protobuf'
 import { callable } from './core/callable.js'
-import type { Db, EventMap, HyperEmitterOptions, SchemaStream } from './core/emitter.js'
+import type { Db, EventMap, SchemaStream } from './core/emitter.js'
+import type { ReplicationOptions as HyperEmitterOptions } from './sync/replicated.js'
 import type { EventMapOf, SchemaSource } from './core/schema.js'
 import { NodeHyperEmitter } from './node/emitter.js'
 
 export * from './core/index.js'
 export { NodeHyperEmitter }
+export type { ListenOptions } from './node/emitter.js'
+export type { HubAddress } from './node/hub-server.js'
+export type { ReplicationOptions, ConnectOptions, EventPeerMessage } from './sync/replicated.js'
+export type { Peer, PeerState, IncomingPeer, Authenticate } from './sync/peers.js'
 export { nodeSha256 } from './node/hash.js'
 
 export interface HyperEmitterConstructor {

@@ -84,7 +84,7 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
   }
 
   private hub(options: ListenOptions): HubServer {
-    const replication = this.options as ReplicationOptions
+    const replication = this.replication
     const hub = new HubServer({
       maxFrameSize: replication.maxFrameSize,
       onRequest: options.onRequest,
@@ -103,7 +103,7 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
   }
 
   protected dial(address: string): Promise<FrameChannel> {
-    const maxFrameSize = (this.options as ReplicationOptions).maxFrameSize
+    const maxFrameSize = this.replication.maxFrameSize
     if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, { maxFrameSize })
     const url = new URL(address)
     return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), { maxFrameSize })

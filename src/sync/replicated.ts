@@ -49,7 +49,7 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
 
   constructor(...args: ConstructorParameters<typeof HyperEmitterCore>) {
     super(...args)
-    const options = this.options as ReplicationOptions
+    const options = this.replication
     this.knownPeers = new DbKnownPeers(this.db)
     this.peerManager = new PeerManager(this.log, {
       dial: (address, o) => this.dial(address, o),
@@ -65,6 +65,11 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
       () => this.startReplication(),
       () => {},
     )
+  }
+
+  /** The options, with the replication ones typed. */
+  protected get replication(): ReplicationOptions {
+    return this.options as ReplicationOptions
   }
 
   /** Open a frame channel to "tcp://host:port" or "ws(s)://..."; rejects CONNECTION_FAILED or NOT_SUPPORTED. */
@@ -121,7 +126,7 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
   }
 
   private startReplication(): void {
-    const options = this.options as ReplicationOptions
+    const options = this.replication
     if (this.closed) return
     // An internal subscription, not a listener: users' listenerCount() and removeListener() never see it.
     if (options.discover !== false) this.subscribe((d) => this.discovered(this.decode(d) as EventPeerMessage), { name: EVENT_PEER })
