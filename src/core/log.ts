@@ -203,6 +203,7 @@ export class Log implements SyncableLog {
   private readonly recent: RecentKeys
 
   private state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new'
+  private loaded = false
   private openPromise: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
 
@@ -287,6 +288,7 @@ export class Log implements SyncableLog {
     this.openPromise = this.load().then(
       () => {
         this.state = 'open'
+        this.loaded = true
       },
       (err) => {
         this.state = 'new'
@@ -369,6 +371,7 @@ export class Log implements SyncableLog {
       this.state = 'closing'
       await this.idle()
       this.state = 'closed'
+      this.loaded = false
       for (const r of this.readers) r.wakeUp()
       this.readers.clear()
     })().finally(() => {
@@ -477,8 +480,11 @@ export class Log implements SyncableLog {
 
   private async run(): Promise<void> {
     try {
-      if (this.state !== 'open') {
+      // Closing after a successful open still drains the queue; only a log
+      // that never loaded has to open (or refuse) first.
+      if (!this.loaded) {
         try {
+          if (this.state !== 'new' && this.state !== 'opening') throw closedError()
           await this.open()
         } catch (err) {
           const queued = this.queue.slice(this.queueHead)
@@ -825,9 +831,14 @@ export class Log implements SyncableLog {
   private async readPage(after: number, limit: number): Promise<LogEntry[]> {
     const it = this.sub.iterator({ gt: changeKey(after), lt: CHANGE_END, limit })
     try {
-      const rows = await it.nextv(limit)
-      const out = new Array<LogEntry>(rows.length)
-      for (let i = 0; i < rows.length; i++) out[i] = entryFromRecord(rows[i][1], readUint64BE(rows[i][0], 1))
+      const out: LogEntry[] = []
+      // nextv() may return fewer than asked (classic-level caps by bytes), so
+      // only an empty answer means the end.
+      while (out.length < limit) {
+        const rows = await it.nextv(limit - out.length)
+        if (rows.length === 0) break
+        for (let i = 0; i < rows.length; i++) out.push(entryFromRecord(rows[i][1], readUint64BE(rows[i][0], 1)))
+      }
       return out
     } catch (err) {
       throw storageFailed('Could not read the change index', err)
@@ -1074,7 +1085,7 @@ class ChangeReader implements AsyncIterableIterator<LogEntry> {
 
   next(): Promise<IteratorResult<LogEntry>> {
     // Fast path: a buffered entry needs no promise chain.
-    if (this.inFlight === 0 && this.started && !this.finished && this.bi < this.buf.length && this.remaining > 0 && !this.src.closed()) {
+    if (this.inFlight === 0 && this.started && !this.finished && this.bi < this.buf.length && this.remaining > 0) {
       this.remaining--
       return Promise.resolve({ value: this.buf[this.bi++], done: false })
     }
@@ -1145,20 +1156,22 @@ class ChangeReader implements AsyncIterableIterator<LogEntry> {
       }
     }
     for (;;) {
-      if (this.finished || this.remaining <= 0 || this.src.closed()) return this.finish()
+      if (this.finished || this.remaining <= 0) return this.finish()
       if (this.bi < this.buf.length) {
         this.remaining--
         return { value: this.buf[this.bi++], done: false }
       }
-      if (this.exhausted) return this.finish()
+      if (this.liveBuf.length > 0) {
+        this.buf = this.liveBuf
+        this.bi = 0
+        this.liveBuf = []
+        this.cursor = this.buf[this.buf.length - 1].change
+        continue
+      }
+      // After close, what is already in memory is still delivered, but no
+      // new db read starts: the caller may close the db right after the log.
+      if (this.exhausted || this.src.closed()) return this.finish()
       if (this.subscribed) {
-        if (this.liveBuf.length > 0) {
-          this.buf = this.liveBuf
-          this.bi = 0
-          this.liveBuf = []
-          this.cursor = this.buf[this.buf.length - 1].change
-          continue
-        }
         await new Promise<void>((resolve) => {
           this.wake = resolve
         })

@@ -1,0 +1,603 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { AbstractLevel } from 'abstract-level'
+import { ClassicLevel } from 'classic-level'
+import { MemoryLevel } from 'memory-level'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { compareBytes, equalBytes, toHex } from '../src/core/bytes.js'
+import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
+import { sha256 } from '../src/core/hash.js'
+import { decodeNode, encodeNode, Log } from '../src/core/log.js'
+import type { Clock, LogEntry } from '../src/core/types.js'
+
+type Db = AbstractLevel<any, any, any>
+
+interface Backend {
+  name: string
+  /** A fresh empty db in the app's default (utf8) encodings, as an app would hand it over. */
+  create(): Db
+  /** A new handle on the same storage (after the old one was closed), or undefined for memory. */
+  reopen(db: Db): Db | undefined
+}
+
+const dirs: string[] = []
+const locations = new WeakMap<Db, string>()
+const backends: Backend[] = [
+  { name: 'memory-level', create: () => new MemoryLevel(), reopen: () => undefined },
+  {
+    name: 'classic-level',
+    create() {
+      const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-log-'))
+      dirs.push(dir)
+      const db = new ClassicLevel(dir)
+      locations.set(db, dir)
+      return db
+    },
+    reopen(db) {
+      const dir = locations.get(db)!
+      const again = new ClassicLevel(dir)
+      locations.set(again, dir)
+      return again
+    },
+  },
+]
+
+const enc = (s: string) => new TextEncoder().encode(s)
+
+async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<unknown> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(err, `expected a rejection with ${code}`).toBeDefined()
+  expect(isHyperEmitterError(err) ? err.code : err).toBe(code)
+  return err
+}
+
+/** Nodes `from` has that `to` lacks, optionally only the first `limit`. */
+async function missingBytes(from: Log, to: Log, limit = Infinity): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = []
+  if (limit <= 0) return out
+  for await (const e of from.readMissing(to.clock())) {
+    out.push(e.bytes)
+    if (out.length >= limit) break
+  }
+  return out
+}
+
+async function sync(from: Log, to: Log, origin: unknown = 'sync'): Promise<LogEntry[]> {
+  return to.addMany(await missingBytes(from, to), origin)
+}
+
+/** A hand-made foreign node (its own writer), with its key. */
+function foreign(writer: Uint8Array, seq: number, links: Uint8Array[], value = enc(`v${seq}`)) {
+  const bytes = encodeNode({ writer, seq, links, value })
+  return { bytes, key: sha256(bytes) }
+}
+
+function randomWriter(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(16))
+}
+
+/** Counts db.batch calls and can make the next one fail. Sublevels forward to the root's batch(). */
+function spyBatch(db: Db) {
+  const original = db.batch.bind(db)
+  const spy = { calls: 0, failNext: 0 }
+  ;(db as any).batch = (...args: unknown[]) => {
+    spy.calls++
+    if (spy.failNext > 0) {
+      spy.failNext--
+      return Promise.reject(new Error('injected batch failure'))
+    }
+    return (original as any)(...args)
+  }
+  return spy
+}
+
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+describe.each(backends)('Log on $name', (backend) => {
+  let dbs: Db[]
+  let logs: Log[]
+
+  async function openLog(db = backend.create(), options = {}): Promise<Log> {
+    if (!dbs.includes(db)) dbs.push(db)
+    const log = new Log(db, options)
+    logs.push(log)
+    await log.open()
+    return log
+  }
+
+  beforeEach(() => {
+    dbs = []
+    logs = []
+  })
+  afterEach(async () => {
+    for (const l of logs) await l.close()
+    for (const db of dbs) if (db.status === 'open') await db.close()
+  })
+
+  it('appends chained nodes: seq 1..n, each linking the previous, heads and clock follow', async () => {
+    const log = await openLog()
+    expect(log.writer.length).toBe(16)
+    expect(log.writerId).toBe(toHex(log.writer))
+    expect(log.length).toBe(0)
+    expect(log.heads()).toEqual([])
+
+    const a = await log.append(enc('a'))
+    const b = await log.append(enc('b'))
+    expect([a.seq, b.seq, a.change, b.change]).toEqual([1, 2, 1, 2])
+    expect(a.links).toEqual([])
+    expect(b.links.map(toHex)).toEqual([toHex(a.key)])
+    expect(toHex(b.key)).toBe(toHex(sha256(b.bytes)))
+    expect(new TextDecoder().decode(b.value)).toBe('b')
+    expect(decodeNode(b.bytes).seq).toBe(2)
+    expect(log.heads().map(toHex)).toEqual([toHex(b.key)])
+    expect(log.clock()).toEqual(new Map([[log.writerId, 2]]))
+    expect(log.length).toBe(2)
+
+    const got = await log.get(a.key)
+    expect(got && toHex(got.bytes)).toBe(toHex(a.bytes))
+    expect(got?.change).toBe(1)
+    expect(await log.has(b.key)).toBe(true)
+    expect(await log.has(new Uint8Array(32))).toBe(false)
+    expect(await log.get(new Uint8Array(32))).toBeUndefined()
+  })
+
+  it('refuses bad arguments with INVALID_ARGUMENT', async () => {
+    const log = await openLog()
+    await expectCode(log.append('x' as any), ErrorCodes.INVALID_ARGUMENT)
+    await expectCode(log.get(new Uint8Array(31)), ErrorCodes.INVALID_ARGUMENT)
+    await expectCode(log.has('k' as any), ErrorCodes.INVALID_ARGUMENT)
+    expect(() => log.read({ since: -1 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }))
+    expect(log.length).toBe(0)
+  })
+
+  it('shares the db politely: app keys stay untouched, the log lives in its sublevel', async () => {
+    const db = backend.create()
+    await db.open()
+    await db.put('app-key', 'app-value')
+    const log = await openLog(db)
+    await log.append(enc('x'))
+    expect(await db.get('app-key')).toBe('app-value')
+    const keys = await db.keys().all()
+    expect(keys.filter((k: string) => !k.startsWith('!hyperemitter!'))).toEqual(['app-key'])
+  })
+
+  it('stores a foreign node once: a duplicate add resolves to null', async () => {
+    const a = await openLog()
+    const b = await openLog()
+    const e = await a.append(enc('one'))
+    const first = await b.add(e.bytes, 'peer')
+    expect(first?.seq).toBe(1)
+    expect(toHex(first!.key)).toBe(toHex(e.key))
+    expect(await b.add(e.bytes)).toBeNull()
+    expect(await b.addMany([e.bytes, e.bytes])).toEqual([])
+    expect(b.length).toBe(1)
+    expect((await all(b.read())).length).toBe(1)
+    expect(b.clock().get(a.writerId)).toBe(1)
+    expect(b.heads().map(toHex)).toEqual([toHex(e.key)])
+  })
+
+  it('re-encodes foreign bytes canonically: another encoding of the same node is no second node', async () => {
+    const b = await openLog()
+    const writer = randomWriter()
+    const n1 = foreign(writer, 1, [])
+    const fields = decodeNode(n1.bytes)
+    // Same content, non-canonical: fields reversed, an unknown field, a padded seq varint.
+    const parts = [
+      Uint8Array.of(0x22, fields.value.length, ...fields.value),
+      Uint8Array.of(0x10, 0x81, 0x00),
+      Uint8Array.of(0x0a, 16, ...fields.writer),
+      Uint8Array.of(0x78, 0x05), // field 15, varint: unknown
+    ]
+    const odd = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+    let at = 0
+    for (const p of parts) {
+      odd.set(p, at)
+      at += p.length
+    }
+    expect(toHex(odd)).not.toBe(toHex(n1.bytes))
+
+    const stored = await b.add(odd)
+    expect(toHex(stored!.bytes)).toBe(toHex(n1.bytes))
+    expect(toHex(stored!.key)).toBe(toHex(n1.key))
+    expect(await b.add(n1.bytes)).toBeNull()
+    expect(await b.add(odd)).toBeNull()
+    expect(b.length).toBe(1)
+    const got = await b.get(n1.key)
+    expect(toHex(got!.bytes)).toBe(toHex(n1.bytes))
+  })
+
+  it('refuses tampered nodes and stores nothing of them', async () => {
+    const a = await openLog()
+    const b = await openLog()
+    const e1 = await a.append(enc('one'))
+    const e2 = await a.append(enc('two'))
+    await b.add(e1.bytes)
+
+    // Truncated or garbled encodings.
+    await expectCode(b.add(e2.bytes.subarray(0, e2.bytes.length - 1)), ErrorCodes.INVALID_NODE)
+    await expectCode(b.add(Uint8Array.of(0xff, 0xff, 0xff)), ErrorCodes.INVALID_NODE)
+    const shortWriter = encodeNode({ writer: new Uint8Array(15), seq: 2, links: [e1.key], value: enc('x') })
+    await expectCode(b.add(shortWriter), ErrorCodes.INVALID_NODE)
+    const shortLink = encodeNode({ writer: a.writer, seq: 2, links: [e1.key.subarray(0, 31)], value: enc('x') })
+    await expectCode(b.add(shortLink), ErrorCodes.INVALID_NODE)
+    await expectCode(b.add(encodeNode({ writer: a.writer, seq: 0, links: [], value: enc('x') })), ErrorCodes.INVALID_NODE)
+
+    // A flipped bit inside a link points at a node nobody has.
+    const flippedLink = e2.bytes.slice()
+    flippedLink[flippedLink.length - e2.value.length - 5] ^= 1
+    await expectCode(b.add(flippedLink), ErrorCodes.MISSING_LINK)
+
+    // A changed value is a different node under the same (writer, seq) once seq 2 is held: a fork.
+    await b.add(e2.bytes)
+    const otherValue = e2.bytes.slice()
+    otherValue[otherValue.length - 1] ^= 1
+    await expectCode(b.add(otherValue), ErrorCodes.SEQ_MISMATCH)
+
+    expect(b.length).toBe(2)
+    expect((await all(b.read())).map((e) => toHex(e.key))).toEqual([toHex(e1.key), toHex(e2.key)])
+    expect(await b.has(sha256(flippedLink))).toBe(false)
+    expect(await b.has(sha256(otherValue))).toBe(false)
+  })
+
+  it('refuses missing links, seq gaps, forks and own-writer forgeries, storing nothing', async () => {
+    const log = await openLog()
+    const w = randomWriter()
+    const n1 = foreign(w, 1, [])
+    const n2 = foreign(w, 2, [n1.key])
+    const n3 = foreign(w, 3, [n2.key])
+    const unknown = sha256(enc('nobody has this'))
+
+    await expectCode(log.addMany([n1.bytes, foreign(w, 2, [unknown]).bytes]), ErrorCodes.MISSING_LINK)
+    await expectCode(log.add(n2.bytes), ErrorCodes.SEQ_MISMATCH) // seq gap (seq is checked before links)
+    await expectCode(log.add(foreign(w, 1, [unknown]).bytes), ErrorCodes.MISSING_LINK)
+    await expectCode(log.addMany([n1.bytes, n3.bytes]), ErrorCodes.SEQ_MISMATCH) // gap
+    await expectCode(log.addMany([n2.bytes, n1.bytes]), ErrorCodes.SEQ_MISMATCH) // out of order
+    expect(log.length).toBe(0)
+    expect(await log.has(n1.key)).toBe(false)
+    expect(log.clock().size).toBe(0)
+
+    expect((await log.addMany([n1.bytes, n2.bytes])).length).toBe(2)
+    const fork = foreign(w, 2, [n1.key], enc('other'))
+    await expectCode(log.add(fork.bytes), ErrorCodes.SEQ_MISMATCH)
+
+    // Nobody else may write as us: neither the next seq nor an old one.
+    const mine = await log.append(enc('mine'))
+    await expectCode(log.add(foreign(log.writer, 2, [mine.key]).bytes), ErrorCodes.SEQ_MISMATCH)
+    await expectCode(log.add(foreign(log.writer, 1, []).bytes), ErrorCodes.SEQ_MISMATCH)
+    // ...but an echo of our own node is a harmless duplicate.
+    expect(await log.add(mine.bytes)).toBeNull()
+
+    expect(log.length).toBe(3)
+    expect(log.clock()).toEqual(new Map([[toHex(w), 2], [log.writerId, 1]]))
+    expect(await log.has(fork.key)).toBe(false)
+    // The log stays healthy.
+    expect((await log.append(enc('after'))).seq).toBe(2)
+  })
+
+  it('accepts links to nodes stored long ago (beyond the recent-key cache) via the db', async () => {
+    const a = await openLog(undefined, { recentKeys: 2 })
+    const b = await openLog(undefined, { recentKeys: 2 })
+    const old = await a.append(enc('old'))
+    await sync(a, b)
+    for (let i = 0; i < 5; i++) await b.append(enc(`b${i}`))
+    // A node of a's linking only `old`, which b has long evicted from its cache.
+    const w = randomWriter()
+    const n = foreign(w, 1, [old.key])
+    expect((await b.add(n.bytes))?.links.map(toHex)).toEqual([toHex(old.key)])
+    expect(await b.has(old.key)).toBe(true)
+  })
+
+  it('keeps heads as the sorted set of nodes nobody links to', async () => {
+    const a = await openLog()
+    const b = await openLog()
+    const c = await openLog()
+    await a.append(enc('a1'))
+    await b.append(enc('b1'))
+    await c.append(enc('c1'))
+    await sync(a, c)
+    await sync(b, c)
+    const heads = c.heads()
+    expect(heads.length).toBe(3)
+    expect([...heads].sort(compareBytes).map(toHex)).toEqual(heads.map(toHex))
+    const merged = await c.append(enc('c2'))
+    expect(merged.links.map(toHex)).toEqual(heads.map(toHex))
+    expect(c.heads().map(toHex)).toEqual([toHex(merged.key)])
+  })
+
+  it('reads in topological order: every node after all it links to', async () => {
+    const peers = [await openLog(), await openLog(), await openLog()]
+    for (let round = 0; round < 6; round++) {
+      for (const [i, p] of peers.entries()) for (let k = 0; k <= (round + i) % 3; k++) await p.append(enc(`${i}:${round}:${k}`))
+      await sync(peers[round % 3], peers[(round + 1) % 3])
+      await sync(peers[(round + 2) % 3], peers[round % 3])
+    }
+    for (const p of peers) {
+      const seen = new Map<string, number>()
+      const entries = await all(p.read())
+      expect(entries.map((e) => e.change)).toEqual(entries.map((_, i) => i + 1))
+      for (const e of entries) {
+        for (const l of e.links) expect(seen.get(toHex(l)), 'link stored earlier').toBeLessThan(e.change)
+        seen.set(toHex(e.key), e.change)
+      }
+    }
+  })
+
+  it('a failing batch stores nothing, moves no counter, and the log keeps working', async () => {
+    const db = backend.create()
+    const spy = spyBatch(db)
+    const log = await openLog(db)
+    await log.append(enc('before'))
+    const length = log.length
+    const heads = log.heads().map(toHex)
+
+    spy.failNext = 1
+    const results = await Promise.allSettled([log.append(enc('x')), log.append(enc('y'))])
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+    const errors = results.map((r) => (r as PromiseRejectedResult).reason)
+    expect(errors.map((e) => e.code)).toEqual([ErrorCodes.STORAGE_FAILED, ErrorCodes.STORAGE_FAILED])
+    expect(errors[0]).not.toBe(errors[1])
+    expect(errors[0].cause.message).toBe('injected batch failure')
+
+    expect(log.length).toBe(length)
+    expect(log.heads().map(toHex)).toEqual(heads)
+    expect(log.clock().get(log.writerId)).toBe(1)
+    expect((await all(log.read())).length).toBe(1)
+
+    const next = await log.append(enc('after'))
+    expect(next.seq).toBe(2)
+    expect(next.change).toBe(2)
+    expect(next.links.map(toHex)).toEqual(heads)
+  })
+
+  it('an addMany with one bad node in the middle stores none of it; grouped appends still commit', async () => {
+    const db = backend.create()
+    const spy = spyBatch(db)
+    const log = await openLog(db)
+    const w = randomWriter()
+    const n1 = foreign(w, 1, [])
+    const bad = foreign(w, 2, [sha256(enc('missing'))])
+    const n3 = foreign(w, 3, [bad.key])
+    const calls = spy.calls
+
+    const appends = [log.append(enc('a')), log.append(enc('b'))]
+    const many = log.addMany([n1.bytes, bad.bytes, n3.bytes], 'peer')
+    const more = log.append(enc('c'))
+    const good = log.addMany([foreign(randomWriter(), 1, []).bytes], 'peer2')
+    await expectCode(many, ErrorCodes.MISSING_LINK)
+    const ok = await Promise.all([...appends, more])
+    expect(ok.map((e) => e.seq)).toEqual([1, 2, 3])
+    expect((await good).length).toBe(1)
+    expect(spy.calls - calls).toBe(1) // all of it went in one batch
+
+    expect(await log.has(n1.key)).toBe(false)
+    expect(log.clock().has(toHex(w))).toBe(false)
+    expect(log.length).toBe(4)
+  })
+
+  it('group-commits 10k un-awaited appends: all resolve, seq 1..10k, chained, few batches', async () => {
+    const db = backend.create()
+    const spy = spyBatch(db)
+    const log = await openLog(db)
+    const calls = spy.calls
+    const N = 10_000
+    const pending: Promise<LogEntry>[] = []
+    for (let i = 0; i < N; i++) pending.push(log.append(enc(`e${i}`)))
+    const entries = await Promise.all(pending)
+    const batches = spy.calls - calls
+    expect(batches).toBeLessThanOrEqual(Math.ceil(N / 1000) + 1)
+    expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i + 1))
+    for (let i = 1; i < N; i++) {
+      expect(entries[i].links.length).toBe(1)
+      if (!equalBytes(entries[i].links[0], entries[i - 1].key)) throw new Error(`entry ${i} does not link its predecessor`)
+    }
+    expect(log.length).toBe(N)
+    expect(log.heads().map(toHex)).toEqual([toHex(entries[N - 1].key)])
+  })
+
+  it('fires onChange after commit, before the promises resolve, once per origin run', async () => {
+    const a = await openLog()
+    const b = await openLog()
+    const c = await openLog()
+    await a.append(enc('a1'))
+    await c.append(enc('c1'))
+    const fromA = await missingBytes(a, b)
+    const fromC = await missingBytes(c, b)
+
+    const calls: { origin: unknown; changes: number[]; length: number }[] = []
+    const off = b.onChange((entries, origin) => calls.push({ origin, changes: entries.map((e) => e.change), length: b.length }))
+    let resolvedBeforeListener = false
+    const p1 = b.append(enc('x')).then(() => {
+      resolvedBeforeListener = calls.length === 0
+    })
+    const p2 = b.addMany(fromA, 'A')
+    const p3 = b.addMany(fromC, 'C')
+    const p4 = b.append(enc('y'))
+    await Promise.all([p1, p2, p3, p4])
+    expect(resolvedBeforeListener).toBe(false)
+    expect(calls).toEqual([
+      { origin: undefined, changes: [1], length: 4 },
+      { origin: 'A', changes: [2], length: 4 },
+      { origin: 'C', changes: [3], length: 4 },
+      { origin: undefined, changes: [4], length: 4 },
+    ])
+    off()
+    await b.append(enc('z'))
+    expect(calls.length).toBe(4)
+  })
+
+  it('read({since, limit}) pages the change index', async () => {
+    const log = await openLog()
+    for (let i = 0; i < 1200; i++) void log.append(enc(`e${i}`))
+    await log.append(enc('last'))
+    expect((await all(log.read())).map((e) => e.change)).toEqual(Array.from({ length: 1201 }, (_, i) => i + 1))
+    expect((await all(log.read({ since: 1000, limit: 3 }))).map((e) => e.change)).toEqual([1001, 1002, 1003])
+    expect((await all(log.read({ since: 1199 }))).map((e) => e.seq)).toEqual([1200, 1201])
+    expect(await all(log.read({ since: 5000 }))).toEqual([])
+    expect(await all(log.read({ limit: 0 }))).toEqual([])
+  })
+
+  it('read({live}) sees every later append exactly once, in order, and ends when the log closes', async () => {
+    const log = await openLog()
+    for (let i = 0; i < 700; i++) void log.append(enc(`h${i}`))
+    const reader = log.read({ live: true, since: 0 })
+    const total = 700 + 20 * 50 + 1
+    const seen: number[] = []
+    let caughtUp!: () => void
+    const reachedEnd = new Promise<void>((resolve) => (caughtUp = resolve))
+    // Consume concurrently with appends that straddle the historical/live boundary.
+    const consumer = (async () => {
+      for await (const e of reader) {
+        seen.push(e.change)
+        if (e.change >= total) caughtUp()
+      }
+    })()
+    for (let round = 0; round < 20; round++) {
+      const batch: Promise<LogEntry>[] = []
+      for (let i = 0; i < 50; i++) batch.push(log.append(enc(`l${round}:${i}`)))
+      if (round % 2 === 0) await Promise.all(batch)
+    }
+    await log.append(enc('final'))
+    expect(log.length).toBe(total)
+    await reachedEnd
+    // The reader now waits for more; closing the log ends it.
+    await log.close()
+    await consumer
+    expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1))
+  })
+
+  it('a live reader ends when the consumer breaks or calls return()', async () => {
+    const log = await openLog()
+    await log.append(enc('one'))
+    const seen: number[] = []
+    for await (const e of log.read({ live: true })) {
+      seen.push(e.change)
+      if (seen.length === 2) break
+      void log.append(enc('two'))
+    }
+    expect(seen).toEqual([1, 2])
+    const it2 = log.read({ live: true, since: 2 })
+    const pending = it2.next()
+    await it2.return!()
+    expect(await pending).toEqual({ value: undefined, done: true })
+    expect(await it2.next()).toEqual({ value: undefined, done: true })
+  })
+
+  it('a live reader that falls far behind catches up from the db without loss', async () => {
+    const log = await openLog()
+    const reader = log.read({ live: true })
+    await log.append(enc('first'))
+    expect((await reader.next()).value?.change).toBe(1)
+    // 12k entries arrive while the consumer sleeps: more than the live buffer holds.
+    const pending: Promise<LogEntry>[] = []
+    for (let i = 0; i < 12_000; i++) pending.push(log.append(enc(`x${i}`)))
+    await Promise.all(pending)
+    const changes: number[] = []
+    while (changes.length < 12_000) {
+      const r = await reader.next()
+      if (r.done) break
+      changes.push(r.value.change)
+    }
+    expect(changes).toEqual(Array.from({ length: 12_000 }, (_, i) => i + 2))
+    await reader.return!()
+  })
+
+  it('readMissing returns exactly what the remote lacks, in change order, for several writers', async () => {
+    const a = await openLog()
+    const b = await openLog()
+    const c = await openLog()
+    const hub = await openLog()
+    for (let round = 0; round < 5; round++) {
+      for (const [i, p] of [a, b, c].entries()) {
+        for (let k = 0; k < 3 + i; k++) await p.append(enc(`${i}:${round}:${k}`))
+        await sync(p, hub)
+        await sync(hub, p)
+      }
+    }
+    const everything = await all(hub.read())
+    const check = async (remote: Clock) => {
+      const expected = everything.filter((e) => e.seq > (remote.get(toHex(e.writer)) ?? 0)).map((e) => e.change)
+      const got = await all(hub.readMissing(remote))
+      expect(got.map((e) => e.change)).toEqual(expected)
+      for (const e of got) expect(toHex(e.key)).toBe(toHex(sha256(e.bytes)))
+    }
+    const full = hub.clock()
+    const nearly = new Map([...full].map(([w, s]) => [w, Math.max(0, s - 2)]))
+    await check(new Map()) // scan path
+    await check(full) // nothing
+    await check(nearly) // writer-index path
+    await check(new Map([[a.writerId, 7]])) // one writer partly known, the others not
+    await check(new Map([[b.writerId, 1000], ['00'.repeat(16), 3], [hub.writerId, 0]]))
+    expect(await all(hub.readMissing(full))).toEqual([])
+  })
+
+  it('readMissing pages large per-writer ranges through the writer index', async () => {
+    const a = await openLog()
+    const b = await openLog()
+    const pa: Promise<LogEntry>[] = []
+    for (let i = 0; i < 2500; i++) pa.push(a.append(enc(`a${i}`)))
+    await Promise.all(pa)
+    await b.addMany(await missingBytes(a, b))
+    const pb: Promise<LogEntry>[] = []
+    for (let i = 0; i < 3000; i++) pb.push(b.append(enc(`b${i}`)))
+    await Promise.all(pb)
+    // The remote lacks 2400 of a's and 10 of b's: well under half, so the index path.
+    const remote = new Map([[a.writerId, 100], [b.writerId, 2990]])
+    const got = await all(b.readMissing(remote))
+    expect(got.length).toBe(2410)
+    expect(got.map((e) => e.change)).toEqual([...Array.from({ length: 2400 }, (_, i) => 101 + i), ...Array.from({ length: 10 }, (_, i) => 5491 + i)])
+  })
+
+  it('restores writer id, clock, heads and length on reopen, and continues the sequence', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    const other = await openLog()
+    await other.append(enc('o1'))
+    await log.append(enc('1'))
+    await sync(other, log)
+    await log.append(enc('2'))
+    await other.append(enc('o2'))
+    await sync(other, log)
+    const before = { writer: log.writerId, clock: log.clock(), heads: log.heads().map(toHex), length: log.length }
+    await log.close()
+    await expectCode(log.append(enc('late')), ErrorCodes.CLOSED)
+    await expectCode(log.addMany([]), ErrorCodes.CLOSED)
+
+    let db2 = backend.reopen(db)
+    if (db2 === undefined) {
+      db2 = db // memory-level: a new Log over the same open db
+    } else {
+      await db.close()
+    }
+    const again = await openLog(db2)
+    expect({ writer: again.writerId, clock: again.clock(), heads: again.heads().map(toHex), length: again.length }).toEqual(before)
+    const next = await again.append(enc('3'))
+    expect(next.seq).toBe(3)
+    expect(next.change).toBe(before.length + 1)
+    expect(next.links.map(toHex)).toEqual(before.heads)
+    expect((await all(again.read())).length).toBe(before.length + 1)
+  })
+
+  it('close() waits for queued writes and is idempotent; open() is idempotent', async () => {
+    const log = await openLog()
+    await log.open()
+    const pending = [log.append(enc('1')), log.append(enc('2'))]
+    const closing = log.close()
+    await expectCode(log.append(enc('3')), ErrorCodes.CLOSED)
+    await Promise.all([closing, log.close()])
+    expect((await Promise.all(pending)).map((e) => e.seq)).toEqual([1, 2])
+    expect(log.length).toBe(2)
+    await log.close()
+  })
+})
