@@ -670,6 +670,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     if (this.closed) return
     const error = asSessionError(err)
     try {
+      // The peer learns what did get stored before the failure.
+      this.flushAck()
       this.send(errorFrame(error.code, error.message))
     } catch {
       // The channel is gone or refused the frame: the close below still reports the cause.
