@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { create, toBinary } from '@bufbuild/protobuf'
-import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
+import { ErrorCodes, isHyperEmitterError, type HyperEmitterError } from '../src/core/errors.js'
 import {
   AckSchema,
   ClockEntrySchema,
@@ -118,7 +118,7 @@ async function drive(L: TestLog, prelude: (send: (f: Uint8Array) => void) => voi
     expect(synced).toBe(true)
   } else {
     expect(isHyperEmitterError(err)).toBe(true)
-    expect(KNOWN_CODES.has((err as { code: string }).code)).toBe(true)
+    expect(KNOWN_CODES.has((err as HyperEmitterError).code)).toBe(true)
   }
   expect([...L.clock()].sort()).toEqual(clockBefore)
   expect(L.length).toBe(lengthBefore)
