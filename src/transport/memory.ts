@@ -14,9 +14,12 @@ import {
  * asynchronously and in order; a paused receiver leaves them buffered on the
  * sender's side, so backpressure behaves as it does over a socket.
  */
-export function createMemoryPair(options: FrameChannelOptions = {}): [FrameChannel, FrameChannel] {
+export function createMemoryPair(
+  options: FrameChannelOptions = {},
+  optionsB: FrameChannelOptions = options,
+): [FrameChannel, FrameChannel] {
   const a = new MemoryChannel(options, 'memory://a')
-  const b = new MemoryChannel(options, 'memory://b')
+  const b = new MemoryChannel(optionsB, 'memory://b')
   a.peer = b
   b.peer = a
   return [a, b]
@@ -71,11 +74,15 @@ class MemoryChannel implements FrameChannel {
   close(err?: Error): void {
     if (this.closed) return
     this.closed = true
-    this.outbox = []
-    this.outboxBytes = 0
+    if (err !== undefined) {
+      this.outbox = []
+      this.outboxBytes = 0
+    }
     this.events.emit('close', err)
-    // The other end sees a clean close, as a socket's peer would.
-    queueMicrotask(() => this.peer.close())
+    // The other end sees a clean close, as a socket's peer would: after the
+    // frames already sent, when the close was clean (flush() closes it then).
+    if (this.outbox.length === 0) queueMicrotask(() => this.peer.close())
+    else this.scheduleFlush()
   }
 
   on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
@@ -96,14 +103,23 @@ class MemoryChannel implements FrameChannel {
   private flush(): void {
     this.flushScheduled = false
     const peer = this.peer
-    while (this.outbox.length > 0 && !peer.paused && !peer.closed && !this.closed) {
+    while (this.outbox.length > 0 && !peer.paused && !peer.closed) {
       const frame = this.outbox.shift()!
       this.outboxBytes -= frame.byteLength
       if (frame.byteLength > peer.maxFrameSize) {
         peer.close(frameTooLarge(frame.byteLength, peer.maxFrameSize))
         return
       }
-      peer.events.emit('frame', frame)
+      try {
+        peer.events.emit('frame', frame)
+      } catch (err) {
+        // As the socket channels do: a throwing listener closes its channel, never the timer loop.
+        peer.close(err instanceof Error ? err : new Error(String(err)))
+      }
+    }
+    if (this.closed && this.outbox.length === 0) {
+      peer.close()
+      return
     }
     if (this.needDrain && this.outboxBytes < this.highWaterMark && !this.closed) {
       this.needDrain = false

@@ -253,8 +253,11 @@ class TcpChannel implements FrameChannel {
   private flushScheduled = false
   private needDrain = false
 
-  // Receive side: frames decoded while paused wait here, in order.
+  // Receive side: frames decoded while paused, or before any 'frame' listener
+  // exists, wait here in order (the socket is paused meanwhile, so at most one
+  // chunk's worth).
   private paused = false
+  private readonly frameListeners = new Set<unknown>()
   private inbox: Uint8Array[] = []
   private inboxHead = 0
   private deliveryScheduled = false
@@ -359,10 +362,20 @@ class TcpChannel implements FrameChannel {
 
   on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.on(event, listener)
+    if (event === 'frame') {
+      this.frameListeners.add(listener)
+      // Frames that arrived before anyone listened go out now, asynchronously.
+      if (!this.paused && !this.closed && this.inboxHead < this.inbox.length) this.scheduleDelivery()
+    }
   }
 
   off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.off(event, listener)
+    if (event === 'frame') {
+      this.frameListeners.delete(listener)
+      // A close held back for listeners that are now gone must not wait forever.
+      if (this.frameListeners.size === 0 && this.endPending && !this.paused && !this.closed) this.finishEnd()
+    }
   }
 
   private flushStage(): void {
@@ -405,8 +418,11 @@ class TcpChannel implements FrameChannel {
 
   private readonly onFrame = (frame: Uint8Array): void => {
     if (this.closed) return
-    if (this.paused || this.inboxHead < this.inbox.length) {
+    // Without a listener the frame would be lost: a peer may speak first, before
+    // whoever got this channel (onChannel, an awaited connect) has attached one.
+    if (this.paused || this.frameListeners.size === 0 || this.inboxHead < this.inbox.length) {
       this.inbox.push(frame)
+      this.socket.pause()
       return
     }
     this.deliver(frame)
@@ -429,12 +445,12 @@ class TcpChannel implements FrameChannel {
   /** Deliver frames held while paused; the socket stays paused until they are all out, keeping order. */
   private readonly drainInbox = (): void => {
     this.deliveryScheduled = false
-    while (!this.closed && !this.paused && this.inboxHead < this.inbox.length) {
+    while (!this.closed && !this.paused && this.frameListeners.size > 0 && this.inboxHead < this.inbox.length) {
       const frame = this.inbox[this.inboxHead]
       this.inbox[this.inboxHead++] = EMPTY
       this.deliver(frame)
     }
-    if (this.closed || this.paused) return
+    if (this.closed || this.paused || this.inboxHead < this.inbox.length) return
     this.inbox = []
     this.inboxHead = 0
     if (this.endPending) this.finishEnd()
@@ -443,7 +459,9 @@ class TcpChannel implements FrameChannel {
 
   private readonly onEnd = (): void => {
     if (this.closed) return
-    if (this.inboxHead < this.inbox.length) {
+    // Held frames still reach a paused or listening consumer before the close;
+    // with nobody listening they would wait forever, so the close goes first.
+    if (this.inboxHead < this.inbox.length && (this.paused || this.frameListeners.size > 0)) {
       this.endPending = true
       return
     }

@@ -262,6 +262,7 @@ class WebSocketChannel implements FrameChannel {
   private drainSocket: NodeSocketLike | null = null
 
   private paused = false
+  private readonly frameListeners = new Set<unknown>()
   private inbox: Uint8Array[] = []
   private inboxHead = 0
   private inboxBytes = 0
@@ -363,10 +364,21 @@ class WebSocketChannel implements FrameChannel {
 
   on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.on(event, listener)
+    if (event === 'frame') {
+      this.frameListeners.add(listener)
+      // Frames that arrived before anyone listened go out now, asynchronously.
+      if (!this.paused && !this.closed && this.inboxHead < this.inbox.length) this.scheduleDelivery()
+    }
   }
 
   off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.off(event, listener)
+    if (event === 'frame') {
+      this.frameListeners.delete(listener)
+      // A close held back for listeners that are now gone must not wait forever.
+      const pending = this.pendingClose
+      if (this.frameListeners.size === 0 && pending !== null && !this.paused && !this.closed) this.close(pending.err)
+    }
   }
 
   /**
@@ -453,7 +465,11 @@ class WebSocketChannel implements FrameChannel {
       this.close(frameTooLarge(frame.byteLength, this.maxFrameSize))
       return
     }
-    if (this.paused || this.inboxHead < this.inbox.length) {
+    // Without a listener the frame would be lost: `ws` can deliver the peer's
+    // first message in the same tick as 'open', before connectWebSocket's
+    // caller has attached one.
+    if (this.paused || this.frameListeners.size === 0 || this.inboxHead < this.inbox.length) {
+      if (typeof this.node.pause === 'function' && this.ws.readyState === OPEN) this.node.pause()
       this.inboxBytes += Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
       if (this.inboxBytes > this.maxQueuedBytes) {
         this.close(
@@ -487,13 +503,13 @@ class WebSocketChannel implements FrameChannel {
 
   private readonly drainInbox = (): void => {
     this.deliveryScheduled = false
-    while (!this.closed && !this.paused && this.inboxHead < this.inbox.length) {
+    while (!this.closed && !this.paused && this.frameListeners.size > 0 && this.inboxHead < this.inbox.length) {
       const frame = this.inbox[this.inboxHead]
       this.inbox[this.inboxHead++] = EMPTY
       this.inboxBytes -= Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
       this.deliver(frame)
     }
-    if (this.closed || this.paused) return
+    if (this.closed || this.paused || this.inboxHead < this.inbox.length) return
     this.inbox = []
     this.inboxHead = 0
     this.inboxBytes = 0
@@ -509,8 +525,8 @@ class WebSocketChannel implements FrameChannel {
   private readonly onClose = (event: any): void => {
     if (this.closed) return
     const err = errorForCloseCode(this.remote, Number(event?.code), String(event?.reason ?? ''))
-    if (this.inboxHead < this.inbox.length) {
-      // Frames that arrived before the close still reach the listener, on resume.
+    if (this.inboxHead < this.inbox.length && (this.paused || this.frameListeners.size > 0)) {
+      // Frames that arrived before the close still reach a paused or listening consumer first.
       this.pendingClose = { err }
       return
     }
