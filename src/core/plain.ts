@@ -971,9 +971,11 @@ class Reader {
       case WT_I64:
         this.pos += 8
         break
-      case WT_LEN:
-        this.pos += this.len(end)
+      case WT_LEN: {
+        const n = this.len(end)
+        this.pos += n
         break
+      }
       case WT_I32:
         this.pos += 4
         break

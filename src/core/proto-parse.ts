@@ -145,6 +145,8 @@ function proto3Optionals(tokens: string[]): Set<string> {
 
 class Builder {
   private readonly types = new Map<string, Kind>()
+  /** Enum full name -> its value names, to check enum defaults. */
+  private readonly enumValues = new Map<string, Set<string>>()
   private readonly pkg: string
 
   constructor(
@@ -165,10 +167,10 @@ class Builder {
       }
       imports.push(file)
       for (const m of file.messages) this.declareImported(m)
-      for (const e of file.enums) this.types.set(e.typeName, 'enum')
+      for (const e of file.enums) this.declareEnum(e.typeName, e.values.map((v) => v.name))
     }
     const prefix = this.pkg
-    for (const e of this.schema.enums) this.declare(join(prefix, e.name), 'enum')
+    for (const e of this.schema.enums) this.declareEnum(join(prefix, e.name), Object.keys(e.values), true)
     for (const m of this.schema.messages) this.declareMessage(m, prefix)
 
     const init: MessageInitShape<typeof FileDescriptorProtoSchema> = {
@@ -189,16 +191,22 @@ class Builder {
     this.types.set(full, kind)
   }
 
+  private declareEnum(full: string, values: string[], local = false): void {
+    if (local) this.declare(full, 'enum')
+    else this.types.set(full, 'enum')
+    this.enumValues.set(full, new Set(values))
+  }
+
   private declareImported(m: DescMessage): void {
     this.types.set(m.typeName, 'message')
-    for (const e of m.nestedEnums) this.types.set(e.typeName, 'enum')
+    for (const e of m.nestedEnums) this.declareEnum(e.typeName, e.values.map((v) => v.name))
     for (const n of m.nestedMessages) this.declareImported(n)
   }
 
   private declareMessage(m: PbsMessage, scope: string): void {
     const full = join(scope, m.name)
     this.declare(full, 'message')
-    for (const e of m.enums) this.declare(join(full, e.name), 'enum')
+    for (const e of m.enums) this.declareEnum(join(full, e.name), Object.keys(e.values), true)
     for (const n of m.messages) this.declareMessage(n, full)
   }
 
@@ -351,8 +359,9 @@ class Builder {
       }
     }
     if (field.type === TYPE_ENUM) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(raw)) throw bad()
-      return raw // checked against the enum's values by protobuf-es
+      // protobuf-es would only notice on first use of the default.
+      if (!this.enumValues.get(field.typeName!.slice(1))?.has(raw)) throw bad()
+      return raw
     }
     // Integers: protoc accepts decimal, hex and octal and stores decimal.
     const m = /^(-?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(raw)

@@ -222,6 +222,12 @@ export class Codecs {
   }
 
   private add(desc: DescMessage): void {
+    try {
+      // Built now, so a descriptor problem surfaces at load, not at first emit.
+      planFor(desc)
+    } catch (err) {
+      throw schemaError(`message ${desc.typeName}: ${(err as Error)?.message ?? String(err)}`, err)
+    }
     this.schema.set(desc.typeName, schemaCodec(desc))
     const short = desc.name
     if (desc.typeName !== EVENT_PEER && short === EVENT_PEER_SHORT) return
