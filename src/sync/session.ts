@@ -695,7 +695,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     if (iterator?.return) iterator.return().catch(() => {})
     this.channel.off('frame', this.onFrame)
     this.channel.off('drain', this.onDrain)
-    this.closeChannel(err)
+    this.closeChannel()
     if (!this.syncedSettled) {
       this.syncedSettled = true
       this.rejectSynced(
@@ -708,8 +708,13 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.emit('close', err)
   }
 
-  /** Closes the channel once what we queued has left it, waiting at most LINGER_MS. */
-  private closeChannel(err?: Error): void {
+  /**
+   * Closes the channel once what we queued has left it, waiting at most
+   * LINGER_MS. Always a clean close: an Error frame already told the peer
+   * why, and a channel closed with an error may drop it unsent (tcp destroys
+   * the socket), so the reason travels in-band, not as the channel's error.
+   */
+  private closeChannel(): void {
     const channel = this.channel
     let waited = 0
     const attempt = (): void => {
@@ -720,7 +725,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       }
       if (channel.bufferedAmount === 0 || waited >= LINGER_MS) {
         channel.off('close', this.onChannelClose)
-        channel.close(err)
+        channel.close()
         return
       }
       waited += LINGER_POLL_MS
