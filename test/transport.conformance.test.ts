@@ -318,6 +318,18 @@ describe.each(factories)('FrameChannel conformance: %s', (_name, factory) => {
     expect(got).toEqual(Array.from({ length: n }, (_, i) => i))
   })
 
+  it('holds frames that arrive before any frame listener, and delivers them once one is attached', async () => {
+    const { a, b } = await open()
+    // b speaks first, as a hub's session does right after accepting.
+    b.send(numbered(0))
+    b.send(numbered(1))
+    await settle()
+    const got = collect(a, 3)
+    b.send(numbered(2))
+    const frames = await got
+    expect(frames.map((f) => new DataView(f.buffer, f.byteOffset).getUint32(0))).toEqual([0, 1, 2])
+  })
+
   it('close() on one side fires close exactly once on both sides, cleanly', async () => {
     const { a, b } = await open()
     const calls = { a: [] as Array<Error | undefined>, b: [] as Array<Error | undefined> }

@@ -37,6 +37,8 @@ class MemoryChannel implements FrameChannel {
   private outbox: Uint8Array[] = []
   private outboxBytes = 0
   private paused = false
+  /** Frames wait for a listener, as on the socket channels (a peer may speak first). */
+  private readonly frameListeners = new Set<unknown>()
   private flushScheduled = false
   private needDrain = false
 
@@ -87,10 +89,15 @@ class MemoryChannel implements FrameChannel {
 
   on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.on(event, listener)
+    if (event === 'frame') {
+      this.frameListeners.add(listener)
+      this.peer.scheduleFlush()
+    }
   }
 
   off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.off(event, listener)
+    if (event === 'frame') this.frameListeners.delete(listener)
   }
 
   private scheduleFlush(): void {
@@ -103,13 +110,15 @@ class MemoryChannel implements FrameChannel {
   private flush(): void {
     this.flushScheduled = false
     const peer = this.peer
-    while (this.outbox.length > 0 && !peer.paused && !peer.closed) {
-      const frame = this.outbox.shift()!
-      this.outboxBytes -= frame.byteLength
-      if (frame.byteLength > peer.maxFrameSize) {
-        peer.close(frameTooLarge(frame.byteLength, peer.maxFrameSize))
+    while (this.outbox.length > 0 && !peer.closed) {
+      // The size check comes first: a socket's receiver refuses an oversize frame as it arrives, listener or not.
+      if (this.outbox[0].byteLength > peer.maxFrameSize) {
+        peer.close(frameTooLarge(this.outbox[0].byteLength, peer.maxFrameSize))
         return
       }
+      if (peer.paused || peer.frameListeners.size === 0) break
+      const frame = this.outbox.shift()!
+      this.outboxBytes -= frame.byteLength
       try {
         peer.events.emit('frame', frame)
       } catch (err) {
@@ -117,7 +126,8 @@ class MemoryChannel implements FrameChannel {
         peer.close(err instanceof Error ? err : new Error(String(err)))
       }
     }
-    if (this.closed && this.outbox.length === 0) {
+    // Frames nobody will ever listen for must not hold the close back forever.
+    if (this.closed && (this.outbox.length === 0 || (peer.frameListeners.size === 0 && !peer.paused))) {
       peer.close()
       return
     }
