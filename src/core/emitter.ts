@@ -5,6 +5,7 @@ import { decodeEnvelope, encodeEnvelope } from './envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { Log } from './log.js'
 import { Codecs, type Codec, type MessageCodec, type SchemaSource } from './schema.js'
+import { ConsumerCursor } from './consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
 import { TypedEmitter } from './typed-emitter.js'
 import type { HashFn, LogEntry } from './types.js'
@@ -41,11 +42,22 @@ export interface EmitterEvent<E extends EventMap = EventMap, K extends keyof E &
 export type StartPosition = 'now' | 'beginning' | number
 
 export interface EventsOptions {
-  from?: StartPosition
+  /** Where to start; with a consumer, 'checkpoint' (default) resumes after its stored position. */
+  from?: StartPosition | 'checkpoint'
+  /**
+   * A durable consumer name: its position is stored in the db after each
+   * event is handled, and a restart on the same db resumes right after it
+   * (at-least-once: never skipping, never going backwards). A consumer with
+   * no stored position starts from `from` ('beginning' when 'checkpoint').
+   */
+  consumer?: string
 }
 
+/** Options of on(): a durable consumer, as for events(). */
+export type ListenerOptions = EventsOptions
+
 /** Called with each message; taking `done`, or returning a promise, holds back the next one. */
-export type Handler<T> = ((message: T) => void | PromiseLike<void>) | ((message: T, done: (err?: unknown) => void) => void)
+export type Handler<T> = (message: T, done: (err?: unknown) => void) => void | PromiseLike<void>
 
 export interface StatusEvents {
   /** The schema is loaded and the log open. */
@@ -248,18 +260,27 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
 
   /**
    * Call `handler` with each `name` event that enters the log from now on
-   * (local or replicated), in log order, one at a time. Chainable.
+   * (local or replicated), in log order, one at a time. With
+   * `{ consumer }`, the handler resumes after the last event it finished,
+   * across restarts. Chainable; throws INVALID_ARGUMENT or CLOSED.
    */
-  on<K extends keyof E & string>(name: K, handler: Handler<E[K]>): this {
-    this.addListener(name, handler, false)
-    return this
+  on<K extends keyof E & string>(name: K, handler: Handler<E[K]>, options?: ListenerOptions): this {
+    return this.addHandler(name, handler, false, options)
   }
 
   /** Alias of on(). */
-  addListener<K extends keyof E & string>(name: K, handler: Handler<E[K]>, once = false): this {
+  addListener<K extends keyof E & string>(name: K, handler: Handler<E[K]>, options?: ListenerOptions): this {
+    return this.addHandler(name, handler, false, options)
+  }
+
+  /** Like on(), for the next event only. */
+  once<K extends keyof E & string>(name: K, handler: Handler<E[K]>): this {
+    return this.addHandler(name, handler, true)
+  }
+
+  private addHandler(name: string, handler: Handler<any>, once: boolean, options: ListenerOptions = {}): this {
     if (typeof name !== 'string' || name === '') throw invalidArgument('event name must be a non-empty string')
     if (typeof handler !== 'function') throw invalidArgument('handler must be a function')
-    if (this.closing) throw closedError()
     const invoke = this.handlerInvoker(handler)
     const listener: Listener = { rawName: name, handler, subscription: undefined as unknown as Subscription }
     const deliver = once
@@ -268,14 +289,13 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
           return invoke(d)
         }
       : invoke
-    listener.subscription = this.subscribe(deliver, { name: this.isReady ? this.canonical(name) : name })
+    listener.subscription = this.subscribe(deliver, {
+      name: this.isReady ? this.canonical(name) : name,
+      consumer: options.consumer,
+      from: options.from,
+    })
     this.listeners.push(listener)
     return this
-  }
-
-  /** Like on(), for the next event only. */
-  once<K extends keyof E & string>(name: K, handler: Handler<E[K]>): this {
-    return this.addListener(name, handler, true)
   }
 
   /** Remove the most recently added registration of `handler` for `name`. Chainable. */
@@ -308,11 +328,14 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * only this iterator.
    */
   events(options: EventsOptions = {}): AsyncIterableIterator<EmitterEvent<E>> {
-    const position = this.startPosition(options.from)
-    const buffer: EmitterEvent<E>[] = []
-    const BUFFER = 256
+    // A durable consumer's event counts as handled when the loop asks for the
+    // next one, so it reads one at a time; otherwise read ahead a little.
+    const durable = options.consumer !== undefined
+    const limit = durable ? 1 : 256
+    const buffer: Array<{ event: EmitterEvent<E>; handled?: () => void }> = []
     let wake: (() => void) | undefined
     let resumeProducer: (() => void) | undefined
+    let handledPrevious: (() => void) | undefined
     let finished = false
     const finish = () => {
       finished = true
@@ -320,24 +343,34 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     }
     const subscription = this.subscribe(
       (d) => {
-        buffer.push({ name: d.name, payload: this.decode(d) } as EmitterEvent<E>)
+        const event = { name: d.name, payload: this.decode(d) } as EmitterEvent<E>
+        if (durable) {
+          return new Promise<void>((handled) => {
+            buffer.push({ event, handled })
+            wake?.()
+          })
+        }
+        buffer.push({ event })
         wake?.()
-        if (buffer.length < BUFFER) return
+        if (buffer.length < limit) return
         return new Promise<void>((resolve) => (resumeProducer = resolve))
       },
-      { position, onClose: finish },
+      { from: options.from, consumer: options.consumer, onClose: finish },
     )
     const iterator: AsyncIterableIterator<EmitterEvent<E>> = {
       next: async () => {
+        handledPrevious?.()
+        handledPrevious = undefined
         while (buffer.length === 0 && !finished) await new Promise<void>((resolve) => (wake = resolve))
         wake = undefined
-        if (buffer.length === 0) return { value: undefined, done: true }
-        const value = buffer.shift()!
-        if (resumeProducer && buffer.length < BUFFER / 2) {
+        const item = buffer.shift()
+        if (item === undefined) return { value: undefined, done: true }
+        handledPrevious = item.handled
+        if (resumeProducer && buffer.length < limit / 2) {
           resumeProducer()
           resumeProducer = undefined
         }
-        return { value, done: false }
+        return { value: item.event, done: false }
       },
       return: async () => {
         this.unsubscribe(subscription)
@@ -383,6 +416,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     }
     for (const subscription of [...this.subscriptions]) this.unsubscribe(subscription)
     this.listeners.length = 0
+    // Consumers' last positions reach the db before it closes.
+    await Promise.all(this.pendingFlushes)
     await this.readyPromise.catch(noop)
     await this.log.close()
     if (this.ownsDb) await this.db.close()
@@ -400,29 +435,46 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     if (!this.status.emit('error', error)) console.error('hyperemitter:', error)
   }
 
-  protected startPosition(from: StartPosition | undefined): number | undefined {
+  protected startPosition(from: StartPosition | 'checkpoint' | undefined): number | undefined {
     if (from === undefined || from === 'now') return undefined
     if (from === 'beginning') return 0
     if (typeof from === 'number' && Number.isSafeInteger(from) && from >= 0) return from
     throw invalidArgument(`from must be 'now', 'beginning' or a change number, not ${String(from)}`)
   }
 
-  /** A subscription fed from the write path; started now if the log is open, else at ready. */
+  /**
+   * A subscription fed from the write path; started now if the log is open,
+   * else at ready. With a consumer, it starts after the stored position and
+   * stores each handled position.
+   */
   protected subscribe(
     deliver: (d: DecodedDelivery) => void | PromiseLike<void>,
     options: {
       name?: string
-      position?: number
+      from?: StartPosition | 'checkpoint'
+      consumer?: string
       onClose?: () => void
-      onDelivered?: (d: Delivery) => void | PromiseLike<void>
     },
   ): Subscription {
     if (this.closing) throw closedError()
+    const { consumer } = options
+    if (consumer !== undefined && (typeof consumer !== 'string' || consumer === '')) {
+      throw invalidArgument('consumer must be a non-empty string')
+    }
+    if (consumer !== undefined && this.cursors.has(consumer)) {
+      throw invalidArgument(`consumer "${consumer}" is already reading; one reader per consumer name`)
+    }
+    if (options.from === 'checkpoint' && consumer === undefined) {
+      throw invalidArgument("from: 'checkpoint' needs a consumer name")
+    }
+    const position = options.from === 'checkpoint' ? undefined : this.startPosition(options.from)
+    const cursor = consumer === undefined ? undefined : new ConsumerCursor(this.db, consumer, (err) => this.reportError(err))
     const subscription = new Subscription(this.subscriptionSource, deliver, {
       name: options.name,
-      position: options.position,
+      position,
+      deferred: cursor !== undefined,
       maxQueue: this.options.maxQueue,
-      onDelivered: options.onDelivered,
+      onDelivered: cursor ? (d) => cursor.advance(d.change) : undefined,
       onError: (err, delivery) =>
         this.reportError(
           new HyperEmitterError(
@@ -432,17 +484,39 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
           ),
         ),
     })
-    if (options.onClose) this.subscriptionClosers.set(subscription, options.onClose)
+    this.subscriptionClosers.set(subscription, () => {
+      if (cursor) {
+        this.cursors.delete(cursor.name)
+        const flushed = cursor.flush()
+        this.pendingFlushes.add(flushed)
+        void flushed.finally(() => this.pendingFlushes.delete(flushed))
+      }
+      options.onClose?.()
+    })
     this.subscriptions.add(subscription)
-    if (this.isReady) subscription.start()
+    if (cursor) {
+      this.cursors.set(cursor.name, cursor)
+      Promise.all([this.readyPromise, cursor.load()]).then(
+        ([, saved]) => subscription.startAt(saved ?? (options.from === 'now' ? this.log.length : (position ?? 0))),
+        (err) => {
+          this.reportError(err)
+          this.unsubscribe(subscription)
+        },
+      )
+    } else if (this.isReady) subscription.start()
     return subscription
   }
+
+  /** Durable consumers reading now, by name. */
+  private readonly cursors = new Map<string, ConsumerCursor>()
+  /** Position saves still being written by consumers that stopped. */
+  private readonly pendingFlushes = new Set<Promise<void>>()
 
   private readonly subscriptionClosers = new Map<Subscription, () => void>()
 
   protected unsubscribe(subscription: Subscription): void {
+    if (!this.subscriptions.delete(subscription)) return
     subscription.close()
-    this.subscriptions.delete(subscription)
     const onClose = this.subscriptionClosers.get(subscription)
     this.subscriptionClosers.delete(subscription)
     onClose?.()

@@ -23,6 +23,8 @@ export interface SubscriptionOptions {
   name?: string
   /** Deliver entries with change number > position; undefined = "from now", fixed by start(). */
   position?: number
+  /** The position comes later, through startAt() (a durable consumer loading its cursor). */
+  deferred?: boolean
   /** In-memory queue bound; past it the subscription reads from the log instead. */
   maxQueue?: number
   /** Called when the handler throws or rejects; delivery goes on with the next event. */
@@ -67,12 +69,22 @@ export class Subscription {
 
   /** Fix a "from now" position once the log is open, and begin any catch-up. */
   start(): void {
+    if (this.options.deferred) return
     if (!this.started) {
       this.started = true
       this.cursor = this.source.length
       this.lagging = false
     }
     if (this.lagging && this.cursor >= this.source.length) this.lagging = false
+    if (this.lagging) this.kick()
+  }
+
+  /** Start a deferred subscription after `position` (the log must be open). */
+  startAt(position: number): void {
+    if (this.closed || this.started) return
+    this.started = true
+    this.cursor = position
+    this.lagging = position < this.source.length
     if (this.lagging) this.kick()
   }
 

@@ -1,0 +1,24 @@
+// Shared by the benchmarks: the seed's Hello message and result printing.
+
+/** The seed README's fixture schema (proto2). */
+export const HELLO_SCHEMA = `
+message Hello {
+  required string from = 1;
+  optional string message = 2;
+}
+`
+
+/** A Hello-sized message, distinct per i. */
+export function helloMessage(i: number): { from: string; message: string } {
+  return { from: 'Matteo', message: `hello world ${i}` }
+}
+
+/** Peak resident set size of this process so far, MiB. */
+export function peakRssMb(): number {
+  return Math.round(process.resourceUsage().maxRSS / 1024)
+}
+
+/** One JSON object per line on stdout: what bench/index.ts collects. */
+export function printJson(result: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+}
