@@ -498,7 +498,8 @@ function writeMessage(w: Writer, plan: MessagePlan, obj: Record<string, unknown>
   const fields = plan.fields
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i]
-    let v = obj[f.name]
+    // A field named "__proto__" must not read the object's prototype.
+    let v = f.unsafeKey ? Object.getOwnPropertyDescriptor(obj, f.name)?.value : obj[f.name]
     if (v !== undefined) {
       matched++
       if (f.alt !== undefined && obj[f.alt] !== undefined) {

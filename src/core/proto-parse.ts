@@ -1,3 +1,4 @@
+/// <reference path="./protocol-buffers-schema.d.ts" />
 /**
  * `.proto` source text -> FileDescriptorProto -> protobuf-es registry, at run
  * time and without protoc or a file system, so a schema given as text works
@@ -37,7 +38,8 @@ export const DEFAULT_PROTO_FILE_NAME = 'hyperemitter-schema.proto'
 
 // Only the well-known types protobuf-es already ships can be imported: every
 // other import would need a file system (or a second source) to resolve.
-const WELL_KNOWN: Record<string, DescFile> = {
+// Maps, not object literals: a type named "toString" must not find a prototype method.
+const WELL_KNOWN = new Map<string, DescFile>(Object.entries({
   'google/protobuf/any.proto': file_google_protobuf_any,
   'google/protobuf/api.proto': file_google_protobuf_api,
   'google/protobuf/descriptor.proto': file_google_protobuf_descriptor,
@@ -49,13 +51,13 @@ const WELL_KNOWN: Record<string, DescFile> = {
   'google/protobuf/timestamp.proto': file_google_protobuf_timestamp,
   'google/protobuf/type.proto': file_google_protobuf_type,
   'google/protobuf/wrappers.proto': file_google_protobuf_wrappers,
-}
+}))
 
 // FieldDescriptorProto.Type numbers (descriptor.proto).
-const SCALAR_TYPES: Record<string, number> = {
+const SCALAR_TYPES = new Map<string, number>(Object.entries({
   double: 1, float: 2, int64: 3, uint64: 4, int32: 5, fixed64: 6, fixed32: 7, bool: 8,
   string: 9, bytes: 12, uint32: 13, sfixed32: 15, sfixed64: 16, sint32: 17, sint64: 18,
-}
+}))
 const TYPE_MESSAGE = 11
 const TYPE_ENUM = 14
 const LABEL_OPTIONAL = 1
@@ -63,7 +65,7 @@ const LABEL_REQUIRED = 2
 const LABEL_REPEATED = 3
 const MAP_KEY_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64', 'bool', 'string'])
 const PACKABLE = new Set(['double', 'float', 'int64', 'uint64', 'int32', 'fixed64', 'fixed32', 'bool', 'uint32', 'sfixed32', 'sfixed64', 'sint32', 'sint64'])
-const JSTYPE: Record<string, number> = { JS_NORMAL: 0, JS_STRING: 1, JS_NUMBER: 2 }
+const JSTYPE = new Map<string, number>(Object.entries({ JS_NORMAL: 0, JS_STRING: 1, JS_NUMBER: 2 }))
 const MAX_FIELD_NUMBER = 0x1fffffff
 
 type Kind = 'message' | 'enum'
@@ -108,7 +110,7 @@ export function registryFromProto(source: string, fileName: string = DEFAULT_PRO
   const { file } = parseProto(source, fileName)
   let registry: FileRegistry
   try {
-    registry = createFileRegistry(file, (name) => WELL_KNOWN[name])
+    registry = createFileRegistry(file, (name) => WELL_KNOWN.get(name))
   } catch (err) {
     throw schemaError((err as Error)?.message ?? String(err), err)
   }
@@ -161,7 +163,7 @@ class Builder {
   build(): ParsedProto {
     const imports: DescFile[] = []
     for (const name of this.schema.imports) {
-      const file = WELL_KNOWN[name]
+      const file = WELL_KNOWN.get(name)
       if (!file) {
         throw schemaError(`import "${name}" cannot be resolved: only google/protobuf well-known types can be imported; put all other messages in this one file`)
       }
@@ -177,12 +179,11 @@ class Builder {
       name: this.fileName,
       ...(this.pkg === '' ? {} : { package: this.pkg }),
       dependency: this.schema.imports.slice(),
-      syntax: this.syntax === 3 ? 'proto3' : 'proto2',
+      // proto2 files leave `syntax` unset, as protoc does.
+      ...(this.syntax === 3 ? { syntax: 'proto3' } : {}),
       messageType: this.schema.messages.map((m) => this.message(m, prefix)),
       enumType: this.schema.enums.map((e) => this.enumType(e, join(prefix, e.name))),
     }
-    // proto2 files leave `syntax` unset, as protoc does.
-    if (this.syntax === 2) delete init.syntax
     return { file: create(FileDescriptorProtoSchema, init), imports }
   }
 
@@ -294,14 +295,14 @@ class Builder {
   private mapEntry(f: PbsField, scope: string, where: string): MessageInit {
     const map = f.map!
     if (!MAP_KEY_TYPES.has(map.from)) throw schemaError(`${where}: invalid map key type "${map.from}"`)
-    const key: FieldInit = { name: 'key', number: 1, jsonName: 'key', label: LABEL_OPTIONAL, type: SCALAR_TYPES[map.from] }
+    const key: FieldInit = { name: 'key', number: 1, jsonName: 'key', label: LABEL_OPTIONAL, type: SCALAR_TYPES.get(map.from) }
     const value: FieldInit = { name: 'value', number: 2, jsonName: 'value', label: LABEL_OPTIONAL }
     this.setType(value, map.to, scope, where)
     return { name: mapEntryName(f.name), field: [key, value], options: { mapEntry: true } }
   }
 
   private setType(field: FieldInit, type: string, scope: string, where: string): void {
-    const scalar = SCALAR_TYPES[type]
+    const scalar = SCALAR_TYPES.get(type)
     if (scalar !== undefined) {
       field.type = scalar
       return
@@ -321,7 +322,7 @@ class Builder {
       options.packed = String(opts.packed) === 'true'
     }
     if (opts.jstype !== undefined) {
-      const js = JSTYPE[String(opts.jstype)]
+      const js = JSTYPE.get(String(opts.jstype))
       if (js === undefined) throw schemaError(`${where}: invalid jstype ${String(opts.jstype)}`)
       options.jstype = js
     }
@@ -369,7 +370,7 @@ class Builder {
     const digits = m[2]
     const magnitude = /^0[0-7]+$/.test(digits) ? BigInt('0o' + digits.slice(1)) : BigInt(digits)
     const value = m[1] ? -magnitude : magnitude
-    const [min, max] = INT_RANGES[f.type]
+    const [min, max] = INT_RANGES.get(f.type)!
     if (value < min || value > max) throw bad()
     return value.toString()
   }
@@ -393,7 +394,7 @@ class Builder {
   }
 }
 
-const INT_RANGES: Record<string, [bigint, bigint]> = {
+const INT_RANGES = new Map<string, [bigint, bigint]>(Object.entries({
   int32: [-(2n ** 31n), 2n ** 31n - 1n],
   sint32: [-(2n ** 31n), 2n ** 31n - 1n],
   sfixed32: [-(2n ** 31n), 2n ** 31n - 1n],
@@ -404,7 +405,7 @@ const INT_RANGES: Record<string, [bigint, bigint]> = {
   sfixed64: [-(2n ** 63n), 2n ** 63n - 1n],
   uint64: [0n, 2n ** 64n - 1n],
   fixed64: [0n, 2n ** 64n - 1n],
-}
+} satisfies Record<string, [bigint, bigint]>))
 
 function join(scope: string, name: string): string {
   return scope === '' ? name : `${scope}.${name}`

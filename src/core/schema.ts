@@ -49,8 +49,13 @@ export interface MessageCodec<T = any> extends Codec<T> {
  */
 export type SchemaSource = string | Uint8Array | DescFile | DescMessage | readonly DescMessage[] | Registry | null | undefined
 
+/** What load() needs of a web ReadableStream (structural: core assumes no DOM types). */
+export interface ChunkStream {
+  getReader(): { read(): Promise<{ done: boolean; value?: unknown }>; releaseLock(): void }
+}
+
 /** A schema's text as a stream of chunks (a Node Readable, a web ReadableStream). */
-export type SchemaChunks = AsyncIterable<Uint8Array | string> | ReadableStream<Uint8Array | string>
+export type SchemaChunks = AsyncIterable<Uint8Array | string> | ChunkStream
 
 /** The built-in event the emitter announces itself with. */
 export const EVENT_PEER = 'hyperemitter.v1.EventPeer'
@@ -74,7 +79,8 @@ export class Codecs {
   /** short name -> full name, or null when several messages share it. */
   private readonly shorts = new Map<string, string | null>()
   private readonly custom = new Map<string, MessageCodec>()
-  private readonly cache = new Map<string, Entry | null>()
+  /** Positive lookups only: names without a codec (any string a peer sends) must not grow it. */
+  private readonly cache = new Map<string, Entry>()
 
   /** Codecs for `descs` (plus the built-in EventPeer); throws INVALID_SCHEMA on conflicting names. */
   constructor(descs: Iterable<DescMessage> = []) {
@@ -255,7 +261,7 @@ export class Codecs {
       }
       if (full !== undefined) entry = { canonical: full, codec: this.custom.get(full) ?? this.schema.get(full)! }
     }
-    this.cache.set(name, entry)
+    if (entry) this.cache.set(name, entry)
     return entry
   }
 
@@ -350,7 +356,7 @@ function isDesc(v: unknown, kind: string): boolean {
 function isChunks(v: unknown): v is SchemaChunks {
   return typeof v === 'object' && v !== null && (
     typeof (v as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' ||
-    typeof (v as ReadableStream).getReader === 'function'
+    typeof (v as ChunkStream).getReader === 'function'
   )
 }
 
@@ -367,7 +373,7 @@ async function readChunks(source: SchemaChunks): Promise<string> {
       for await (const chunk of source as AsyncIterable<unknown>) add(chunk)
     } else {
       // Not every browser makes a ReadableStream async-iterable yet.
-      const reader = (source as ReadableStream<unknown>).getReader()
+      const reader = (source as ChunkStream).getReader()
       try {
         for (;;) {
           const { done, value } = await reader.read()
@@ -438,7 +444,8 @@ type PlainValue<V> = V extends Uint8Array
 type FlatOneof<O> = {
   [C in O as C extends { case: infer N extends string } ? ProtoFieldName<N> : never]?: C extends { value: infer V } ? PlainValue<V> : never
 }
-type OneofParts<M> = { [K in keyof M]: IsOneof<M[K]> extends true ? FlatOneof<M[K]> : never }[keyof M]
+// -? so that optional keys ($unknown) add no `undefined` to the union.
+type OneofParts<M> = { [K in keyof M]-?: IsOneof<M[K]> extends true ? FlatOneof<M[K]> : never }[keyof M]
 
 type PlainMessage<M> = Simplify<
   {
