@@ -61,24 +61,47 @@ export class Peer {
   /** The remote's writer id, once a handshake was seen. */
   id: string | undefined
   session: SyncSession | undefined
-  /** Resolves at the end of the first completed catch-up with this peer. */
+  /**
+   * Resolves at the end of the first completed catch-up with this peer;
+   * rejects (CLOSED, UNAUTHORIZED, VERSION_MISMATCH) if the peer is given up
+   * or the emitter closes before that.
+   */
   readonly synced: Promise<void>
   /** Reconnect attempts since the last completed catch-up. */
   attempt = 0
   timer: ReturnType<typeof setTimeout> | undefined
+  /** @internal */
   resolveSynced!: () => void
+  /** @internal */
+  rejectSynced!: (err: Error) => void
 
   constructor(
     readonly address: string,
-    readonly token: string | undefined,
+    /** Credentials for the remote's authenticate hook (a later connect() with a token replaces it). */
+    public token: string | undefined,
   ) {
-    this.synced = new Promise((resolve) => (this.resolveSynced = resolve))
+    this.synced = new Promise((resolve, reject) => {
+      this.resolveSynced = resolve
+      this.rejectSynced = reject
+    })
+    // Callers that never await `synced` must not see an unhandled rejection.
+    this.synced.catch(() => {})
   }
 
   /** True while connected and caught up with the peer. */
   get isSynced(): boolean {
     return this.state === 'synced'
   }
+}
+
+/**
+ * The next reconnect delay: full jitter over an exponentially growing cap,
+ * `random() * min(max, base * 2^attempt)` ms, so peers that lost the same hub
+ * at the same instant spread their retries instead of storming it together.
+ */
+export function backoffDelay(attempt: number, base: number, max: number, random: () => number): number {
+  const cap = Math.min(max, base * 2 ** Math.min(attempt, 52))
+  return Math.round(random() * cap)
 }
 
 /**
@@ -90,12 +113,24 @@ export class Peer {
 export class PeerManager {
   private readonly outgoing = new Map<string, Peer>()
   private readonly incoming = new Set<SyncSession>()
+  /** Errors a session already reported on status, so a retry does not report them twice. */
+  private readonly reported = new WeakSet<object>()
   private closing = false
 
+  /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number. */
   constructor(
     private readonly log: SyncableLog,
     private readonly options: PeerManagerOptions,
-  ) {}
+  ) {
+    for (const option of ['reconnectTimeout', 'maxReconnectTimeout'] as const) {
+      const value = options[option]
+      if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+        throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `${option} must be a positive number of ms, got ${String(value)}`, {
+          details: { option },
+        })
+      }
+    }
+  }
 
   /** Every outgoing peer. */
   get peers(): Peer[] {
@@ -105,35 +140,41 @@ export class PeerManager {
   /** Writer ids of every peer currently connected, either way. */
   connectedIds(): Set<string> {
     const ids = new Set<string>()
-    for (const peer of this.outgoing.values()) if (peer.session?.remoteWriter && peer.state !== 'reconnecting') ids.add(peer.session.remoteWriter)
+    for (const peer of this.outgoing.values()) {
+      if (peer.session?.remoteWriter && (peer.state === 'connected' || peer.state === 'synced')) ids.add(peer.session.remoteWriter)
+    }
     for (const session of this.incoming) if (session.remoteWriter) ids.add(session.remoteWriter)
     return ids
   }
 
   /**
-   * Dial `address`; resolves once the handshake is done, with the Peer (its
-   * `synced` promise tells when the first catch-up finished). Rejects with
-   * the first attempt's error (CONNECTION_FAILED, UNAUTHORIZED, ...); after a
-   * first success, lost connections are retried until close().
+   * Dial `address`; resolves with the Peer once both handshakes are accepted
+   * (its `synced` promise tells when the first catch-up finished). Rejects
+   * with the first attempt's error (CONNECTION_FAILED, UNAUTHORIZED,
+   * VERSION_MISMATCH, CLOSED...); after a first success, lost connections are
+   * retried until close(). An address already dialed gives its existing Peer.
    */
   async connect(address: string, token?: string): Promise<Peer> {
     if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
     const existing = this.outgoing.get(address)
-    if (existing) return existing
+    if (existing) {
+      if (token !== undefined) existing.token = token
+      return existing
+    }
     const peer = new Peer(address, token)
     this.outgoing.set(address, peer)
     try {
-      await this.open(peer)
+      await this.attempt(peer)
     } catch (err) {
-      this.outgoing.delete(address)
-      peer.state = 'closed'
+      if (this.outgoing.get(address) === peer) this.outgoing.delete(address)
+      this.giveUp(peer, err)
       throw err
     }
     void this.options.store?.remember(address, 0).catch((err) => this.error(err))
     return peer
   }
 
-  /** Reconnect to every remembered peer, in the background. */
+  /** Reconnect to every remembered peer, in the background (retried with backoff, reported on status). */
   async reconnectKnown(): Promise<void> {
     const store = this.options.store
     if (!store) return
@@ -141,7 +182,7 @@ export class PeerManager {
       if (this.closing || this.outgoing.has(address)) continue
       const peer = new Peer(address, undefined)
       this.outgoing.set(address, peer)
-      this.open(peer).catch(() => this.scheduleReconnect(peer))
+      this.attempt(peer).catch((err) => this.retry(peer, err))
     }
   }
 
@@ -172,18 +213,26 @@ export class PeerManager {
     const sessions: SyncSession[] = [...this.incoming]
     for (const peer of this.outgoing.values()) {
       clearTimeout(peer.timer)
+      peer.timer = undefined
       peer.state = 'closed'
+      peer.rejectSynced(new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter closed before the first catch-up with this peer'))
       if (peer.session) sessions.push(peer.session)
     }
     await Promise.all(sessions.map((session) => closeSession(session)))
     this.incoming.clear()
   }
 
-  /** One connection attempt: resolves after the handshake, rejects if the session ends before. */
-  private async open(peer: Peer): Promise<void> {
+  /**
+   * One connection attempt: resolves once the remote accepted our handshake
+   * (its Clock arrived), rejects if dialing fails or the session ends before
+   * that. A session that ends after that is the loss of a live connection,
+   * retried from here.
+   */
+  private async attempt(peer: Peer): Promise<void> {
     peer.state = 'connecting'
     const channel = await this.options.dial(peer.address, { token: peer.token })
-    if (this.closing) {
+    // close() or a give-up may have happened while dialing.
+    if (this.closing || (peer.state as PeerState) === 'closed') {
       channel.close()
       throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
     }
@@ -191,70 +240,115 @@ export class PeerManager {
     peer.session = session
     const describe = (): PeerEventInfo => ({ address: peer.address, id: peer.id, transport: channel.kind, direction: 'outgoing' })
     this.watch(session, describe)
-    session.on('synced', () => {
-      peer.state = 'synced'
-      peer.attempt = 0
-      peer.resolveSynced()
-      void this.options.store?.remember(peer.address, Date.now()).catch((err) => this.error(err))
-    })
-    const handshake = new Promise<void>((resolve, reject) => {
+    let accepted = false
+    const up = new Promise<void>((resolve, reject) => {
       session.on('handshake', (writer: string) => {
         peer.id = writer
+      })
+      session.on('accepted', () => {
+        accepted = true
         peer.state = 'connected'
         resolve()
       })
+      session.on('synced', () => {
+        peer.state = 'synced'
+        // Reset only after a completed catch-up: a peer that accepts and then
+        // drops us at once keeps backing off.
+        peer.attempt = 0
+        peer.resolveSynced()
+        void this.options.store?.remember(peer.address, Date.now()).catch((err) => this.error(err))
+      })
       session.on('close', (err?: Error) => {
-        reject(err ?? new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `${peer.address} closed the connection during the handshake`))
         if (peer.session === session) peer.session = undefined
-        if (this.closing || peer.state === 'closed') return
-        if (err instanceof HyperEmitterError && PERMANENT.has(err.code)) {
-          peer.state = 'closed'
-          this.outgoing.delete(peer.address)
-          this.options.status.emit('peer:failed', { ...describe(), error: err })
+        if (!accepted) {
+          reject(err ?? new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `${peer.address} closed the connection during the handshake`))
           return
         }
-        // Only a peer that once connected is retried from here; a first failure is the caller's.
-        if (peer.id !== undefined) this.scheduleReconnect(peer)
+        this.lost(peer, err)
       })
     })
     session.start()
-    await handshake
+    await up
+  }
+
+  /** A connection that was up ended: retry it unless closing or the cause is permanent. */
+  private lost(peer: Peer, err: Error | undefined): void {
+    if (this.closing || peer.state === 'closed') return
+    if (err && isPermanent(err)) {
+      this.fail(peer, err)
+      return
+    }
+    this.scheduleReconnect(peer)
+  }
+
+  /** An attempt of a peer we keep retrying failed before the connection was up. */
+  private retry(peer: Peer, err: unknown): void {
+    if (this.closing || peer.state === 'closed') return
+    const error = err instanceof Error ? err : new Error(String(err))
+    if (isPermanent(error)) {
+      this.fail(peer, error)
+      return
+    }
+    // Dial failures have no session to report them: do it here, once.
+    if (!this.reported.has(error)) this.options.status.emit('peer:error', { address: peer.address, id: peer.id, error })
+    this.scheduleReconnect(peer)
+  }
+
+  /** Stop retrying a peer for good and say so (status 'peer:failed'). */
+  private fail(peer: Peer, err: Error): void {
+    if (this.outgoing.get(peer.address) === peer) this.outgoing.delete(peer.address)
+    this.giveUp(peer, err)
+    this.options.status.emit('peer:failed', { address: peer.address, id: peer.id, error: err })
+  }
+
+  private giveUp(peer: Peer, err: unknown): void {
+    clearTimeout(peer.timer)
+    peer.timer = undefined
+    peer.state = 'closed'
+    peer.rejectSynced(err instanceof Error ? err : new Error(String(err)))
   }
 
   /** Full-jitter exponential backoff: delay uniform in [0, min(max, base * 2^attempt)]. */
   private scheduleReconnect(peer: Peer): void {
-    if (this.closing || peer.state === 'closed') return
-    const base = this.options.reconnectTimeout ?? 1000
-    const max = this.options.maxReconnectTimeout ?? 30_000
-    const cap = Math.min(max, base * 2 ** peer.attempt)
-    const delay = Math.round((this.options.random ?? Math.random)() * cap)
+    if (this.closing || peer.state === 'closed' || peer.timer !== undefined) return
+    const delay = backoffDelay(
+      peer.attempt,
+      this.options.reconnectTimeout ?? 1000,
+      this.options.maxReconnectTimeout ?? 30_000,
+      this.options.random ?? Math.random,
+    )
     peer.attempt++
     peer.state = 'reconnecting'
     this.options.status.emit('peer:reconnecting', { address: peer.address, id: peer.id, attempt: peer.attempt, delay })
     peer.timer = setTimeout(() => {
       peer.timer = undefined
-      this.open(peer).catch((err) => {
-        this.options.status.emit('peer:error', { address: peer.address, id: peer.id, error: err })
-        this.scheduleReconnect(peer)
-      })
+      if (this.closing || peer.state === 'closed') return
+      this.attempt(peer).catch((err) => this.retry(peer, err))
     }, delay)
   }
 
   /** Forward a session's life to status events. */
   private watch(session: SyncSession, describe: () => PeerEventInfo): void {
     const status = this.options.status
-    session.on('handshake', () => status.emit('peer:connected', describe()))
+    session.on('accepted', () => status.emit('peer:connected', describe()))
     session.on('progress', (progress: { received: number; sent: number }) => status.emit('peer:progress', { ...describe(), ...progress }))
     session.on('synced', () => status.emit('peer:synced', { ...describe(), ...session.stats }))
     session.on('close', (err?: Error) => {
       status.emit('peer:disconnected', { ...describe(), error: err })
-      if (err && !(this.closing && isClosedError(err))) status.emit('peer:error', { ...describe(), error: err })
+      if (err && !(this.closing && isClosedError(err))) {
+        this.reported.add(err)
+        status.emit('peer:error', { ...describe(), error: err })
+      }
     })
   }
 
   private error(err: unknown): void {
     this.options.status.emit('error', err instanceof Error ? err : new Error(String(err)))
   }
+}
+
+function isPermanent(err: Error): boolean {
+  return err instanceof HyperEmitterError && PERMANENT.has(err.code)
 }
 
 function isClosedError(err: Error): boolean {

@@ -69,6 +69,8 @@ export interface SessionEvents {
   [event: string]: (...args: any[]) => void
   /** The remote's handshake was accepted; its writer id in hex. */
   handshake: (writer: string) => void
+  /** The remote's Clock arrived: it accepted our handshake too (it sends its Clock only after its own checks). */
+  accepted: () => void
   /** Nodes stored from the peer / sent to it so far. */
   progress: (progress: { received: number; sent: number }) => void
   /** Both directions of the first catch-up finished. */
@@ -375,6 +377,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private async onClock(clock: FrameOf<'clock'>): Promise<void> {
     if (this.gotClock) throw protocolError('second clock')
     this.gotClock = true
+    this.emit('accepted')
+    if (this.closed) return
     for (const [writer, seq] of clockFromWire(clock.entries, this.log.writer.byteLength)) {
       this.markRemote(writer, seq)
     }
