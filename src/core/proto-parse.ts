@@ -94,6 +94,7 @@ export function parseProto(source: string, fileName: string = DEFAULT_PROTO_FILE
   let tokens: string[]
   try {
     tokens = tokenize(source)
+    checkReservedTerminated(tokens)
     parsed = parseSchema(source)
   } catch (err) {
     throw schemaError((err as Error)?.message ?? String(err), err)
@@ -117,6 +118,21 @@ export function registryFromProto(source: string, fileName: string = DEFAULT_PRO
   const desc = registry.getFile(fileName)
   if (!desc) throw schemaError(`file ${fileName} missing from its own registry`)
   return { registry, file: desc }
+}
+
+/**
+ * protocol-buffers-schema skips a `reserved` statement by shifting tokens
+ * until a `;`, forever when there is none (`message A { reserved 1 }` hangs
+ * the page). Refuse such input before it gets there.
+ */
+function checkReservedTerminated(tokens: string[]): void {
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] !== 'reserved') continue
+    let j = i + 1
+    while (j < tokens.length && tokens[j] !== ';' && tokens[j] !== '}' && tokens[j] !== '{') j++
+    if (tokens[j] !== ';') throw new Error(`reserved statement without a closing ";" (after "${tokens.slice(i, i + 4).join(' ')}")`)
+    i = j
+  }
 }
 
 /**
@@ -483,6 +499,3 @@ function unescapeC(text: string, bad: () => Error): Uint8Array {
   }
   return Uint8Array.from(out)
 }
-
-// Exported for tests of the parser's gaps; not part of the public API.
-export const __test = { proto3Optionals, mapEntryName, unescapeC }
