@@ -41,6 +41,21 @@ export class ConsumerCursor {
     this.writing ??= this.writeLoop()
   }
 
+  /**
+   * Forget the stored position, so the next reader starts from its `from`
+   * (e.g. the CLI's --from-scratch). Call it while no reader uses the name.
+   * Rejects STORAGE_FAILED.
+   */
+  async reset(): Promise<void> {
+    await this.flush()
+    try {
+      await this.store.del(this.name)
+    } catch (cause) {
+      throw new HyperEmitterError(ErrorCodes.STORAGE_FAILED, `could not reset the position of consumer "${this.name}"`, { cause })
+    }
+    this.saved = this.wanted = 0
+  }
+
   /** Resolves once every advance() so far is stored. */
   async flush(): Promise<void> {
     while (this.writing) await this.writing

@@ -61,7 +61,9 @@ export class Subscription {
   ) {
     this.name = options.name
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE
-    this.started = options.position !== undefined
+    // A deferred subscription starts at startAt(), even when given a position
+    // (a consumer's `from`, used only if it has no stored one).
+    this.started = !options.deferred && options.position !== undefined
     this.cursor = options.position ?? 0
     // A subscription from an old position starts by reading the log.
     this.lagging = this.started
