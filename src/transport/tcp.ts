@@ -10,6 +10,7 @@ import {
   type FrameChannelEvents,
   type FrameChannelOptions,
 } from './channel.js'
+import { ownFrame } from './frame-copy.js'
 
 /** Bytes of the big-endian length prefix in front of every TCP frame. */
 export const FRAME_HEADER_SIZE = 4
@@ -29,11 +30,11 @@ const END_TIMEOUT_MS = 2000
  * Incremental decoder for length-prefixed frames (4-byte big-endian length,
  * then that many bytes). Pure: no I/O, so it can be fuzzed directly.
  *
- * A frame that lies wholly inside one chunk is returned as a view of that
- * chunk when it is at least half the chunk's memory (so a view never pins much more
- * memory than the frame itself), otherwise as a copy; a frame spanning chunks
- * is assembled once into a buffer of its exact size. Frames are plain
- * Uint8Arrays (never Node Buffers, whose slice() does not copy).
+ * A frame that lies wholly inside one chunk goes through ownFrame() (a view
+ * when it is most of the chunk, else a copy, small ones into a shared slab);
+ * a frame spanning chunks is assembled once into a buffer of its exact size.
+ * Frames are plain Uint8Arrays (never Node Buffers, whose slice() does not
+ * copy), possibly sharing an ArrayBuffer: never transfer `frame.buffer`.
  */
 export class FrameDecoder {
   readonly maxFrameSize: number
@@ -119,8 +120,7 @@ export class FrameDecoder {
 
       const available = n - off
       if (available >= len) {
-        // A view pins the chunk's whole ArrayBuffer: only worth it when the frame is most of it.
-        onFrame(len * 2 >= bytes.buffer.byteLength ? bytes.subarray(off, off + len) : bytes.slice(off, off + len))
+        onFrame(ownFrame(bytes.subarray(off, off + len)))
         off += len
       } else {
         const partial = new Uint8Array(len)
