@@ -43,6 +43,9 @@ const backends: Backend[] = [
   },
 ]
 
+// A live reader that loses an entry waits forever: fail fast instead.
+const LIVE_TIMEOUT = 10_000
+
 const enc = (s: string) => new TextEncoder().encode(s)
 
 async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
@@ -297,6 +300,10 @@ describe.each(backends)('Log on $name', (backend) => {
     const n = foreign(w, 1, [old.key])
     expect((await b.add(n.bytes))?.links.map(toHex)).toEqual([toHex(old.key)])
     expect(await b.has(old.key)).toBe(true)
+    // Duplicates are recognised through the db too, not taken for forks.
+    expect(await b.add(old.bytes)).toBeNull()
+    expect(await b.addMany([old.bytes, n.bytes])).toEqual([])
+    expect(b.length).toBe(7)
   })
 
   it('keeps heads as the sorted set of nodes nobody links to', async () => {
@@ -475,7 +482,7 @@ describe.each(backends)('Log on $name', (backend) => {
     await log.close()
     await consumer
     expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1))
-  })
+  }, LIVE_TIMEOUT)
 
   it('a live reader ends when the consumer breaks or calls return()', async () => {
     const log = await openLog()
@@ -487,12 +494,18 @@ describe.each(backends)('Log on $name', (backend) => {
       void log.append(enc('two'))
     }
     expect(seen).toEqual([1, 2])
-    const it2 = log.read({ live: true, since: 2 })
+    // A start beyond the end waits (without spinning) for that change number.
+    const ahead = log.read({ live: true, since: 4 })
+    const fifth = ahead.next()
+    for (let i = 0; i < 3; i++) await log.append(enc(`more${i}`))
+    expect((await fifth).value?.change).toBe(5)
+    await ahead.return!()
+    const it2 = log.read({ live: true, since: 5 })
     const pending = it2.next()
     await it2.return!()
     expect(await pending).toEqual({ value: undefined, done: true })
     expect(await it2.next()).toEqual({ value: undefined, done: true })
-  })
+  }, LIVE_TIMEOUT)
 
   it('a live reader that falls far behind catches up from the db without loss', async () => {
     const log = await openLog()
@@ -511,7 +524,7 @@ describe.each(backends)('Log on $name', (backend) => {
     }
     expect(changes).toEqual(Array.from({ length: 12_000 }, (_, i) => i + 2))
     await reader.return!()
-  })
+  }, LIVE_TIMEOUT)
 
   it('readMissing returns exactly what the remote lacks, in change order, for several writers', async () => {
     const a = await openLog()

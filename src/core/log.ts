@@ -1193,9 +1193,10 @@ class ChangeReader implements AsyncIterableIterator<LogEntry> {
       }
       if (page.length < want) {
         if (!this.live) this.exhausted = true
-        else if (this.src.length() === this.cursor && !this.src.closed()) {
+        else if (this.src.length() <= this.cursor && !this.src.closed()) {
           // Synchronous with the length check: every later commit has a
-          // higher change number and will be pushed to us.
+          // higher change number and will be pushed to us. `<=` because
+          // `since` may lie beyond the end; re-reading the db then would spin.
           this.subscribed = true
           this.liveCursor = this.cursor
           this.src.subscribe(this)

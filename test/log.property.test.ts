@@ -1,0 +1,257 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
+import fc from 'fast-check'
+import { MemoryLevel } from 'memory-level'
+import { describe, expect, it } from 'vitest'
+import { compareBytes, toHex } from '../src/core/bytes.js'
+import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
+import { sha256 } from '../src/core/hash.js'
+import { decodeNode, encodeNode, Log } from '../src/core/log.js'
+import type { Clock, LogEntry } from '../src/core/types.js'
+import { NodeSchema } from '../src/gen/hyperemitter/v1/log_pb.js'
+
+const hex = (b: Uint8Array) => toHex(b)
+
+function protobufEs(fields: { writer: Uint8Array; seq: number; links: Uint8Array[]; value: Uint8Array }): Uint8Array {
+  return toBinary(NodeSchema, create(NodeSchema, { writer: fields.writer, seq: BigInt(fields.seq), links: fields.links, value: fields.value }))
+}
+
+function varint(n: number): number[] {
+  const out: number[] = []
+  while (n >= 128) {
+    out.push((n % 128) | 128)
+    n = Math.floor(n / 128)
+  }
+  out.push(n)
+  return out
+}
+
+const lengthDelimited = (field: number, data: Uint8Array) => Uint8Array.of(...varint(field * 8 + 2), ...varint(data.length), ...data)
+const varintField = (field: number, n: number) => Uint8Array.of(...varint(field * 8), ...varint(n))
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+const anyFields = fc.record({
+  writer: fc.uint8Array({ maxLength: 20 }),
+  seq: fc.oneof(fc.nat(300), fc.maxSafeNat()),
+  links: fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 4 }),
+  value: fc.uint8Array({ maxLength: 300 }),
+})
+
+const validFields = fc.record({
+  writer: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+  seq: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+  links: fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { maxLength: 4 }),
+  value: fc.uint8Array({ maxLength: 200 }),
+})
+
+const unknownField = fc.oneof(
+  fc.record({ field: fc.integer({ min: 5, max: 2000 }), data: fc.uint8Array({ maxLength: 10 }) }).map(({ field, data }) => lengthDelimited(field, data)),
+  fc.record({ field: fc.integer({ min: 5, max: 2000 }), n: fc.maxSafeNat() }).map(({ field, n }) => varintField(field, n)),
+  fc.integer({ min: 5, max: 2000 }).map((field) => Uint8Array.of(...varint(field * 8 + 5), 1, 2, 3, 4)),
+  fc.integer({ min: 5, max: 2000 }).map((field) => Uint8Array.of(...varint(field * 8 + 1), 1, 2, 3, 4, 5, 6, 7, 8)),
+)
+
+describe('Node codec', () => {
+  it('encodeNode is byte-identical to protobuf-es toBinary(create(NodeSchema, ...))', () => {
+    fc.assert(
+      fc.property(anyFields, (fields) => {
+        expect(hex(encodeNode(fields))).toBe(hex(protobufEs(fields)))
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it('decodeNode reads any encoding protobuf-es reads the same way, and re-encodes canonically', () => {
+    fc.assert(
+      fc.property(
+        validFields,
+        fc.array(unknownField, { maxLength: 3 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1_000_000 }),
+        (fields, unknown, overwrite, shuffleSeed) => {
+          // Scalar fields may appear several times (last wins) and in any order;
+          // links keep their relative order.
+          const parts: Uint8Array[] = []
+          if (overwrite) parts.push(lengthDelimited(1, new Uint8Array(3)), varintField(2, 99), lengthDelimited(4, Uint8Array.of(7)))
+          const tail = [
+            lengthDelimited(1, fields.writer),
+            varintField(2, fields.seq),
+            ...(fields.value.length > 0 ? [lengthDelimited(4, fields.value)] : [lengthDelimited(4, new Uint8Array(0))]),
+            ...unknown,
+          ]
+          let seed = shuffleSeed
+          for (let i = tail.length - 1; i > 0; i--) {
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            const j = seed % (i + 1)
+            ;[tail[i], tail[j]] = [tail[j], tail[i]]
+          }
+          const links = fields.links.map((l) => lengthDelimited(3, l))
+          const at = seed % (tail.length + 1)
+          const bytes = concat([...parts, ...tail.slice(0, at), ...links, ...tail.slice(at)])
+
+          const ours = decodeNode(bytes)
+          const theirs = fromBinary(NodeSchema, bytes)
+          expect(hex(ours.writer)).toBe(hex(theirs.writer))
+          expect(ours.seq).toBe(Number(theirs.seq))
+          expect(ours.links.map(hex)).toEqual(theirs.links.map(hex))
+          expect(hex(ours.value)).toBe(hex(theirs.value))
+          expect(hex(encodeNode(ours))).toBe(hex(protobufEs(fields)))
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('decodeNode on garbage either throws INVALID_NODE or yields a well-formed node', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 120 }), (bytes) => {
+        try {
+          const n = decodeNode(bytes)
+          expect(n.writer.length).toBe(16)
+          expect(n.seq).toBeGreaterThanOrEqual(1)
+          for (const l of n.links) expect(l.length).toBe(32)
+          expect(hex(encodeNode(decodeNode(encodeNode(n))))).toBe(hex(encodeNode(n)))
+        } catch (err) {
+          if (!isHyperEmitterError(err, ErrorCodes.INVALID_NODE)) throw err
+        }
+      }),
+      { numRuns: 1000 },
+    )
+  })
+})
+
+// ---- The log under random interleavings of appends and (partial) syncs ----
+
+type Op =
+  | { t: 'append'; who: 0 | 1; n: number; together: boolean }
+  | { t: 'sync'; from: 0 | 1; limit: number | null; chunk: number; appendMeanwhile: number }
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ t: fc.constant('append' as const), who: fc.constantFrom(0 as const, 1 as const), n: fc.integer({ min: 1, max: 4 }), together: fc.boolean() }),
+  fc.record({
+    t: fc.constant('sync' as const),
+    from: fc.constantFrom(0 as const, 1 as const),
+    limit: fc.option(fc.nat(6), { nil: null }),
+    chunk: fc.integer({ min: 1, max: 4 }),
+    appendMeanwhile: fc.nat(2),
+  }),
+)
+
+async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
+
+let counter = 0
+const payload = () => new TextEncoder().encode(`event ${counter++}`)
+
+/** Every invariant of GUIDE.md that one log can be checked for on its own. */
+async function checkInvariants(log: Log, other: Clock): Promise<LogEntry[]> {
+  const entries = await all(log.read())
+  expect(entries.map((e) => e.change)).toEqual(entries.map((_, i) => i + 1))
+  expect(log.length).toBe(entries.length)
+
+  const position = new Map<string, number>()
+  const linked = new Set<string>()
+  const lastSeq = new Map<string, number>()
+  for (const e of entries) {
+    // Every stored key is the hash of the stored (canonical) bytes.
+    expect(hex(e.key)).toBe(hex(sha256(e.bytes)))
+    const node = decodeNode(e.bytes)
+    expect(hex(encodeNode(node))).toBe(hex(e.bytes))
+    expect([hex(node.writer), node.seq, node.links.map(hex), hex(node.value)]).toEqual([hex(e.writer), e.seq, e.links.map(hex), hex(e.value)])
+    // Topological: every link is stored earlier.
+    for (const l of e.links) {
+      expect(position.get(hex(l))).toBeLessThan(e.change)
+      linked.add(hex(l))
+    }
+    expect(position.has(hex(e.key))).toBe(false)
+    position.set(hex(e.key), e.change)
+    // (writer, seq) unique and contiguous per writer, in change order.
+    const w = hex(e.writer)
+    expect(e.seq).toBe((lastSeq.get(w) ?? 0) + 1)
+    lastSeq.set(w, e.seq)
+  }
+  expect(log.clock()).toEqual(lastSeq)
+  const heads = entries.filter((e) => !linked.has(hex(e.key))).map((e) => e.key)
+  heads.sort(compareBytes)
+  expect(log.heads().map(hex)).toEqual(heads.map(hex))
+
+  // readMissing gives exactly the entries beyond a clock, in change order.
+  const missing = await all(log.readMissing(other))
+  expect(missing.map((e) => e.change)).toEqual(entries.filter((e) => e.seq > (other.get(hex(e.writer)) ?? 0)).map((e) => e.change))
+  return entries
+}
+
+async function syncOnce(from: Log, to: Log, limit: number | null, chunk: number, appendMeanwhile: number): Promise<void> {
+  const nodes: Uint8Array[] = []
+  if (limit !== 0) {
+    for await (const e of from.readMissing(to.clock())) {
+      nodes.push(e.bytes)
+      if (limit !== null && nodes.length >= limit) break
+    }
+  }
+  // Several addMany calls and local appends in flight at once share batches;
+  // each addMany may depend on the one before it.
+  const pending: Promise<unknown>[] = []
+  for (let i = 0; i < nodes.length; i += chunk) pending.push(to.addMany(nodes.slice(i, i + chunk), 'peer'))
+  for (let i = 0; i < appendMeanwhile; i++) pending.push(to.append(payload()))
+  await Promise.all(pending)
+}
+
+describe('Log invariants under random appends and syncs', () => {
+  it('hold after every run, and a full sync makes both logs identical', async () => {
+    await fc.assert(
+      // recentKeys 0 sends every link and duplicate check to the db.
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 14 }), fc.constantFrom(0, 4, 1000), async (ops, recentKeys) => {
+        const dbs = [new MemoryLevel(), new MemoryLevel()]
+        const logs = dbs.map((db) => new Log(db, { maxBatch: 3, recentKeys }))
+        await Promise.all(logs.map((l) => l.open()))
+        try {
+          for (const op of ops) {
+            if (op.t === 'append') {
+              const log = logs[op.who]
+              if (op.together) await Promise.all(Array.from({ length: op.n }, () => log.append(payload())))
+              else for (let i = 0; i < op.n; i++) await log.append(payload())
+            } else {
+              await syncOnce(logs[op.from], logs[1 - op.from], op.limit, op.chunk, op.appendMeanwhile)
+            }
+          }
+          const [a, b] = logs
+          await checkInvariants(a, b.clock())
+          await checkInvariants(b, a.clock())
+
+          await syncOnce(a, b, null, 5, 0)
+          await syncOnce(b, a, null, 5, 0)
+          const ea = await checkInvariants(a, b.clock())
+          const eb = await checkInvariants(b, a.clock())
+          expect(new Set(ea.map((e) => hex(e.key)))).toEqual(new Set(eb.map((e) => hex(e.key))))
+          expect(a.heads().map(hex)).toEqual(b.heads().map(hex))
+          expect(a.clock()).toEqual(b.clock())
+          expect(await all(a.readMissing(b.clock()))).toEqual([])
+
+          // Everything above survives a reopen on the same db.
+          const before = { clock: a.clock(), heads: a.heads().map(hex), length: a.length, writer: a.writerId }
+          await a.close()
+          const again = new Log(dbs[0])
+          await again.open()
+          expect({ clock: again.clock(), heads: again.heads().map(hex), length: again.length, writer: again.writerId }).toEqual(before)
+          await again.close()
+        } finally {
+          for (const l of logs) await l.close()
+          for (const db of dbs) await db.close()
+        }
+      }),
+      { numRuns: 100 },
+    )
+  })
+})
