@@ -1,0 +1,118 @@
+import { parseArgs } from 'node:util'
+import { ErrorCodes, HyperEmitterError } from '../../core/errors.js'
+
+export interface CliOptions {
+  schema: string
+  db?: string
+  port?: number
+  host?: string
+  targetHost?: string
+  targetPort?: number
+  targetUrl?: string
+  repl: boolean
+  fromScratch: boolean
+}
+
+export const USAGE = `Usage: hypem <schema.proto> [options]
+
+A HyperEmitter on the command line: a REPL with \`hyper\` (the emitter) in
+scope that prints every event, or (--no-repl) an NDJSON pipe.
+
+Options:
+  --schema FILE       the .proto schema (instead of the positional argument)
+  --db PATH           a LevelDB (classic-level) directory, created if missing;
+                      default: an in-memory db, gone on exit
+  --port PORT         accept peers on PORT (TCP and WebSocket; 0: any free port)
+  --host HOST         the interface to listen on (default: all)
+  --target-port PORT  connect to a peer over TCP
+  --target-host HOST  the peer's host (default: localhost)
+  --target-url URL    connect to a peer over WebSocket (ws://… or wss://…)
+  --no-repl           NDJSON: emit the {"name":…,"payload":{…}} lines read on
+                      stdin; write every event as one such line on stdout
+  --from-scratch      print the whole log, not only the events not shown yet
+  -h, --help          show this help
+
+A REPL or an NDJSON stream on a --db starts where it stopped last time.
+With --no-repl, when stdin ends, hypem keeps running if it listens or is
+connected (stop it with SIGINT/SIGTERM), and otherwise exits once every
+event is written. Exit codes: 0 ok, 1 failure, 2 bad command line.
+`
+
+/** What a command line asks for: options, or the help text. Throws INVALID_ARGUMENT. */
+export function parseCli(argv: string[]): CliOptions | 'help' {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        schema: { type: 'string' },
+        db: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'target-host': { type: 'string' },
+        'target-port': { type: 'string' },
+        'target-url': { type: 'string' },
+        'no-repl': { type: 'boolean' },
+        'from-scratch': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (err) {
+    throw usage(describeParseError(err))
+  }
+  const { values, positionals } = parsed
+  if (values.help) return 'help'
+  if (positionals.length > 1) throw usage(`one schema file, not ${positionals.length}: ${positionals.join(' ')}`)
+  const schema = values.schema ?? positionals[0]
+  if (values.schema !== undefined && positionals[0] !== undefined && positionals[0] !== values.schema) {
+    throw usage(`two schema files: ${positionals[0]} and --schema ${values.schema}`)
+  }
+  if (schema === undefined || schema === '') throw usage('missing the schema file (hypem <schema.proto>)')
+  if (values['target-host'] !== undefined && values['target-port'] === undefined) {
+    throw usage('--target-host needs --target-port')
+  }
+  if (values.host !== undefined && values.port === undefined) throw usage('--host needs --port')
+  const targetUrl = values['target-url']
+  if (targetUrl !== undefined && !/^wss?:\/\/[^/]/.test(targetUrl)) {
+    throw usage(`--target-url must be a ws:// or wss:// URL, not ${targetUrl}`)
+  }
+  if (values.db === '') throw usage('--db needs a directory')
+  return {
+    schema,
+    db: values.db,
+    port: values.port === undefined ? undefined : parsePort('--port', values.port, 0),
+    host: values.host,
+    targetHost: values['target-host'],
+    targetPort: values['target-port'] === undefined ? undefined : parsePort('--target-port', values['target-port'], 1),
+    targetUrl,
+    repl: !values['no-repl'],
+    fromScratch: values['from-scratch'] ?? false,
+  }
+}
+
+function parsePort(flag: string, value: string, min: number): number {
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN
+  if (!(port >= min && port <= 65535)) throw usage(`${flag} must be a port number from ${min} to 65535, not ${JSON.stringify(value)}`)
+  return port
+}
+
+function describeParseError(err: unknown): string {
+  const e = err as { code?: string; message?: string }
+  const option = /'(-[^' ]+)/.exec(e.message ?? '')?.[1]
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option ?? ''}`.trim()
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (option && /argument missing|ambiguous/.test(e.message ?? '')) return `option ${option} needs a value`
+      if (option && /does not take an argument/.test(e.message ?? '')) return `option ${option} takes no value`
+      return (e.message ?? 'bad option value').split('\n')[0]
+    default:
+      return (e.message ?? String(err)).split('\n')[0]
+  }
+}
+
+function usage(message: string): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `${message} (see hypem --help)`)
+}
