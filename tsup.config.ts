@@ -12,6 +12,15 @@ export default defineConfig([
     clean: true,
   },
   {
+    // The hypem binary (package.json "bin"): one ESM file, run by node directly.
+    entry: { cli: 'src/cli.ts' },
+    format: ['esm'],
+    platform: 'node',
+    target: 'node20',
+    sourcemap: true,
+    banner: { js: '#!/usr/bin/env node' },
+  },
+  {
     // Browsers: the core, WebSocket sync and browser-level; no Node built-ins.
     entry: { browser: 'src/browser.ts' },
     format: ['esm', 'cjs'],
