@@ -1,4 +1,5 @@
 import * as http from 'node:http'
+import type * as https from 'node:https'
 import * as net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
@@ -67,7 +68,7 @@ export class HubServer {
   private readonly sockets = new Set<Duplex>()
   /** Sockets that carry a channel (they get a grace period on close). */
   private readonly channelSockets = new Set<Duplex>()
-  private readonly attached: Array<{ server: http.Server; listener: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void }> = []
+  private readonly attached: Array<{ server: http.Server | https.Server; listener: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void }> = []
   private closing: Promise<void> | null = null
 
   /** Throws INVALID_ARGUMENT when onChannel is missing or a limit is not a positive number. */
@@ -159,7 +160,7 @@ export class HubServer {
    * another 'upgrade' listener is there to take them. The server itself stays
    * the caller's: close() detaches from it but never closes it.
    */
-  attach(server: http.Server, options: { path?: string } = {}): void {
+  attach(server: http.Server | https.Server, options: { path?: string } = {}): void {
     if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'HubServer is closed')
     const path = options.path ?? this.options.path
     if (path !== undefined && !path.startsWith('/')) {
