@@ -52,6 +52,9 @@ export interface PeerEventInfo {
   direction: 'outgoing' | 'incoming'
 }
 
+/** Longest close() waits for closed channels to release their sockets. */
+const RELEASE_WAIT_MS = 3000
+
 /** Codes that no retry can fix: give up instead of hammering the peer. */
 const PERMANENT = new Set<string>([ErrorCodes.UNAUTHORIZED, ErrorCodes.VERSION_MISMATCH])
 
@@ -115,6 +118,8 @@ export class PeerManager {
   private readonly incoming = new Set<SyncSession>()
   /** Errors a session already reported on status, so a retry does not report them twice. */
   private readonly reported = new WeakSet<object>()
+  /** Every channel not yet released, so close() can wait for their sockets. */
+  private readonly channels = new Set<FrameChannel>()
   private closing = false
 
   /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number. */
@@ -192,6 +197,7 @@ export class PeerManager {
       channel.close()
       throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
     }
+    this.track(channel)
     const authenticate = this.options.authenticate
     const session = new SyncSession(this.log, channel, {
       ...this.options.session,
@@ -220,6 +226,27 @@ export class PeerManager {
     }
     await Promise.all(sessions.map((session) => closeSession(session)))
     this.incoming.clear()
+    // Sessions close their channels after a short linger; their sockets close
+    // after the peer's part of the goodbye. Wait for that (bounded: the
+    // transports force it within a couple of seconds), so nothing of this
+    // manager keeps the process alive once close() resolves.
+    const released = [...this.channels].map((c) => c.released)
+    if (released.length > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([
+        Promise.all(released),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, RELEASE_WAIT_MS)
+        }),
+      ])
+      clearTimeout(timer)
+    }
+  }
+
+  private track(channel: FrameChannel): void {
+    if (!channel.released) return
+    this.channels.add(channel)
+    void channel.released.then(() => this.channels.delete(channel))
   }
 
   /**
@@ -231,6 +258,7 @@ export class PeerManager {
   private async attempt(peer: Peer): Promise<void> {
     peer.state = 'connecting'
     const channel = await this.options.dial(peer.address, { token: peer.token })
+    this.track(channel)
     // close() or a give-up may have happened while dialing.
     if (this.closing || (peer.state as PeerState) === 'closed') {
       channel.close()

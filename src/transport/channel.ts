@@ -36,6 +36,13 @@ export interface FrameChannel {
   readonly bufferedAmount: number
   readonly closed: boolean
   /**
+   * Resolves once the underlying connection is gone (its socket closed),
+   * which may be a little after close(): an owner that must leave nothing
+   * behind (an emitter's close()) waits for it. Optional: a channel with
+   * nothing to release (memory) may leave it out.
+   */
+  readonly released?: Promise<void>
+  /**
    * Queue one frame. Returns false once the send buffer is above the
    * high-water mark: stop sending until 'drain'. Throws FRAME_TOO_LARGE for a
    * frame over maxFrameSize and CLOSED after close.

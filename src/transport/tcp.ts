@@ -264,8 +264,11 @@ class TcpChannel implements FrameChannel {
   /** The peer ended the stream while frames were still waiting in the inbox. */
   private endPending = false
   private endTimer: ReturnType<typeof setTimeout> | undefined
+  readonly released: Promise<void>
+  private release!: () => void
 
   constructor(socket: net.Socket, options: FrameChannelOptions) {
+    this.released = new Promise((resolve) => (this.release = resolve))
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
     checkMaxFrameSize(maxFrameSize)
@@ -490,6 +493,7 @@ class TcpChannel implements FrameChannel {
   }
 
   private readonly onSocketClose = (): void => {
+    this.release()
     if (this.endTimer !== undefined) clearTimeout(this.endTimer)
     if (this.closed) return
     this.close(this.decoder.partial ? new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `connection to ${this.remote} was lost mid-frame`) : undefined)

@@ -18,6 +18,13 @@ import { ownFrame } from './frame-copy.js'
 
 const CONNECTING = 0
 const OPEN = 1
+const CLOSED = 3
+
+/**
+ * How long a closing `ws` socket may wait for the peer's close frame before
+ * it is terminated (ws's own wait is 30 s, and keeps the process alive).
+ */
+const CLOSE_GRACE_MS = 2000
 
 /** How often bufferedAmount is polled while above the high-water mark (browsers have no 'drain'). */
 const DRAIN_POLL_MS = 5
@@ -83,6 +90,7 @@ interface NodeSocketLike {
 interface NodeWsExtras {
   _socket?: NodeSocketLike | null
   _isServer?: boolean
+  terminate?: () => void
   pause?: () => void
   resume?: () => void
 }
@@ -270,8 +278,11 @@ class WebSocketChannel implements FrameChannel {
   private deliveryScheduled = false
   /** The peer closed while frames were still waiting in the inbox. */
   private pendingClose: { err: Error | undefined } | null = null
+  readonly released: Promise<void>
+  private release!: () => void
 
   constructor(ws: WebSocketLike, options: WebSocketChannelOptions) {
+    this.released = new Promise((resolve) => (this.release = resolve))
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
     const maxQueuedBytes = options.maxQueuedBytes ?? Math.max(4 * maxFrameSize, 1024 * 1024)
@@ -298,6 +309,8 @@ class WebSocketChannel implements FrameChannel {
     ws.binaryType = typeof this.node._isServer === 'boolean' ? 'nodebuffer' : 'arraybuffer'
     ws.addEventListener('message', this.onMessage)
     ws.addEventListener('close', this.onClose)
+    ws.addEventListener('close', this.release)
+    if (ws.readyState === CLOSED) this.release()
     ws.addEventListener('error', this.onError)
     if (ws.readyState === CONNECTING) ws.addEventListener('open', this.onOpen)
     else if (ws.readyState !== OPEN) {
@@ -360,6 +373,13 @@ class WebSocketChannel implements FrameChannel {
       if (ws.readyState === CONNECTING || ws.readyState === OPEN) {
         if (err === undefined) ws.close(WebSocketCloseCodes.NORMAL)
         else ws.close(closeCodeFor(err), closeReason(err))
+        const terminate = this.node.terminate
+        if (typeof terminate === 'function') {
+          // A peer that never answers our close frame must not hold the socket (and the process) for ws's 30 s.
+          const timer = setTimeout(() => terminate.call(ws), CLOSE_GRACE_MS)
+          ;(timer as { unref?: () => void }).unref?.()
+          void this.released.then(() => clearTimeout(timer))
+        }
       }
     } catch {
       // A socket that cannot even send its close frame is already gone.

@@ -1,0 +1,578 @@
+/**
+ * Replication end to end through the public API (`HyperEmitter` from
+ * src/index.ts), over real sockets on 127.0.0.1 with ephemeral ports: one
+ * suite run over TCP and over WebSocket, and over memory-level and
+ * classic-level where storage matters. Raw clients (test/helpers/raw-peers.ts)
+ * speak the protocol by hand where a test needs to misbehave.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import * as net from 'node:net'
+import { create, toBinary } from '@bufbuild/protobuf'
+import type { IncomingMessage } from 'node:http'
+import { HyperEmitter, ErrorCodes, isHyperEmitterError, type Db, type Peer, type ReplicationOptions } from '../src/index.js'
+import { toHex } from '../src/core/bytes.js'
+import type { Log } from '../src/core/log.js'
+import { encodeNode, decodeNode } from '../src/core/node.js'
+import type { LogEntry } from '../src/core/types.js'
+import { ClockSchema, FrameSchema, NodesSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
+import { clockFrame, decodeFrame, handshakeFrame, nodesFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
+import { encodeFrame as lengthPrefixed, FrameDecoder } from '../src/transport/tcp.js'
+import { classicFactory, memoryFactory, type DbFactory } from './helpers/dbs.js'
+import { rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
+import { randomWriter, until, within } from './session-helpers.js'
+
+const SCHEMA = `
+message Hello {
+  required string from = 1;
+  optional string message = 2;
+}
+message userAdded {
+  optional int32 id = 1;
+  optional string username = 2;
+}
+message userRemoved {
+  optional int32 id = 1;
+}
+`
+const HOST = '127.0.0.1'
+
+type Emitter = HyperEmitter
+
+/** The log behind an emitter: tests compare heads and lengths, the public API stays as it is. */
+function logOf(e: Emitter): Log {
+  return (e as unknown as { log: Log }).log
+}
+
+function heads(e: Emitter): string[] {
+  return logOf(e).heads().map(toHex).sort()
+}
+
+interface Transport {
+  name: 'tcp' | 'websocket'
+  /** Dial the hub at `port` the way users would for this transport. */
+  connect(e: Emitter, port: number, options?: { token?: string; query?: string }): Promise<Peer>
+  /** A raw client speaking the protocol by hand. */
+  raw(port: number): Promise<RawClient>
+}
+
+const tcp: Transport = {
+  name: 'tcp',
+  connect: (e, port, o = {}) => (o.token === undefined ? e.connect(port, HOST) : e.connect(port, HOST, { token: o.token })),
+  raw: (port) => rawTcp(port),
+}
+const websocket: Transport = {
+  name: 'websocket',
+  connect: (e, port, o = {}) => e.connect(`ws://${HOST}:${port}/${o.query ?? ''}`, { token: o.token }),
+  raw: (port) => rawWebSocket(`ws://${HOST}:${port}/`),
+}
+const transports = [tcp, websocket]
+
+// ---- bookkeeping: every emitter and db made here is closed after each test ----
+
+const open: Emitter[] = []
+const factories: DbFactory[] = []
+const memory = memoryFactory()
+const classic = classicFactory()
+factories.push(memory, classic)
+
+function make(db: Db | null = null, options: ReplicationOptions = {}): Emitter {
+  const e = HyperEmitter(db, SCHEMA, { reconnectTimeout: 50, ...options })
+  open.push(e)
+  // Background failures are expected in many tests (refused peers...); they must not print.
+  e.status.on('error', () => {})
+  return e
+}
+
+async function closeAll(...emitters: Emitter[]): Promise<void> {
+  await Promise.all(emitters.map((e) => e.close()))
+}
+
+const dbsToClose: Db[] = []
+function db(factory: DbFactory): Db {
+  const d = factory.create()
+  dbsToClose.push(d)
+  return d
+}
+function reopen(factory: DbFactory, d: Db): Db {
+  const again = factory.reopen(d)!
+  dbsToClose.push(again)
+  return again
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((e) => e.close().catch(() => {})))
+  await Promise.all(dbsToClose.splice(0).map((d) => d.close().catch(() => {})))
+})
+afterAll(() => {
+  for (const f of factories) f.cleanup()
+})
+
+// Anything escaping (an unhandled rejection, an uncaught exception) fails the suite.
+const escaped: unknown[] = []
+const onEscape = (err: unknown): void => {
+  escaped.push(err)
+}
+beforeAll(() => {
+  process.on('unhandledRejection', onEscape)
+  process.on('uncaughtException', onEscape)
+})
+afterAll(() => {
+  process.off('unhandledRejection', onEscape)
+  process.off('uncaughtException', onEscape)
+  expect(escaped).toEqual([])
+})
+
+// ---- small helpers ----
+
+/** Resolves with the next status `event` whose payload passes `match`; rejects after `ms`. */
+function nextStatus(e: Emitter, event: string, match: (info: any) => boolean = () => true, ms = 15_000): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const handler = (info: any) => {
+      if (!match(info)) return
+      clearTimeout(timer)
+      e.status.off(event, handler)
+      resolve(info)
+    }
+    const timer = setTimeout(() => {
+      e.status.off(event, handler)
+      reject(new Error(`timed out waiting for status ${event}`))
+    }, ms)
+    e.status.on(event, handler)
+  })
+}
+
+/** Records every `name` event a listener gets. */
+function record<T = any>(e: Emitter, name: string): T[] {
+  const seen: T[] = []
+  e.on(name, (m: T) => {
+    seen.push(m)
+  })
+  return seen
+}
+
+/** Every event in the emitter's log, from the beginning, as { name, payload }. */
+async function allEvents(e: Emitter): Promise<Array<{ name: string; payload: any }>> {
+  const n = logOf(e).length
+  const out: Array<{ name: string; payload: any }> = []
+  if (n === 0) return out
+  const it = e.events({ from: 'beginning' })
+  for await (const event of it) {
+    out.push(event)
+    if (out.length === n) break
+  }
+  return out
+}
+
+/** Resolves once every emitter's log holds `n` nodes (bounded). */
+async function converged(emitters: Emitter[], n: number, ms = 20_000): Promise<void> {
+  await until(() => emitters.every((e) => logOf(e).length === n), ms, `all logs at ${n} (now ${emitters.map((e) => logOf(e).length).join(',')})`)
+}
+
+/** All nodes of an emitter's log, in change order. */
+async function nodesOf(e: Emitter): Promise<LogEntry[]> {
+  const out: LogEntry[] = []
+  for await (const entry of logOf(e).read()) out.push(entry)
+  return out
+}
+
+const frameBytes = (body: any): Uint8Array => toBinary(FrameSchema, create(FrameSchema, { body }))
+
+// =====================================================================================
+
+describe.each(transports)('replication over $name', (T) => {
+  describe.each([memory, classic])('on $name', (factory) => {
+    it('pairs: every listener on every peer sees every event exactly once, both directions (the seed example)', async () => {
+      const one = make(db(factory))
+      const two = make(db(factory))
+      const { port } = await one.listen(0, HOST)
+      const peer = await T.connect(two, port)
+      await within(peer.synced, 10_000, 'first sync')
+
+      const removedOnOne = record(one, 'userRemoved')
+      const addedOnTwo = record(two, 'userAdded')
+      const helloOne = [record(one, 'Hello'), record(one, 'Hello')]
+      const helloTwo = [record(two, 'Hello'), record(two, 'Hello')]
+
+      // The seed: each message sent on the opposite emitter, each handled once.
+      await one.emit('userAdded', { id: 1, username: 'user' })
+      await two.emit('userRemoved', { id: 1 })
+      const pending: Promise<void>[] = []
+      for (let i = 0; i < 20; i++) {
+        pending.push(one.emit('Hello', { from: 'one', message: `${i}` }))
+        pending.push(two.emit('Hello', { from: 'two', message: `${i}` }))
+      }
+      await Promise.all(pending)
+      // Sentinels last: each peer's nodes arrive in its change order, so once
+      // both sentinels are seen everything before them is in, and any echo or
+      // duplicate would have been counted.
+      await Promise.all([one.emit('Hello', { from: 'one', message: 'end' }), two.emit('Hello', { from: 'two', message: 'end' })])
+      const listeners = [...helloOne, ...helloTwo]
+      await until(() => listeners.every((l) => l.filter((m: any) => m.message === 'end').length === 2), 10_000, 'sentinels')
+
+      expect(removedOnOne).toEqual([{ id: 1 }])
+      expect(addedOnTwo).toEqual([{ id: 1, username: 'user' }])
+      const expected = ['one', 'two'].flatMap((from) => [...Array.from({ length: 20 }, (_, i) => `${from}:${i}`), `${from}:end`]).sort()
+      for (const l of listeners) expect(l.map((m: any) => `${m.from}:${m.message}`).sort()).toEqual(expected)
+      expect(heads(one)).toEqual(heads(two))
+      expect(logOf(one).length).toBe(logOf(two).length)
+    })
+  })
+
+  it('a restarted peer (same classic-level dir) reconnects to its known peer by itself and catches up', async () => {
+    const hub = make(db(memory))
+    const { port } = await hub.listen(0, HOST)
+    const dbB = db(classic)
+    const b = make(dbB)
+    await within((await T.connect(b, port)).synced, 10_000, 'sync')
+    await b.emit('Hello', { from: 'b', message: 'before restart' })
+    await converged([hub, b], 2)
+    await b.close()
+    await dbB.close()
+
+    // Missed while b was away.
+    for (let i = 0; i < 5; i++) await hub.emit('Hello', { from: 'hub', message: `missed ${i}` })
+    const b2 = make(reopen(classic, dbB))
+    const synced = nextStatus(b2, 'peer:synced')
+    const seen = record(b2, 'Hello')
+    // No connect(): the known peer comes from the db.
+    const info = await synced
+    expect(info).toMatchObject({ direction: 'outgoing', id: await hub.getId() })
+    await converged([hub, b2], logOf(hub).length)
+    expect(seen.map((m: any) => m.message)).toEqual(['missed 0', 'missed 1', 'missed 2', 'missed 3', 'missed 4'])
+    expect(heads(b2)).toEqual(heads(hub))
+    expect(b2.peers.map((p) => p.address)).toEqual([T.name === 'tcp' ? `tcp://${HOST}:${port}` : `ws://${HOST}:${port}/`])
+    // Caught up on what was missed, not the whole log again.
+    expect(info.nodesReceived).toBe(5)
+  })
+
+  it('reconnects after the server restarts on the same port: peer:reconnecting, then synced again', async () => {
+    const dbA = db(classic)
+    const a = make(dbA)
+    const { port } = await a.listen(0, HOST)
+    const b = make(db(memory), { reconnectTimeout: 50 })
+    await within((await T.connect(b, port)).synced, 10_000, 'sync')
+    const common = logOf(a).length
+    const reconnecting = nextStatus(b, 'peer:reconnecting')
+    await a.close()
+    await dbA.close()
+    const first = await reconnecting
+    expect(first).toMatchObject({ attempt: 1 })
+    expect(first.delay).toBeGreaterThanOrEqual(0)
+    expect(first.delay).toBeLessThanOrEqual(50)
+
+    // Written on b while the server is down.
+    await b.emit('Hello', { from: 'b', message: 'while down' })
+    const a2 = make(reopen(classic, dbA))
+    const resynced = nextStatus(b, 'peer:synced')
+    expect((await a2.listen(port, HOST)).port).toBe(port)
+    await resynced
+    await a2.emit('Hello', { from: 'a', message: 'after restart' })
+    await converged([a2, b], common + 2)
+    expect(heads(a2)).toEqual(heads(b))
+    expect((await allEvents(a2)).map((e) => e.payload.message)).toContain('while down')
+    expect(b.peers[0].state).toBe('synced')
+    expect(b.peers[0].attempt).toBe(0)
+  })
+
+  it('mesh from EventPeer: C connects to B through discovery; discover:false prevents it', async () => {
+    const a = make()
+    const { port } = await a.listen(0, HOST)
+    const b = make()
+    const bAddress = await b.listen(0, HOST)
+    await within((await T.connect(b, port)).synced, 10_000, 'b synced')
+    const bId = await b.getId()
+
+    const c = make()
+    const cToB = nextStatus(c, 'peer:connected', (info) => info.id === bId)
+    await T.connect(c, port)
+    const info = await cToB
+    expect(info).toMatchObject({ direction: 'outgoing', address: `tcp://${HOST}:${bAddress.port}`, transport: 'tcp' })
+    await nextStatus(c, 'peer:synced', (i) => i.id === bId)
+    expect(c.peers.map((p) => p.address).sort()).toEqual(
+      [T.name === 'tcp' ? `tcp://${HOST}:${port}` : `ws://${HOST}:${port}/`, `tcp://${HOST}:${bAddress.port}`].sort(),
+    )
+
+    // The same setup with discover: false: d learns of b (the EventPeer is in its log) and stays put.
+    const d = make(null, { discover: false })
+    const sawEventPeer = new Promise<void>((resolve) => d.on('EventPeer', (m: any) => {
+      if (m.id === bId) resolve()
+    }))
+    const dialedB: unknown[] = []
+    d.status.on('peer:connected', (i: any) => i.id === bId && dialedB.push(i))
+    await T.connect(d, port)
+    await within(sawEventPeer, 10_000, "b's EventPeer on d")
+    // Discovery acts within a few turns of the event (an id lookup, then connect()).
+    for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0))
+    expect(d.peers.map((p) => p.address)).toEqual([T.name === 'tcp' ? `tcp://${HOST}:${port}` : `ws://${HOST}:${port}/`])
+    expect(dialedB).toEqual([])
+  })
+
+  it('ten peers in a star converge to the same heads', async () => {
+    const hub = make()
+    const { port } = await hub.listen(0, HOST)
+    const spokes = Array.from({ length: 9 }, () => make(null, { discover: false }))
+    await Promise.all(spokes.map(async (s) => within((await T.connect(s, port)).synced, 15_000, 'spoke sync')))
+    const all = [hub, ...spokes]
+    await Promise.all(all.flatMap((e, i) => Array.from({ length: 5 }, (_, j) => e.emit('Hello', { from: `p${i}`, message: `${j}` }))))
+    // The hub's EventPeer plus 5 events from each of the ten.
+    await converged(all, 1 + 50)
+    const expected = heads(hub)
+    for (const s of spokes) expect(heads(s)).toEqual(expected)
+    const events = await allEvents(spokes[8])
+    expect(events.filter((e) => e.name === 'Hello')).toHaveLength(50)
+  })
+
+  it('authenticate refuses a peer: it gets no Nodes frame and an UNAUTHORIZED error', async () => {
+    const requests: IncomingMessage[] = []
+    const hub = make(null, {
+      authenticate: (peer) => {
+        if (peer.transport === 'tcp') return peer.token === 'secret'
+        const request = peer.request as IncomingMessage
+        requests.push(request)
+        return request.headers['x-token'] === 'secret' || new URL(request.url ?? '/', 'http://x').searchParams.get('token') === 'secret'
+      },
+    })
+    const { port } = await hub.listen(0, HOST)
+    await hub.emit('Hello', { from: 'hub', message: 'private' })
+
+    // An emitter with the right credentials replicates.
+    const good = make()
+    const goodPeer = await T.connect(good, port, T.name === 'tcp' ? { token: 'secret' } : { query: '?token=secret' })
+    await within(goodPeer.synced, 10_000, 'authorised sync')
+    expect(logOf(good).length).toBe(logOf(hub).length)
+
+    // One without is refused with a coded error, and holds nothing of the hub's log.
+    const bad = make()
+    const err = await T.connect(bad, port, { token: 'wrong' }).catch((e: unknown) => e)
+    expect(isHyperEmitterError(err, ErrorCodes.UNAUTHORIZED)).toBe(true)
+    expect(logOf(bad).length).toBe(0)
+    expect(bad.peers).toEqual([])
+
+    // By hand: the refused peer's connection carries no Nodes frame at all.
+    const raw = await T.raw(port)
+    raw.send(handshakeFrame(randomWriter(), true, 'wrong'))
+    const error = await raw.next('error')
+    expect(error.code).toBe(ErrorCodes.UNAUTHORIZED)
+    await within(raw.closed, 10_000, 'refused connection closed')
+    expect(raw.frames.map((f) => f.case)).not.toContain('nodes')
+    expect(raw.frames.map((f) => f.case)).not.toContain('clock')
+
+    if (T.name === 'websocket') {
+      // The hook saw the upgrade request: a header is enough.
+      expect(requests.every((r) => typeof r.headers.host === 'string')).toBe(true)
+      const withHeader = await rawWebSocket(`ws://${HOST}:${port}/`, { 'x-token': 'secret' })
+      withHeader.send(handshakeFrame(randomWriter(), true, ''))
+      await withHeader.next('clock')
+      withHeader.send(clockFrame(new Map()))
+      const nodes = await withHeader.next('nodes')
+      expect(nodes.nodes.length).toBe(logOf(hub).length)
+      withHeader.destroy()
+    }
+  })
+
+  it('a tampered node is refused with its code, nothing of it is stored, and the hub keeps serving', async () => {
+    const hub = make()
+    const { port } = await hub.listen(0, HOST)
+    await hub.emit('Hello', { from: 'hub', message: 'x' })
+
+    // Genuine nodes of another writer, then tampered copies.
+    const source = make()
+    for (let i = 0; i < 3; i++) await source.emit('Hello', { from: 'src', message: `${i}` })
+    const genuine = (await nodesOf(source)).map((e) => e.bytes)
+    const first = decodeNode(genuine[0])
+    const changedValue = encodeNode({ ...first, value: first.value.map((b, i) => (i === first.value.length - 1 ? b ^ 1 : b)) })
+    const cases: Array<{ what: string; nodes: Uint8Array[]; code: string }> = [
+      // The first node's payload changed: its hash changes, so the next node's link no longer resolves.
+      { what: 'changed payload', nodes: [changedValue, genuine[1], genuine[2]], code: ErrorCodes.MISSING_LINK },
+      { what: 'flipped byte in the encoding', nodes: [genuine[0].map((b, i) => (i === 1 ? 0xff : b))], code: ErrorCodes.INVALID_NODE },
+      { what: 'a forged node of the hub’s own writer', nodes: [encodeNode({ ...first, writer: logOf(hub).writer })], code: ErrorCodes.SEQ_MISMATCH },
+    ]
+    const before = { length: logOf(hub).length, heads: heads(hub) }
+    const errors: any[] = []
+    hub.status.on('peer:error', (i: any) => errors.push(i.error))
+    for (const c of cases) {
+      const raw = await T.raw(port)
+      raw.send(handshakeFrame(randomWriter(), true, ''))
+      await raw.next('clock')
+      raw.send(clockFrame(new Map()))
+      raw.send(nodesFrame(c.nodes))
+      const error = await raw.next('error')
+      expect(error.code, c.what).toBe(c.code)
+      await within(raw.closed, 10_000, 'disconnect after a bad node')
+      expect(logOf(hub).length, c.what).toBe(before.length)
+      expect(heads(hub), c.what).toEqual(before.heads)
+    }
+    expect(errors.map((e) => e.code)).toEqual(cases.map((c) => c.code))
+
+    // Still up, still serving: a real peer syncs.
+    const peer = make()
+    await within((await T.connect(peer, port)).synced, 10_000, 'sync after the attacks')
+    expect(heads(peer)).toEqual(heads(hub))
+  })
+
+  it('random and truncated frames never crash the process nor change the log (fast-check)', async () => {
+    const hub = make()
+    const { port } = await hub.listen(0, HOST)
+    await hub.emit('Hello', { from: 'hub', message: 'x' })
+    const before = { length: logOf(hub).length, heads: heads(hub) }
+    const source = make()
+    for (let i = 0; i < 3; i++) await source.emit('Hello', { from: 'src', message: `${i}` })
+    const foreign = (await nodesOf(source)).map((e) => e.bytes).slice(1)
+    const valid = [
+      handshakeFrame(randomWriter(), true, ''),
+      clockFrame(new Map()),
+      frameBytes({ case: 'clock', value: create(ClockSchema, { entries: [] }) }),
+      nodesFrame(foreign),
+      frameBytes({ case: 'nodes', value: create(NodesSchema, { nodes: [new Uint8Array(40)] }) }),
+    ]
+    const frame = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.constantFrom(...valid),
+      // A valid frame cut short.
+      fc.tuple(fc.constantFrom(...valid), fc.nat()).map(([f, n]) => f.subarray(0, n % Math.max(1, f.length))),
+    )
+    const script = fc.record({
+      handshakeFirst: fc.boolean(),
+      frames: fc.array(frame, { maxLength: 6 }),
+      // TCP only: raw bytes appended after the frames (a truncated prefix or garbage).
+      tail: fc.uint8Array({ maxLength: 12 }),
+    })
+    await fc.assert(
+      fc.asyncProperty(script, async ({ handshakeFirst, frames, tail }) => {
+        const raw = await T.raw(port)
+        if (handshakeFirst) raw.send(valid[0])
+        for (const f of frames) raw.send(f)
+        if (T.name === 'tcp' && tail.length > 0) raw.sendRaw(tail)
+        raw.end()
+        await Promise.race([raw.closed, new Promise((r) => setTimeout(r, 3000))])
+        raw.destroy()
+        expect(logOf(hub).length).toBe(before.length)
+        expect(heads(hub)).toEqual(before.heads)
+      }),
+      { numRuns: 40 },
+    )
+    // The process is alive and so is the hub.
+    const peer = make()
+    await within((await T.connect(peer, port)).synced, 10_000, 'sync after fuzzing')
+    expect(heads(peer)).toEqual(heads(hub))
+  })
+
+  it('a version mismatch is a clear VERSION_MISMATCH on both sides', async () => {
+    const hub = make()
+    const { port } = await hub.listen(0, HOST)
+    const hubError = nextStatus(hub, 'peer:error', (i) => isHyperEmitterError(i.error, ErrorCodes.VERSION_MISMATCH))
+    const raw = await T.raw(port)
+    raw.send(handshakeFrame(randomWriter(), true, '', PROTOCOL_VERSION + 1))
+    const error = await raw.next('error')
+    expect(error.code).toBe(ErrorCodes.VERSION_MISMATCH)
+    expect(error.message).toMatch(new RegExp(`version ${PROTOCOL_VERSION + 1}.*version ${PROTOCOL_VERSION}`))
+    expect(raw.frames.map((f) => f.case)).not.toContain('nodes')
+    expect((await hubError).error.message).toMatch(/protocol version/)
+    await within(raw.closed, 10_000, 'closed after mismatch')
+  })
+})
+
+// =====================================================================================
+
+describe('replication across transports', () => {
+  it('a chain TCP -> hub -> WebSocket: the hub relays both ways without being asked', async () => {
+    const hub = make()
+    const { port } = await hub.listen(0, HOST)
+    const viaTcp = make()
+    const viaWs = make()
+    const [p1, p2] = await Promise.all([viaTcp.connect(port, HOST), viaWs.connect(`ws://${HOST}:${port}/`)])
+    expect(p1.session?.remoteWriter).toBe(await hub.getId())
+    await Promise.all([p1.synced, p2.synced])
+    const onWs = record(viaWs, 'Hello')
+    const onTcp = record(viaTcp, 'Hello')
+    const onHub = record(hub, 'Hello')
+    await viaTcp.emit('Hello', { from: 'tcp', message: 'to ws' })
+    await viaWs.emit('Hello', { from: 'ws', message: 'to tcp' })
+    await hub.emit('Hello', { from: 'hub', message: 'to both' })
+    await until(() => onWs.length === 3 && onTcp.length === 3 && onHub.length === 3, 10_000, 'relay')
+    for (const seen of [onWs, onTcp, onHub]) expect(seen.map((m: any) => m.from).sort()).toEqual(['hub', 'tcp', 'ws'])
+    expect(heads(viaTcp)).toEqual(heads(viaWs))
+  })
+
+  it('no EventPeer if it is not needed: same db and port announce nothing new, a new port announces once', async () => {
+    const dbA = db(classic)
+    const a = make(dbA)
+    const { port } = await a.listen(0, HOST)
+    const id = await a.getId()
+    const peersIn = async (e: Emitter) => (await allEvents(e)).filter((ev) => ev.name === 'hyperemitter.v1.EventPeer')
+    const first = await peersIn(a)
+    expect(first.map((e) => e.payload)).toEqual([
+      { id, addresses: [{ ip: HOST, port, url: `ws://${HOST}:${port}/` }] },
+    ])
+    await a.close()
+    await dbA.close()
+
+    const dbA2 = reopen(classic, dbA)
+    const a2 = make(dbA2)
+    await a2.listen(port, HOST)
+    expect(await peersIn(a2)).toHaveLength(1)
+    const length = logOf(a2).length
+    await a2.close()
+    await dbA2.close()
+
+    const a3 = make(reopen(classic, dbA))
+    const moved = await a3.listen(0, HOST)
+    const announced = await peersIn(a3)
+    expect(logOf(a3).length).toBe(length + 1)
+    expect(announced).toHaveLength(2)
+    expect(announced[1].payload).toEqual({ id, addresses: [{ ip: HOST, port: moved.port, url: `ws://${HOST}:${moved.port}/` }] })
+  })
+
+  it('a peer speaking another version: connect() rejects VERSION_MISMATCH and the other side is told', async () => {
+    // A fake hub from the future: it speaks first, with protocol version 2.
+    const heard: any[] = []
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {})
+      socket.write(lengthPrefixed(handshakeFrame(randomWriter(), true, '', PROTOCOL_VERSION + 1)))
+      const decoder = new FrameDecoder()
+      socket.on('data', (chunk) =>
+        decoder.decode(chunk, (f) => {
+          heard.push(decodeFrame(f))
+        }),
+      )
+    })
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve))
+    const { port } = server.address() as net.AddressInfo
+    try {
+      const e = make()
+      const err = await e.connect(port, HOST).catch((x: unknown) => x)
+      expect(isHyperEmitterError(err, ErrorCodes.VERSION_MISMATCH)).toBe(true)
+      expect((err as Error).message).toMatch(new RegExp(`version ${PROTOCOL_VERSION + 1}.*version ${PROTOCOL_VERSION}`))
+      await until(() => heard.some((f) => f?.case === 'error'), 10_000, 'error frame at the fake hub')
+      expect(heard.find((f) => f?.case === 'error').value.code).toBe(ErrorCodes.VERSION_MISMATCH)
+      expect(e.peers).toEqual([])
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  })
+
+  it('no open handles after close(): servers, sockets and timers are gone', async () => {
+    const count = () => {
+      const tally = new Map<string, number>()
+      for (const r of process.getActiveResourcesInfo()) tally.set(r, (tally.get(r) ?? 0) + 1)
+      return tally
+    }
+    const before = count()
+    const hub = make(null, { session: { keepAliveInterval: 1000 } })
+    const { port } = await hub.listen(0, HOST)
+    const a = make(null, { session: { keepAliveInterval: 1000 } })
+    const b = make(null, { session: { keepAliveInterval: 1000 } })
+    const [pa, pb] = await Promise.all([a.connect(port, HOST), b.connect(`ws://${HOST}:${port}/`)])
+    await Promise.all([pa.synced, pb.synced])
+    await a.emit('Hello', { from: 'a' })
+    await converged([hub, a, b], 2)
+    const during = count()
+    expect(during.get('TCPSocketWrap') ?? 0).toBeGreaterThan(before.get('TCPSocketWrap') ?? 0)
+    await closeAll(hub, a, b)
+    const after = count()
+    for (const kind of ['TCPServerWrap', 'TCPSocketWrap', 'Timeout', 'Immediate']) {
+      expect(after.get(kind) ?? 0, kind).toBeLessThanOrEqual(before.get(kind) ?? 0)
+    }
+  })
+})
