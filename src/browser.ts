@@ -5,12 +5,14 @@
 import type { DescMessage } from '@bufbuild/protobuf'
 import { callable } from './core/callable.js'
 import type { Db, EventMap, SchemaStream } from './core/emitter.js'
-import { BrowserHyperEmitter } from './browser/emitter.js'
-import type { ReplicationOptions as HyperEmitterOptions } from './sync/replicated.js'
+import { BrowserHyperEmitter, type BrowserOptions as HyperEmitterOptions } from './browser/emitter.js'
 import type { EventMapOf, SchemaSource } from './core/schema.js'
 
 export * from './core/index.js'
 export { BrowserHyperEmitter }
+export type { BrowserOptions, ConnectionState } from './browser/emitter.js'
+export type { TabRole } from './browser/tabs.js'
+export { connectBroadcast, listenBroadcast } from './transport/broadcast.js'
 export type { ReplicationOptions, ConnectOptions, EventPeerMessage } from './sync/replicated.js'
 export type { Peer, PeerState, IncomingPeer, Authenticate } from './sync/peers.js'
 

@@ -152,7 +152,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     }
     this.options = options
     this.ownsDb = options.db === undefined
-    this.db = options.db ?? new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+    this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
     this.log = new Log(this.db, { hash: options.hash })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
@@ -173,6 +173,15 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   /** Options a runtime entry supplies when the caller leaves them out (the Node entry: node:crypto's hash). */
   protected static defaultOptions(): HyperEmitterOptions {
     return {}
+  }
+
+  /**
+   * The db used when the caller passes none; the emitter owns it and closes
+   * it on close(). Default: a new memory-level. The browser entry opens
+   * IndexedDB (browser-level) under `options.name` instead.
+   */
+  protected static defaultDb(_options: HyperEmitterOptions): Db {
+    return new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
   }
 
   private async init(): Promise<void> {

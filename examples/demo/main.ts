@@ -1,0 +1,142 @@
+// The demo page: a chat room on one hyperemitter log. Each tab keeps the log
+// in IndexedDB (the leader tab) or replicates with the leader tab over
+// BroadcastChannel, and the log syncs with the hub that served the page.
+//
+// Query parameters (used by the e2e tests, handy by hand):
+//   ?hub=ws://host:port/   the hub to sync with (default: the page's own host)
+//   ?db=name               the IndexedDB database name (default hyperemitter-demo)
+import { HyperEmitter, type ConnectionState } from '../../src/browser.js'
+
+interface ChatMessage {
+  author: string
+  text: string
+  sent_at: number
+}
+
+const params = new URLSearchParams(location.search)
+const hubUrl = params.get('hub') ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`
+const dbName = params.get('db') ?? 'hyperemitter-demo'
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
+const statusEl = $('status')
+const roleEl = $('role')
+const list = $<HTMLOListElement>('messages')
+const empty = $('empty')
+const countEl = $('count')
+const form = $<HTMLFormElement>('composer')
+const nameInput = $<HTMLInputElement>('name')
+const textInput = $<HTMLInputElement>('text')
+$('db').textContent = `IndexedDB "${dbName}" · hub ${hubUrl}`
+
+nameInput.value = localStorage.getItem('hyperemitter-demo:name') ?? randomName()
+nameInput.addEventListener('change', () => localStorage.setItem('hyperemitter-demo:name', nameInput.value.trim()))
+
+const schema = await fetch(new URL('chat.proto', location.href)).then((r) => {
+  if (!r.ok) throw new Error(`could not load chat.proto: HTTP ${r.status}`)
+  return r.text()
+})
+const chat = HyperEmitter<{ 'chat.Message': ChatMessage }>({ name: dbName, schema })
+// For the e2e tests and for poking around in the console.
+Object.assign(globalThis, { chat })
+
+let count = 0
+chat.on(
+  'chat.Message',
+  (message) => {
+    count++
+    render(message)
+  },
+  { from: 'beginning' },
+)
+
+chat.status.on('connection', showConnection)
+chat.status.on('role', showRole)
+chat.status.on('error', (err: Error) => {
+  statusEl.dataset.state = 'error'
+  statusEl.textContent = `error: ${err.message}`
+  console.error(err)
+})
+chat.connect(hubUrl).catch((err: Error) => console.error('connect failed', err))
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault()
+  const author = nameInput.value.trim()
+  const text = textInput.value.trim()
+  if (!author || !text) return
+  localStorage.setItem('hyperemitter-demo:name', author)
+  textInput.value = ''
+  chat.emit('chat.Message', { author, text, sent_at: Date.now() }).catch((err: Error) => {
+    // Nothing was stored: give the text back.
+    textInput.value = text
+    statusEl.dataset.state = 'error'
+    statusEl.textContent = `not sent: ${err.message}`
+  })
+})
+
+function render(message: ChatMessage): void {
+  const nearBottom = list.parentElement!.scrollHeight - list.parentElement!.scrollTop - list.parentElement!.clientHeight < 60
+  const li = document.createElement('li')
+  li.className = 'msg'
+  if (message.author === nameInput.value.trim()) li.classList.add('mine')
+  li.dataset.author = message.author
+  const avatar = document.createElement('span')
+  avatar.className = 'avatar'
+  avatar.textContent = (message.author[0] ?? '?').toUpperCase()
+  avatar.style.background = colorOf(message.author)
+  const bubble = document.createElement('div')
+  bubble.className = 'bubble'
+  const who = document.createElement('div')
+  who.className = 'who'
+  who.textContent = message.author
+  who.style.color = colorOf(message.author)
+  const when = document.createElement('span')
+  when.className = 'when'
+  when.textContent = new Date(message.sent_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+  who.append(when)
+  const body = document.createElement('div')
+  body.className = 'body'
+  body.textContent = message.text
+  bubble.append(who, body)
+  li.append(avatar, bubble)
+  list.append(li)
+  empty.hidden = true
+  countEl.textContent = `${count} event${count === 1 ? '' : 's'}`
+  if (nearBottom) list.parentElement!.scrollTop = list.parentElement!.scrollHeight
+}
+
+function showConnection(c: ConnectionState): void {
+  statusEl.dataset.state = c.state
+  statusEl.dataset.pending = String(c.pending)
+  const pending = c.pending > 0 ? `, ${c.pending} pending` : ''
+  switch (c.state) {
+    case 'synced':
+      statusEl.textContent = 'synced'
+      break
+    case 'connecting':
+      statusEl.textContent = `connecting…${pending}`
+      break
+    case 'offline':
+      statusEl.textContent = `${c.online ? 'hub unreachable' : 'offline'}${pending}`
+      break
+    default:
+      statusEl.textContent = `local only${pending}`
+  }
+  showRole(c.role)
+}
+
+function showRole(role: string | undefined): void {
+  roleEl.dataset.role = role ?? ''
+  roleEl.textContent =
+    role === 'leader' ? 'this tab keeps the log in IndexedDB' : role === 'follower' ? 'synced through the leader tab' : role === 'single' ? 'IndexedDB, no tab sharing' : ''
+}
+
+function colorOf(name: string): string {
+  let h = 0
+  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0
+  return `hsl(${h % 360} 70% 65%)`
+}
+
+function randomName(): string {
+  const animals = ['otter', 'lynx', 'heron', 'yak', 'gecko', 'puffin', 'tapir', 'ibis']
+  return `${animals[Math.floor(Math.random() * animals.length)]}-${Math.floor(Math.random() * 90 + 10)}`
+}
