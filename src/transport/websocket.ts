@@ -10,7 +10,7 @@ import {
   type FrameChannelEvents,
   type FrameChannelOptions,
 } from './channel.js'
-import { ownFrame } from './frame-copy.js'
+import { copyFrame, ownFrame } from './frame-copy.js'
 
 // Runs in browsers and Node alike: no Node imports, no Buffer. Node-only
 // speed-ups (socket cork, socket pause, socket 'drain') are reached by duck
@@ -329,13 +329,13 @@ class WebSocketChannel implements FrameChannel {
     checkOutgoing(this, frame)
     const ws = this.ws
     if (ws.readyState === CONNECTING) {
-      this.preOpen.push(frame.slice())
+      this.preOpen.push(copyFrame(frame))
       this.preOpenBytes += frame.byteLength
     } else {
       this.cork()
       // Browsers copy on send and `ws` copies when masking (client side); only a
       // `ws` server socket would keep the caller's buffer, which it may reuse.
-      ws.send(this.node._isServer === true ? frame.slice() : frame)
+      ws.send(this.node._isServer === true ? copyFrame(frame) : frame)
     }
     const below = this.bufferedAmount < this.highWaterMark
     if (!below && !this.needDrain) {
