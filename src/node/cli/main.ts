@@ -328,7 +328,7 @@ class Screen {
   }
 
   inspect(value: unknown): string {
-    return inspect(value, { colors: this.terminal, depth: 8, breakLength: this.terminal ? (process.stdout.columns ?? 80) : Infinity })
+    return inspect(value, { colors: this.terminal, depth: 8, breakLength: this.terminal ? process.stdout.columns || 80 : Infinity })
   }
 
   /** A REPL result, as Node's REPL shows it, minus async_hooks' ids on promises. */
@@ -345,7 +345,7 @@ class Screen {
     if (!process.stderr.isTTY) return
     readline.clearLine(process.stderr, 0)
     readline.cursorTo(process.stderr, 0)
-    process.stderr.write(text.slice(0, (process.stderr.columns ?? 80) - 1))
+    process.stderr.write(text.slice(0, (process.stderr.columns || 80) - 1))
     this.progressShown = true
   }
 
