@@ -4,7 +4,7 @@ import { withCallback, type Callback } from './callback.js'
 import { decodeEnvelope, encodeEnvelope } from './envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { Log } from './log.js'
-import { Codecs, type Codec, type MessageCodec, type SchemaSource } from './schema.js'
+import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './schema.js'
 import { ConsumerCursor } from './consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
 import { TypedEmitter } from './typed-emitter.js'
@@ -57,7 +57,8 @@ export interface EventsOptions {
 export type ListenerOptions = EventsOptions
 
 /** Called with each message; taking `done`, or returning a promise, holds back the next one. */
-export type Handler<T> = (message: T, done: (err?: unknown) => void) => void | PromiseLike<void>
+// Returns unknown: `m => list.push(m)` must type-check; only a returned thenable gates.
+export type Handler<T> = (message: T, done: (err?: unknown) => void) => unknown
 
 export interface StatusEvents {
   /** The schema is loaded and the log open. */
@@ -248,7 +249,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * UNKNOWN_FIELD, INVALID_FIELD, CODEC_FAILED, CLOSED or STORAGE_FAILED;
    * nothing is appended then.
    */
-  emit<K extends keyof E & string>(name: K, message: E[K], cb?: Callback): Promise<void> {
+  emit<K extends keyof E & string>(name: K, message: PlainInput<E[K]>, cb?: Callback): Promise<void> {
     return withCallback(this.append(name, message), cb)
   }
 
