@@ -333,9 +333,9 @@ class Screen {
 
   /** A REPL result, as Node's REPL shows it, minus async_hooks' ids on promises. */
   result(value: unknown): string {
-    const text = inspect(value, { colors: this.terminal, showProxy: true })
-    if (!types.isPromise(value)) return text
-    const cleaned = text.replace(/,?\s*\[Symbol\((?:trigger_)?async_id_symbol\)\]: \d+/g, '')
+    if (!types.isPromise(value)) return inspect(value, { colors: this.terminal, showProxy: true })
+    // Uncolored, so the ids can be cut out of the text.
+    const cleaned = inspect(value).replace(/,?\s*\[Symbol\((?:trigger_)?async_id_symbol\)\]: \d+/g, '')
     const short = /^Promise \{\s*([^\n]*?),?\s*\}$/.exec(cleaned)
     return short ? `Promise { ${short[1]} }` : cleaned
   }
