@@ -5,6 +5,7 @@
 // Query parameters (used by the e2e tests, handy by hand):
 //   ?hub=ws://host:port/   the hub to sync with (default: the page's own host)
 //   ?db=name               the IndexedDB database name (default hyperemitter-demo)
+//   ?maxReconnect=ms       longest wait between reconnect attempts (default 10000)
 import { HyperEmitter, type ConnectionState } from '../../src/browser.js'
 
 interface ChatMessage {
@@ -16,6 +17,8 @@ interface ChatMessage {
 const params = new URLSearchParams(location.search)
 const hubUrl = params.get('hub') ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`
 const dbName = params.get('db') ?? 'hyperemitter-demo'
+// Longest wait between reconnect attempts, ms (the library's default is 30 s).
+const maxReconnect = Number(params.get('maxReconnect') ?? 10_000)
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const statusEl = $('status')
@@ -35,7 +38,7 @@ const schema = await fetch(new URL('chat.proto', location.href)).then((r) => {
   if (!r.ok) throw new Error(`could not load chat.proto: HTTP ${r.status}`)
   return r.text()
 })
-const chat = HyperEmitter<{ 'chat.Message': ChatMessage }>({ name: dbName, schema })
+const chat = HyperEmitter<{ 'chat.Message': ChatMessage }>({ name: dbName, schema, maxReconnectTimeout: maxReconnect })
 // For the e2e tests and for poking around in the console.
 Object.assign(globalThis, { chat })
 
