@@ -170,6 +170,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   // Keep-alive.
   private keepAliveTimer?: ReturnType<typeof setInterval>
   private lingerTimer?: ReturnType<typeof setTimeout>
+  private lingerDone?: () => void
   private framesAtTick = 0
   private pingOutstanding = false
   private missedTicks = 0
@@ -238,7 +239,11 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.channel.resume()
   }
 
-  /** Ends the session and its channel (after our queued frames leave, bounded); idempotent. */
+  /**
+   * Ends the session at once (no more frames handled or sent, `synced`
+   * rejects if pending) and closes the channel after our queued frames leave
+   * it (bounded); 'close' fires when that is done. Idempotent.
+   */
   close(err?: Error): void {
     this.shutdown(err)
   }
@@ -623,7 +628,11 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   }
 
   private readonly onChannelClose = (err?: Error): void => {
-    if (this.closed) return
+    if (this.closed) {
+      // Lingering for our last frames: the peer hung up first, nothing more will leave.
+      this.lingerDone?.()
+      return
+    }
     if (err) {
       const code = isHyperEmitterError(err) ? err.code : ErrorCodes.CONNECTION_FAILED
       this.shutdown(
@@ -699,7 +708,6 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     if (iterator?.return) iterator.return().catch(() => {})
     this.channel.off('frame', this.onFrame)
     this.channel.off('drain', this.onDrain)
-    this.closeChannel()
     if (!this.syncedSettled) {
       this.syncedSettled = true
       this.rejectSynced(
@@ -708,33 +716,41 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
           : new HyperEmitterError(ErrorCodes.CLOSED, 'session closed before sync completed'),
       )
     }
-    if (err) this.emit('error', err)
-    this.emit('close', err)
+    // 'close' waits for the channel, so whoever awaits it knows nothing of the session is left running.
+    this.closeChannel(() => {
+      if (err) this.emit('error', err)
+      this.emit('close', err)
+    })
   }
 
   /**
-   * Closes the channel once what we queued has left it, waiting at most
-   * LINGER_MS. Always a clean close: an Error frame already told the peer
-   * why, and a channel closed with an error may drop it unsent (tcp destroys
-   * the socket), so the reason travels in-band, not as the channel's error.
+   * Closes the channel once what we queued has left it (or the peer hung up),
+   * waiting at most LINGER_MS, then calls `done`. Always a clean close: an
+   * Error frame already told the peer why, and a channel closed with an error
+   * may drop it unsent (tcp destroys the socket), so the reason travels
+   * in-band, not as the channel's error.
    */
-  private closeChannel(): void {
+  private closeChannel(done: () => void): void {
     const channel = this.channel
     let waited = 0
+    const finish = (): void => {
+      if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer)
+      this.lingerTimer = undefined
+      this.lingerDone = undefined
+      channel.off('close', this.onChannelClose)
+      if (!channel.closed) channel.close()
+      done()
+    }
     const attempt = (): void => {
       this.lingerTimer = undefined
-      if (channel.closed) {
-        channel.off('close', this.onChannelClose)
-        return
-      }
-      if (channel.bufferedAmount === 0 || waited >= LINGER_MS) {
-        channel.off('close', this.onChannelClose)
-        channel.close()
+      if (channel.closed || channel.bufferedAmount === 0 || waited >= LINGER_MS) {
+        finish()
         return
       }
       waited += LINGER_POLL_MS
       this.lingerTimer = setTimeout(attempt, LINGER_POLL_MS)
     }
+    this.lingerDone = finish
     attempt()
   }
 }
