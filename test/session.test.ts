@@ -167,6 +167,25 @@ describe('SyncSession', () => {
     expect(await within(c.closedB, 5000, 'B close')).toBeUndefined()
   })
 
+  it('live events one at a time cost at most 1.2x their node size on the wire, acks included', async () => {
+    const A = await makeLog()
+    const B = await makeLog()
+    const c = connect(A, B)
+    await within(Promise.all([c.a.synced, c.b.synced]), 5000, 'synced')
+    const sentBefore = c.a.stats.bytesSent + c.b.stats.bytesSent
+    let nodeBytes = 0
+    // Worst case for overhead: each event travels alone and is acked alone.
+    for (let i = 0; i < 50; i++) {
+      const e = await A.append(new TextEncoder().encode(`{"from":"Matteo","message":"hello ${i}"}`))
+      nodeBytes += e.bytes.byteLength
+      await until(() => B.length === i + 1 && c.b.stats.framesSent - 3 >= i + 1, 5000, `event ${i}`)
+    }
+    await until(() => c.a.stats.framesReceived >= c.b.stats.framesSent, 5000, 'last ack')
+    const wire = c.a.stats.bytesSent + c.b.stats.bytesSent - sentBefore
+    expect(wire / nodeBytes).toBeLessThanOrEqual(1.2)
+    c.a.close()
+  })
+
   it('relays through a hub and stores nodes arriving by two paths once', async () => {
     const A = await makeLog()
     const H = await makeLog()
