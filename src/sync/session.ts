@@ -262,6 +262,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     if (this.closed) return
     this.stats.framesReceived++
     this.stats.bytesReceived += bytes.byteLength
+    // Any frame shows the peer is alive, not only the Pong (which may queue behind Nodes).
+    this.pingOutstanding = false
     const body = decodeFrame(bytes)
     if (!this.handshakeSeen) {
       if (body.case !== 'handshake') throw protocolError(`expected a handshake first, got ${body.case}`)
@@ -286,7 +288,6 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         return
       case 'pong':
         this.pongsReceived++
-        this.pingOutstanding = false
         return
       case 'ack':
         this.onAck(safeNumber(body.value.count, 'ack count'))
@@ -651,7 +652,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private readonly tick = (): void => {
     if (this.closed) return
     if (this.pingOutstanding) {
-      // While we are still storing the peer's frames, its Pong may sit behind them.
+      // We are the slow side: while we store its frames we stop reading, so its answer cannot reach us yet.
       if (this.inboundBusy || this.pausedForInbound) return
       if (++this.missedTicks >= 2) {
         this.fail(
@@ -664,9 +665,10 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       }
       return
     }
-    const framesSincePong = this.stats.framesReceived - this.pongsReceived
-    if (framesSincePong !== this.framesAtTick) {
-      this.framesAtTick = framesSincePong
+    // Pongs do not count as activity, so an idle session pings every interval.
+    const activity = this.stats.framesReceived - this.pongsReceived
+    if (activity !== this.framesAtTick) {
+      this.framesAtTick = activity
       return
     }
     this.pingOutstanding = true
