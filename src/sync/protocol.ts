@@ -7,6 +7,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
+import { fromHex, toHex } from '../core/bytes.js'
 import {
   AckSchema,
   ClockEntrySchema,
@@ -74,11 +75,14 @@ export function handshakeFrame(writer: Uint8Array, live: boolean, token: string,
   return encodeFrame({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: version, writer, live, token }) })
 }
 
-/** Clock frame: writer -> highest seq held. */
+/** Clock frame: writer -> highest seq held; throws INVALID_ARGUMENT for a key that is not hex. */
 export function clockFrame(clock: Clock): Uint8Array {
   const entries = []
   for (const [writer, seq] of clock) {
-    entries.push(create(ClockEntrySchema, { writer: fromHex(writer), seq: BigInt(seq) }))
+    const bytes = fromHex(writer)
+    // The log's own clock keys are hex by construction; a bad one is a bug upstream.
+    if (!bytes) throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `clock key is not hex: ${truncate(writer, 40)}`)
+    entries.push(create(ClockEntrySchema, { writer: bytes, seq: BigInt(seq) }))
   }
   return encodeFrame({ case: 'clock', value: create(ClockSchema, { entries }) })
 }
@@ -193,25 +197,6 @@ export function errorCodeFromWire(code: string): ErrorCode {
 /** Cuts `text` to at most `max` characters, marking the cut. */
 export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`
-}
-
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
-
-/** Lowercase hex of `bytes`. */
-export function toHex(bytes: Uint8Array): string {
-  let out = ''
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]]
-  return out
-}
-
-/** Bytes of a lowercase or uppercase hex string; throws INVALID_ARGUMENT on odd length or non-hex. */
-export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `not a hex string: ${truncate(hex, 40)}`)
-  }
-  const out = new Uint8Array(hex.length / 2)
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16)
-  return out
 }
 
 function varintSize(n: number): number {

@@ -13,6 +13,7 @@ import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } fr
 import { TypedEmitter } from '../core/typed-emitter.js'
 import type { Clock, LogEntry, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
+import { toHex } from '../core/bytes.js'
 import {
   ackFrame,
   clockFrame,
@@ -30,7 +31,6 @@ import {
   PROTOCOL_VERSION,
   safeNumber,
   syncedFrame,
-  toHex,
   truncate,
   type FrameBody,
   type FrameOf,
@@ -81,13 +81,24 @@ export interface SessionEvents {
   error: (err: Error) => void
 }
 
+/** Default largest Nodes frame: 64 KiB (~600 Hello-sized nodes). */
 export const DEFAULT_MAX_BATCH_BYTES = 64 * 1024
+/** Default nodes sent and not yet acked. */
 export const DEFAULT_MAX_IN_FLIGHT = 8192
+/** Default live entries held in memory before falling back to reading the log. */
 export const DEFAULT_MAX_LIVE_QUEUE = 4096
+/** Default ms between keep-alive Pings on an idle session. */
 export const DEFAULT_KEEP_ALIVE_INTERVAL = 15_000
 
 /** Received frames waiting to be stored before we pause the channel. */
 const MAX_QUEUED_FRAMES = 4
+/**
+ * Nodes frames handed to the log and not yet stored. More than one lets the
+ * next frame be decoded, hashed and verified while the db writes the last
+ * one (classic-level writes on a thread of its own); the log still stores
+ * them in order, so acks stay in order.
+ */
+const MAX_STORES_IN_FLIGHT = 3
 /** Nodes stored before an Ack goes out even if more frames are queued. */
 const ACK_EVERY = 1024
 /** How long close() waits for our last frames (an Error, Acks) to leave. */
@@ -150,6 +161,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private pausedForInbound = false
   private pendingAck = 0
   private channelEnded = false
+  /** Stores started by onNodes and not yet settled, oldest first. */
+  private stores: Promise<void>[] = []
 
   // Outbound.
   /** writer hex -> highest seq the remote is known to hold. */
@@ -324,7 +337,14 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     } finally {
       this.inboundBusy = false
     }
-    if (this.channelEnded && !this.closed) this.finishAfterPeerEnded()
+    this.maybeFinishAfterPeerEnded()
+  }
+
+  /** The peer ended the connection: finish once every frame it sent is handled and stored. */
+  private maybeFinishAfterPeerEnded(): void {
+    if (this.channelEnded && !this.closed && !this.inboundBusy && this.inbound.length === 0 && this.stores.length === 0) {
+      this.finishAfterPeerEnded()
+    }
   }
 
   private async handle(body: FrameBody): Promise<void> {
@@ -406,26 +426,42 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       const id = peekNodeId(node)
       if (id) this.markRemote(this.writerHex(id.writer), id.seq)
     }
-    try {
-      await this.log.addMany(nodes, this)
-    } catch (err) {
-      if (this.closed) return
-      throw storeError(err)
-    }
-    if (this.closed) return
-    this.stats.nodesReceived += nodes.length
-    this.pendingAck += nodes.length
-    if (this.pendingAck >= ACK_EVERY || !this.inbound.some((b) => b.case === 'nodes')) this.flushAck()
-    this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
+    // Not awaited: the next frames go on being decoded and verified while
+    // this one is written. The log commits requests in order, so each
+    // completion below runs in arrival order.
+    const store: Promise<void> = this.log.addMany(nodes, this).then(
+      () => {
+        this.stores.shift()
+        if (this.closed) return
+        this.stats.nodesReceived += nodes.length
+        this.pendingAck += nodes.length
+        if (this.pendingAck >= ACK_EVERY || (this.stores.length === 0 && !this.inbound.some((b) => b.case === 'nodes'))) this.flushAck()
+        this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
+        this.maybeFinishAfterPeerEnded()
+      },
+      (err) => {
+        this.stores.shift()
+        if (!this.closed) this.fail(storeError(err))
+      },
+    )
+    this.stores.push(store)
+    if (this.stores.length >= MAX_STORES_IN_FLIGHT) await this.stores[0]
   }
 
-  private onSynced(): Promise<void> {
+  /** Resolves once every Nodes frame received so far is stored (or the session failed). */
+  private async allStored(): Promise<void> {
+    while (this.stores.length > 0 && !this.closed) await this.stores[this.stores.length - 1]
+  }
+
+  private async onSynced(): Promise<void> {
     if (!this.clockSent) throw protocolError('synced before our clock was sent')
     if (this.gotSynced) throw protocolError('second synced')
     this.gotSynced = true
+    // Synced means the catch-up is stored here, not just received.
+    await this.allStored()
+    if (this.closed) return
     this.flushAck()
     this.checkSynced()
-    return Promise.resolve()
   }
 
   private flushAck(): void {
@@ -646,7 +682,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     }
     // Frames already delivered are still worth storing: finish the queue first.
     this.channelEnded = true
-    if (!this.inboundBusy && this.inbound.length === 0) this.finishAfterPeerEnded()
+    this.maybeFinishAfterPeerEnded()
   }
 
   private readonly tick = (): void => {
