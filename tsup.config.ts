@@ -19,6 +19,8 @@ export default defineConfig([
     target: 'node20',
     sourcemap: true,
     banner: { js: '#!/usr/bin/env node' },
+    // One file: the lazy import in src/cli.ts (for fast errors under tsx) is inlined.
+    splitting: false,
   },
   {
     // Browsers: the core, WebSocket sync and browser-level; no Node built-ins.

@@ -176,7 +176,7 @@ describe('hypem REPL', () => {
     expect(await hub.exit()).toEqual({ code: 0, signal: null })
     again.child.kill('SIGTERM')
     expect(await again.exit()).toEqual({ code: 0, signal: null })
-  })
+  }, 90_000)
 })
 
 describe('hypem --no-repl', () => {
@@ -242,7 +242,7 @@ describe('hypem --no-repl', () => {
     const after = hypem(['--no-repl', '--db', db, SCHEMA], 'ignore')
     expect(await after.exit()).toEqual({ code: 0, signal: null })
     expect(after.stdout).toBe('')
-  })
+  }, 90_000)
 })
 
 describe('hypem bad input', () => {
@@ -279,8 +279,18 @@ describe('hypem bad input', () => {
         [['--target-url', `ws://127.0.0.1:${closed}/`, SCHEMA], 1, /^hypem: could not open ws:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED/],
         [['--db', lockedDb, SCHEMA], 1, /^hypem: cannot open db .*locked-db: .*LEVEL_LOCKED/],
       ]
-      const runs = cases.map(([args]) => hypem(args, 'ignore'))
-      const results = await Promise.all(runs.map((run) => run.exit()))
+      // Three at a time: each is a node process starting up through tsx on a shared 2-core machine.
+      const runs: Hypem[] = []
+      const results: Array<{ code: number | null; signal: NodeJS.Signals | null }> = []
+      for (let next = 0; next < cases.length; next += 3) {
+        const batch = cases.slice(next, next + 3).map(([args]) => hypem(args, 'ignore'))
+        runs.push(...batch)
+        results.push(
+          ...(await Promise.all(
+            batch.map((run, i) => run.exit().catch((err: Error) => Promise.reject(new Error(`hypem ${cases[next + i][0].join(' ')}: ${err.message}`)))),
+          )),
+        )
+      }
       cases.forEach(([args, code, pattern], i) => {
         const { stdout, stderr } = runs[i]
         const context = `hypem ${args.join(' ')}\n${stderr}`
@@ -294,7 +304,7 @@ describe('hypem bad input', () => {
       close()
       await holder.close()
     }
-  })
+  }, 90_000)
 
   it('--help prints the usage on stdout and exits 0', async () => {
     const help = hypem(['--help'], 'ignore')

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ErrorCodes, HyperEmitterError } from '../../core/errors.js'
 
@@ -115,4 +116,23 @@ function describeParseError(err: unknown): string {
 
 function usage(message: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `${message} (see hypem --help)`)
+}
+
+/** The schema file's bytes. Throws INVALID_SCHEMA naming the file and the system error. */
+export function readSchema(path: string): Uint8Array {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_SCHEMA, `cannot read schema file ${path}: ${describeSystemError(err)}`)
+  }
+}
+
+/** "ENOENT: no such file or directory, open 'x'" -> "ENOENT: no such file or directory". */
+export function describeSystemError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  if (typeof e?.code === 'string') {
+    const text = /^[A-Z]+: ([^,]+)/.exec(e.message)?.[1]
+    return text ? `${e.code}: ${text}` : e.code
+  }
+  return err instanceof Error ? err.message : String(err)
 }

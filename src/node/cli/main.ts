@@ -6,14 +6,14 @@
  * events go to stdout and everything else to stderr. Every failure is one
  * `hypem: …` line on stderr, never a stack trace.
  */
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import readline from 'node:readline'
 import repl, { type REPLServer } from 'node:repl'
 import { inspect, types } from 'node:util'
 import { ClassicLevel } from 'classic-level'
 import { ErrorCodes, HyperEmitterError } from '../../core/errors.js'
 import type { ReplicationOptions } from '../../sync/replicated.js'
-import { parseCli, USAGE, type CliOptions } from './args.js'
+import { describeSystemError, type CliOptions } from './args.js'
 import { CliEmitter, type CliEvent, type Follower } from './emitter.js'
 import { eventFromJson, eventToJson } from './json.js'
 
@@ -27,20 +27,13 @@ const MAX_IN_FLIGHT = 1024
 const DRAIN_TIMEOUT = 10_000
 const PROGRESS_INTERVAL = 100
 
-/** Runs the command; the process exits when it is done (exit code 0, 1 or 2). */
-export async function main(argv: string[]): Promise<void> {
-  let options: CliOptions | 'help'
-  try {
-    options = parseCli(argv)
-  } catch (err) {
-    process.stderr.write(`hypem: ${describe(err)}\n`)
-    process.exit(2)
-  }
-  if (options === 'help') {
-    process.stdout.write(USAGE)
-    return
-  }
-  await new Cli(options).run()
+/**
+ * Runs hypem with parsed options and the schema file's bytes (src/cli.ts
+ * parses and reads them first, without loading all this); the process exits
+ * when it is done, with code 0 or 1.
+ */
+export async function run(options: CliOptions, schema: Uint8Array): Promise<void> {
+  await new Cli(options, schema).run()
 }
 
 class Cli {
@@ -56,7 +49,10 @@ class Cli {
   /** Listening or connected: then the process lives on after stdin ends. */
   private readonly networked: boolean
 
-  constructor(private readonly options: CliOptions) {
+  constructor(
+    private readonly options: CliOptions,
+    private readonly schema: Uint8Array,
+  ) {
     this.networked = options.port !== undefined || options.targetPort !== undefined || options.targetUrl !== undefined
     this.screen = new Screen(options.repl, options.repl && Boolean(process.stdin.isTTY && process.stdout.isTTY))
   }
@@ -76,13 +72,7 @@ class Cli {
   }
 
   private async start(): Promise<void> {
-    const { options } = this
-    let schema: Buffer
-    try {
-      schema = readFileSync(options.schema)
-    } catch (err) {
-      throw new HyperEmitterError(ErrorCodes.INVALID_SCHEMA, `cannot read schema file ${options.schema}: ${describeSystemError(err)}`)
-    }
+    const { options, schema } = this
     if (options.db !== undefined) {
       try {
         mkdirSync(options.db, { recursive: true })
@@ -393,16 +383,6 @@ function describe(err: unknown): string {
 function describeCoded(err: unknown): string {
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
   return typeof code === 'string' ? `${code}: ${describe(err)}` : describe(err)
-}
-
-function describeSystemError(err: unknown): string {
-  const e = err as NodeJS.ErrnoException
-  if (typeof e?.code === 'string') {
-    // "ENOENT: no such file or directory, open 'x'" -> "ENOENT: no such file or directory"
-    const text = /^[A-Z]+: ([^,]+)/.exec(e.message)?.[1]
-    return text ? `${e.code}: ${text}` : e.code
-  }
-  return describe(err)
 }
 
 function describeDbError(err: unknown): string {
