@@ -13,6 +13,7 @@ export { BrowserHyperEmitter }
 export type { BrowserOptions, ConnectionState } from './browser/emitter.js'
 export type { TabRole } from './browser/tabs.js'
 export { connectBroadcast, listenBroadcast } from './transport/broadcast.js'
+export { openIndexedDb as indexedDb } from './browser/storage.js'
 export type { ReplicationOptions, ConnectOptions, EventPeerMessage } from './sync/replicated.js'
 export type { Peer, PeerState, IncomingPeer, Authenticate } from './sync/peers.js'
 

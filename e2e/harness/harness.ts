@@ -7,11 +7,14 @@ import { logCases, runCase, type Backend, type CaseResult } from '../../test/bro
 
 let dbCounter = 0
 
-/** browser-level (IndexedDB) as a conformance backend: one fresh database per create(). */
+/**
+ * browser-level (IndexedDB) as the browser entry sets it up (indexedDb(): its
+ * pipelined batches), one fresh database per create().
+ */
 const indexedDbBackend: Backend = {
   name: 'browser-level',
-  create: () => new BrowserLevel(`conformance-${Date.now()}-${dbCounter++}`, { prefix: '' }),
-  reopen: (db) => new BrowserLevel((db as BrowserLevel).location, { prefix: '' }),
+  create: () => hyperemitter.indexedDb(`conformance-${Date.now()}-${dbCounter++}`),
+  reopen: (db) => hyperemitter.indexedDb((db as BrowserLevel).location),
 }
 
 async function runConformance(): Promise<CaseResult[]> {
