@@ -23,8 +23,6 @@ export const NDJSON_CONSUMER = 'hypem-ndjson'
 
 /** In-flight emits from stdin past which reading pauses. */
 const MAX_IN_FLIGHT = 1024
-/** How long an exit waits for events already in the log to be printed. */
-const DRAIN_TIMEOUT = 10_000
 const PROGRESS_INTERVAL = 100
 
 /**
@@ -45,6 +43,7 @@ class Cli {
   private readonly screen: Screen
   private stopping: Promise<void> | undefined
   private closing = false
+  private interruptDrain: (() => void) | undefined
   private started = false
   /** Listening or connected: then the process lives on after stdin ends. */
   private readonly networked: boolean
@@ -86,8 +85,9 @@ class Cli {
     }
     let hyper: CliEmitter
     try {
-      // Alone, an emitter reaches no peer by itself: only the flags say where to go.
-      const replication: ReplicationOptions = { discover: this.networked, reconnectKnown: this.networked }
+      // Only the flags say where to go (so an unreachable target fails now,
+      // even when the db remembers it), plus peers announced while running.
+      const replication: ReplicationOptions = { discover: this.networked, reconnectKnown: false }
       hyper = new CliEmitter(this.db ?? null, schema, replication)
     } catch (err) {
       throw new HyperEmitterError(ErrorCodes.INVALID_SCHEMA, `invalid schema file ${options.schema}: ${describe(err)}`)
@@ -248,10 +248,15 @@ class Cli {
 
   /**
    * Close everything and exit with `code`. With `drain`, first let pending
-   * emits land and print the events already in the log (bounded wait).
+   * emits land and print every event already in the log (however long that
+   * takes: it is an export's job; a signal cuts it short).
    */
   stop(code: number, drain = false): Promise<void> {
-    if (this.stopping) return this.stopping
+    if (this.stopping) {
+      // A signal (or a closed stdout) during a drain: stop waiting, close now.
+      this.interruptDrain?.()
+      return this.stopping
+    }
     // Set before shutdown() runs: closing emits peer events synchronously.
     this.closing = true
     this.stopping = this.shutdown(code, drain)
@@ -262,10 +267,10 @@ class Cli {
     const { hyper, follower } = this
     try {
       if (drain && hyper && follower && !hyper.closed) {
-        await withTimeout(
-          hyper.settled().then(() => follower.reached(hyper.length)),
-          DRAIN_TIMEOUT,
-        )
+        await new Promise<void>((resolve) => {
+          this.interruptDrain = resolve
+          void hyper.settled().then(() => follower.reached(hyper.length)).then(resolve)
+        })
       }
       this.input?.close()
       if (this.replServer) {
@@ -362,11 +367,6 @@ class Screen {
     stream.write(`${text}\n`)
     if (redraw) this.repl!.displayPrompt(true)
   }
-}
-
-function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer))
 }
 
 function isCode(err: unknown, code: string): boolean {
