@@ -65,6 +65,8 @@ class Cli {
     try {
       await this.start()
     } catch (err) {
+      // A signal during start-up closes what start() is still using: not a failure.
+      if (this.closing) return
       this.screen.error(describe(err))
       await this.stop(1)
     }
