@@ -7,7 +7,7 @@ import { Peer, type PeerState } from '../sync/peers.js'
 import { ReplicatedEmitter, type ConnectOptions, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { connectWebSocket } from '../transport/websocket.js'
-import { DEFAULT_DB_NAME, memoryDb, openIndexedDb, storageError } from './storage.js'
+import { DEFAULT_DB_NAME, memoryDb, onVersionChange, openIndexedDb, storageError, versionChangeError } from './storage.js'
 import { canCoordinateTabs, coordinatorOf, TabCoordinator, type HubState, type TabEnvironment, type TabRole } from './tabs.js'
 import { Uplinks } from './uplinks.js'
 
@@ -78,6 +78,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   constructor(...args: ConstructorParameters<typeof ReplicatedEmitter>) {
     super(...args)
     this.tabs = coordinatorOf(this.db)
+    onVersionChange(this.db, () => this.reportError(versionChangeError()))
     this.current = { state: 'local', online: isOnline(), role: undefined, pending: 0, hubs: [] }
     const hostStatus = new TypedEmitter<StatusEvents>()
     for (const event of FORWARDED) hostStatus.on(event, (info: any) => this.forward(event, info))

@@ -39,7 +39,7 @@ export function memoryDb(): Db {
  * itself when another page wants to delete or upgrade the database, instead
  * of blocking it.
  */
-class FastBrowserLevel extends BrowserLevel<Uint8Array, Uint8Array> {
+export class FastBrowserLevel extends BrowserLevel<Uint8Array, Uint8Array> {
   /** Called when another page asked for a version change (delete/upgrade) and this db closed for it. */
   onVersionChange: (() => void) | undefined
 
@@ -99,6 +99,14 @@ function exact(value: unknown): unknown {
   return value
 }
 
+/**
+ * Call `listener` if `db` (IndexedDB, directly or as a TabDb's choice) closes
+ * itself because another page deletes or upgrades the database.
+ */
+export function onVersionChange(db: Db, listener: () => void): void {
+  if (db instanceof FastBrowserLevel || db instanceof TabDb) db.onVersionChange = listener
+}
+
 /** The DOMException (or other error) at the bottom of a chain of causes. */
 export function rootCause(err: unknown): unknown {
   let current = err
@@ -124,6 +132,14 @@ export function describeStorageFailure(err: unknown): string {
   }
 }
 
+/** Reported when IndexedDB was closed for another page's delete or upgrade. */
+export function versionChangeError(): HyperEmitterError {
+  return new HyperEmitterError(
+    ErrorCodes.STORAGE_FAILED,
+    'another page is deleting or upgrading this IndexedDB database: it was closed here, and writes fail until the page reloads',
+  )
+}
+
 /** `err` as a STORAGE_FAILED error that says what IndexedDB did, keeping the original as cause. */
 export function storageError(context: string, err: unknown): HyperEmitterError {
   if (err instanceof HyperEmitterError && err.code !== ErrorCodes.STORAGE_FAILED) return err
@@ -144,6 +160,8 @@ export class TabDb extends AbstractLevel<Uint8Array, Uint8Array> {
   private inner: Db | undefined
   /** Runs after the chosen database closed (the tab coordinator releases its Web Lock here). */
   afterClose: (() => void) | undefined
+  /** Called if the chosen database is IndexedDB and closed itself for another page's delete or upgrade. */
+  onVersionChange: (() => void) | undefined
 
   constructor(private readonly choose: () => Promise<Db>) {
     super({ encodings: { view: true }, snapshots: false, seek: true, has: true, getSync: false, permanence: true } as any, VIEW)
@@ -156,6 +174,7 @@ export class TabDb extends AbstractLevel<Uint8Array, Uint8Array> {
 
   async _open(_options: any): Promise<void> {
     this.inner ??= await this.choose()
+    if (this.inner instanceof FastBrowserLevel) this.inner.onVersionChange = () => this.onVersionChange?.()
     try {
       await this.inner.open()
     } catch (err) {

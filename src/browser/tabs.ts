@@ -33,7 +33,7 @@ import type { Peer, PeerState } from '../sync/peers.js'
 import { SyncSession, type SessionOptions } from '../sync/session.js'
 import { connectBroadcast, holdLifeLock, listenBroadcast } from '../transport/broadcast.js'
 import type { FrameChannel } from '../transport/channel.js'
-import { memoryDb, openIndexedDb, storageError, TabDb } from './storage.js'
+import { memoryDb, onVersionChange, openIndexedDb, storageError, TabDb, versionChangeError } from './storage.js'
 import { Uplinks } from './uplinks.js'
 
 export type TabRole = 'leader' | 'follower' | 'single'
@@ -386,6 +386,7 @@ export class TabCoordinator {
   private async promote(): Promise<void> {
     const env = this.env!
     const db = openIndexedDb(this.name)
+    onVersionChange(db, () => env.reportError(versionChangeError()))
     const log = new Log(db, { hash: env.hash })
     let hostLog: SyncableLog = log
     try {
