@@ -559,17 +559,18 @@ describe.each(backends)('Log on $name', (backend) => {
     const a = await openLog()
     const b = await openLog()
     const pa: Promise<LogEntry>[] = []
-    for (let i = 0; i < 2500; i++) pa.push(a.append(enc(`a${i}`)))
+    for (let i = 0; i < 1200; i++) pa.push(a.append(enc(`a${i}`)))
     await Promise.all(pa)
     await b.addMany(await missingBytes(a, b))
     const pb: Promise<LogEntry>[] = []
-    for (let i = 0; i < 3000; i++) pb.push(b.append(enc(`b${i}`)))
+    for (let i = 0; i < 1100; i++) pb.push(b.append(enc(`b${i}`)))
     await Promise.all(pb)
-    // The remote lacks 2400 of a's and 10 of b's: well under half, so the index path.
-    const remote = new Map([[a.writerId, 100], [b.writerId, 2990]])
+    // The remote lacks 1100 of a's (more than one page) and 10 of b's: under
+    // half the log, so the writer-index path.
+    const remote = new Map([[a.writerId, 100], [b.writerId, 1090]])
     const got = await all(b.readMissing(remote))
-    expect(got.length).toBe(2410)
-    expect(got.map((e) => e.change)).toEqual([...Array.from({ length: 2400 }, (_, i) => 101 + i), ...Array.from({ length: 10 }, (_, i) => 5491 + i)])
+    expect(got.length).toBe(1110)
+    expect(got.map((e) => e.change)).toEqual([...Array.from({ length: 1100 }, (_, i) => 101 + i), ...Array.from({ length: 10 }, (_, i) => 2291 + i)])
   })
 
   it('restores writer id, clock, heads and length on reopen, and continues the sequence', async () => {

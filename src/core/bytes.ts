@@ -3,15 +3,31 @@
  * in browsers, so no Buffer.
  */
 
-// A 256-entry table turns hex encoding into 32 string concatenations per key,
-// several times faster than toString(16)/padStart on the hot append path.
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => (i < 16 ? '0' : '') + i.toString(16))
+// ASCII codes of the two hex digits of each byte value. Hex is written as
+// ASCII bytes and decoded in one call: string concatenation measured ~3x
+// slower and leaves a 32-node rope per key for the GC.
+const HEX_CODES = new Uint8Array(512)
+for (let i = 0; i < 256; i++) {
+  const h = (i < 16 ? '0' : '') + i.toString(16)
+  HEX_CODES[2 * i] = h.charCodeAt(0)
+  HEX_CODES[2 * i + 1] = h.charCodeAt(1)
+}
+const asciiDecoder = new TextDecoder()
+const scratch = new Uint8Array(128)
+// Views of scratch by length, made once: subarray() per call costs as much as the encoding.
+const scratchViews: Uint8Array[] = []
 
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
-  let s = ''
-  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]]
-  return s
+  const out = bytes.length * 2 <= scratch.length ? scratch : new Uint8Array(bytes.length * 2)
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i] * 2
+    out[2 * i] = HEX_CODES[c]
+    out[2 * i + 1] = HEX_CODES[c + 1]
+  }
+  if (out !== scratch) return asciiDecoder.decode(out)
+  const n = bytes.length * 2
+  return asciiDecoder.decode((scratchViews[n] ??= scratch.subarray(0, n)))
 }
 
 /** Bytes of a lowercase or uppercase hex string; returns undefined when `hex` is not valid hex. */

@@ -76,6 +76,17 @@ export function encodeNode(node: NodeFields): Uint8Array {
  * whole stored record (key || node bytes).
  */
 export function encodeNodeWithHeadroom(node: NodeFields, headroom: number): Uint8Array {
+  const size = encodedNodeSize(node)
+  const out = new Uint8Array(headroom + size)
+  writeNode(out, headroom, node)
+  return out
+}
+
+/**
+ * Size of the canonical encoding of `node`. Throws INVALID_ARGUMENT when a
+ * field has the wrong type or seq is not a safe non-negative integer.
+ */
+export function encodedNodeSize(node: NodeFields): number {
   const { writer, seq, links, value } = node
   if (!(writer instanceof Uint8Array) || !(value instanceof Uint8Array) || !Array.isArray(links)) {
     throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'encodeNode: writer and value must be Uint8Array, links an array')
@@ -83,7 +94,7 @@ export function encodeNodeWithHeadroom(node: NodeFields, headroom: number): Uint
   if (!Number.isSafeInteger(seq) || seq < 0) {
     throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `encodeNode: seq must be a safe non-negative integer, got ${String(seq)}`, { details: { seq } })
   }
-  let size = headroom
+  let size = 0
   if (writer.length > 0) size += 1 + varintLength(writer.length) + writer.length
   if (seq !== 0) size += 1 + varintLength(seq)
   for (let i = 0; i < links.length; i++) {
@@ -94,9 +105,12 @@ export function encodeNodeWithHeadroom(node: NodeFields, headroom: number): Uint
     size += 1 + varintLength(link.length) + link.length
   }
   if (value.length > 0) size += 1 + varintLength(value.length) + value.length
+  return size
+}
 
-  const out = new Uint8Array(size)
-  let pos = headroom
+/** Writes the canonical encoding of `node` (already sized by encodedNodeSize) at `pos` of `out`. */
+export function writeNode(out: Uint8Array, pos: number, node: NodeFields): void {
+  const { writer, seq, links, value } = node
   if (writer.length > 0) pos = writeBytesField(out, pos, TAG_WRITER, writer)
   if (seq !== 0) {
     out[pos++] = TAG_SEQ
@@ -104,7 +118,6 @@ export function encodeNodeWithHeadroom(node: NodeFields, headroom: number): Uint
   }
   for (let i = 0; i < links.length; i++) pos = writeBytesField(out, pos, TAG_LINK, links[i])
   if (value.length > 0) writeBytesField(out, pos, TAG_VALUE, value)
-  return out
 }
 
 /** Bytes a varint of `n` takes (exported for the log's view arithmetic). */
