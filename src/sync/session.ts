@@ -92,13 +92,6 @@ export const DEFAULT_KEEP_ALIVE_INTERVAL = 15_000
 
 /** Received frames waiting to be stored before we pause the channel. */
 const MAX_QUEUED_FRAMES = 4
-/**
- * Nodes frames handed to the log and not yet stored. More than one lets the
- * next frame be decoded, hashed and verified while the db writes the last
- * one (classic-level writes on a thread of its own); the log still stores
- * them in order, so acks stay in order.
- */
-const MAX_STORES_IN_FLIGHT = 3
 /** Nodes stored before an Ack goes out even if more frames are queued. */
 const ACK_EVERY = 1024
 /** How long close() waits for our last frames (an Error, Acks) to leave. */
@@ -161,8 +154,6 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private pausedForInbound = false
   private pendingAck = 0
   private channelEnded = false
-  /** Stores started by onNodes and not yet settled, oldest first. */
-  private stores: Promise<void>[] = []
 
   // Outbound.
   /** writer hex -> highest seq the remote is known to hold. */
@@ -337,14 +328,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     } finally {
       this.inboundBusy = false
     }
-    this.maybeFinishAfterPeerEnded()
-  }
-
-  /** The peer ended the connection: finish once every frame it sent is handled and stored. */
-  private maybeFinishAfterPeerEnded(): void {
-    if (this.channelEnded && !this.closed && !this.inboundBusy && this.inbound.length === 0 && this.stores.length === 0) {
-      this.finishAfterPeerEnded()
-    }
+    if (this.channelEnded && !this.closed) this.finishAfterPeerEnded()
   }
 
   private async handle(body: FrameBody): Promise<void> {
@@ -426,42 +410,26 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       const id = peekNodeId(node)
       if (id) this.markRemote(this.writerHex(id.writer), id.seq)
     }
-    // Not awaited: the next frames go on being decoded and verified while
-    // this one is written. The log commits requests in order, so each
-    // completion below runs in arrival order.
-    const store: Promise<void> = this.log.addMany(nodes, this).then(
-      () => {
-        this.stores.shift()
-        if (this.closed) return
-        this.stats.nodesReceived += nodes.length
-        this.pendingAck += nodes.length
-        if (this.pendingAck >= ACK_EVERY || (this.stores.length === 0 && !this.inbound.some((b) => b.case === 'nodes'))) this.flushAck()
-        this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
-        this.maybeFinishAfterPeerEnded()
-      },
-      (err) => {
-        this.stores.shift()
-        if (!this.closed) this.fail(storeError(err))
-      },
-    )
-    this.stores.push(store)
-    if (this.stores.length >= MAX_STORES_IN_FLIGHT) await this.stores[0]
+    try {
+      await this.log.addMany(nodes, this)
+    } catch (err) {
+      if (this.closed) return
+      throw storeError(err)
+    }
+    if (this.closed) return
+    this.stats.nodesReceived += nodes.length
+    this.pendingAck += nodes.length
+    if (this.pendingAck >= ACK_EVERY || !this.inbound.some((b) => b.case === 'nodes')) this.flushAck()
+    this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
   }
 
-  /** Resolves once every Nodes frame received so far is stored (or the session failed). */
-  private async allStored(): Promise<void> {
-    while (this.stores.length > 0 && !this.closed) await this.stores[this.stores.length - 1]
-  }
-
-  private async onSynced(): Promise<void> {
+  private onSynced(): Promise<void> {
     if (!this.clockSent) throw protocolError('synced before our clock was sent')
     if (this.gotSynced) throw protocolError('second synced')
     this.gotSynced = true
-    // Synced means the catch-up is stored here, not just received.
-    await this.allStored()
-    if (this.closed) return
     this.flushAck()
     this.checkSynced()
+    return Promise.resolve()
   }
 
   private flushAck(): void {
@@ -682,7 +650,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     }
     // Frames already delivered are still worth storing: finish the queue first.
     this.channelEnded = true
-    this.maybeFinishAfterPeerEnded()
+    if (!this.inboundBusy && this.inbound.length === 0) this.finishAfterPeerEnded()
   }
 
   private readonly tick = (): void => {
