@@ -110,7 +110,9 @@ class HubProcess {
   private waiting: (() => void) | undefined
 
   constructor(args: string[]) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'hub', ...args], {
+    // BENCH_PROFILE_DIR=dir: also profile the hub (node --cpu-prof), for the sending side's hot spots.
+    const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []
+    this.child = spawn(process.execPath, [...profile, '--import', 'tsx', fileURLToPath(import.meta.url), 'hub', ...args], {
       stdio: ['pipe', 'pipe', 'inherit'],
     })
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
@@ -137,14 +139,14 @@ class HubProcess {
     this.child.stdin!.write(`${command}\n`)
   }
 
-  /** Ask for the hub's peak RSS and wait for it to exit. */
-  async finish(): Promise<number> {
+  /** Ask for the hub's peak RSS and CPU time since it was ready, and wait for it to exit. */
+  async finish(): Promise<{ peakRssMb: number; cpuMs: number }> {
     const exited = new Promise((resolve) => this.child.once('exit', resolve))
     this.send('exit')
-    const { peakRssMb } = await this.next('peakRssMb')
+    const { peakRssMb, cpuMs } = await this.next('peakRssMb')
     this.child.stdin!.end()
     await exited
-    return peakRssMb
+    return { peakRssMb, cpuMs }
   }
 }
 
@@ -160,13 +162,15 @@ async function hub(mode: string, dbKind: string, n: number): Promise<void> {
   }
   const send = (m: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(m)}\n`)
   send({ ready: true, port, avgNodeBytes: mode === 'cold' ? await avgNodeBytes(a) : await helloNodeSize(), fillPerSecond })
+  const cpuAtReady = process.cpuUsage()
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'emit') {
       const start = performance.now()
       await emitN(a, n)
       send({ emitted: true, emitPerSecond: Math.round(n / ((performance.now() - start) / 1000)) })
     } else if (line === 'exit') {
-      send({ peakRssMb: peakRssMb() })
+      const cpu = process.cpuUsage(cpuAtReady)
+      send({ peakRssMb: peakRssMb(), cpuMs: (cpu.user + cpu.system) / 1000 })
       break
     }
   }
@@ -179,6 +183,7 @@ async function cold(transport: string, dbKind: string, n: number): Promise<void>
   const ready = await a.next('ready')
   const b = HyperEmitter(openDb(dbKind), HELLO_SCHEMA, { discover: false })
   await b.ready()
+  const cpuStart = process.cpuUsage()
   const start = performance.now()
   const peer = await connect(b, transport, ready.port)
   const session = peer.session!
@@ -186,7 +191,8 @@ async function cold(transport: string, dbKind: string, n: number): Promise<void>
   const seconds = (performance.now() - start) / 1000
   // Every Hello plus A's EventPeer announce.
   if (logOf(b).length !== n + 1) throw new Error(`B holds ${logOf(b).length} of ${n + 1}`)
-  const hubPeakRssMb = await a.finish()
+  const cpu = process.cpuUsage(cpuStart)
+  const hub = await a.finish()
   await b.close()
   printJson({
     bench: 'replication',
@@ -198,8 +204,11 @@ async function cold(transport: string, dbKind: string, n: number): Promise<void>
     eventsPerSecond: Math.round(n / seconds),
     sourceAppendsPerSecond: ready.fillPerSecond,
     ...wireReport(transport, n, ready.avgNodeBytes, session.stats),
+    // CPU time per event on each side: steadier than wall time on a shared machine.
+    receiverCpuUsPerEvent: round(((cpu.user + cpu.system) / n), 2),
+    hubCpuUsPerEvent: round((hub.cpuMs * 1000) / n, 2),
     peakRssMb: peakRssMb(),
-    hubPeakRssMb,
+    hubPeakRssMb: hub.peakRssMb,
   })
 }
 
@@ -211,6 +220,7 @@ async function live(transport: string, dbKind: string, n: number): Promise<void>
   await peer.synced
   const session = peer.session!
   const before = { ...session.stats }
+  const cpuStart = process.cpuUsage()
   let received = 0
   let all!: () => void
   const done = new Promise<void>((resolve) => (all = resolve))
@@ -231,7 +241,8 @@ async function live(transport: string, dbKind: string, n: number): Promise<void>
     bytesSent: stats.bytesSent - before.bytesSent,
     bytesReceived: stats.bytesReceived - before.bytesReceived,
   }
-  const hubPeakRssMb = await a.finish()
+  const cpu = process.cpuUsage(cpuStart)
+  const hub = await a.finish()
   await b.close()
   printJson({
     bench: 'replication',
@@ -243,8 +254,11 @@ async function live(transport: string, dbKind: string, n: number): Promise<void>
     eventsPerSecond: Math.round(n / seconds),
     hubEmitPerSecond: emitPerSecond,
     ...wireReport(transport, n, ready.avgNodeBytes, delta),
+    // CPU time per event on each side: steadier than wall time on a shared machine.
+    receiverCpuUsPerEvent: round(((cpu.user + cpu.system) / n), 2),
+    hubCpuUsPerEvent: round((hub.cpuMs * 1000) / n, 2),
     peakRssMb: peakRssMb(),
-    hubPeakRssMb,
+    hubPeakRssMb: hub.peakRssMb,
   })
 }
 
