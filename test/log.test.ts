@@ -176,6 +176,24 @@ describe.each(backends)('Log on $name', (backend) => {
     expect(keys.filter((k: string) => !k.startsWith('!hyperemitter!'))).toEqual(['app-key'])
   })
 
+  it('works inside a sublevel the app hands over', async () => {
+    const db = backend.create()
+    dbs.push(db)
+    await db.open()
+    const appSub = db.sublevel('app')
+    const log = await openLog(appSub)
+    const a = await log.append(enc('x'))
+    await log.append(enc('y'))
+    const keys = await db.keys().all()
+    expect(keys.length).toBeGreaterThan(0)
+    expect(keys.every((k: string) => k.startsWith('!app!!hyperemitter!'))).toBe(true)
+    await log.close()
+    const again = await openLog(appSub)
+    expect(again.writerId).toBe(log.writerId)
+    expect((await again.get(a.key))?.change).toBe(1)
+    expect((await all(again.read())).map((e) => e.seq)).toEqual([1, 2])
+  })
+
   it('stores a foreign node once: a duplicate add resolves to null', async () => {
     const a = await openLog()
     const b = await openLog()
