@@ -1,0 +1,177 @@
+// Browser figures, in Debian's Chromium driven by Playwright (JSON lines, as
+// bench/emit.ts prints them):
+//  - cold catch-up: a fresh page (empty IndexedDB, the default tab-coordinated
+//    set-up) connects to a hub holding N chat events; events/s from connect()
+//    to peer.synced, i.e. verified and stored in IndexedDB. Also with
+//    tabs: false (the emitter directly on IndexedDB) for comparison.
+//  - latency: a page in one browser context emits, a page in another (its own
+//    IndexedDB, its own WebSocket) receives through the hub; median and p99 of
+//    emit() call to the receiver's listener, on one clock (both pages share
+//    the browser's monotonic time origin, corrected by performance.timeOrigin).
+//  - the same between two tabs of one context (leader and follower, over
+//    BroadcastChannel, no hub in the path).
+// Run: npx tsx bench/browser.ts   (BROWSER_BENCH_EVENTS=50000, BROWSER_BENCH_SAMPLES=300)
+import { mkdtempSync, rmSync } from 'node:fs'
+import * as http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type Browser, type Page } from '@playwright/test'
+import { CHAT_SCHEMA, serveAssets, startHub } from '../examples/hub.js'
+import { buildHarness } from '../e2e/site.js'
+import { peakRssMb, printJson } from './common.js'
+
+const EVENTS = Number(process.env.BROWSER_BENCH_EVENTS ?? 50_000)
+const SAMPLES = Number(process.env.BROWSER_BENCH_SAMPLES ?? 300)
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+  '--no-first-run',
+]
+
+async function main(): Promise<void> {
+  const assets = await buildHarness()
+  const server = http.createServer(serveAssets(assets))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const site = `http://127.0.0.1:${(server.address() as AddressInfo).port}/harness.html`
+  const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-bench-browser-'))
+  const hub = await startHub({ port: 0, dataDir: dir, assets: new Map() })
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ARGS })
+  try {
+    // N events in the hub, written in group-committed chunks.
+    for (let i = 0; i < EVENTS; i += 1000) {
+      const chunk: Promise<void>[] = []
+      for (let j = i; j < Math.min(EVENTS, i + 1000); j++) {
+        chunk.push(hub.emitter.emit('chat.Message', { author: `writer ${j % 7}`, text: `message number ${j}`, sent_at: Date.now() }))
+      }
+      await Promise.all(chunk)
+    }
+    // The hub's own EventPeer announcement is in its log too.
+    const total: number = (hub.emitter as any).log.length
+    for (const tabs of [true, false]) {
+      const result = await coldCatchUp(browser, site, hub.wsUrl, tabs, total)
+      printJson({ bench: 'browser', scenario: 'cold-catch-up', storage: 'indexeddb', tabs, events: EVENTS, ...result, peakRssMbNode: peakRssMb() })
+    }
+    printJson({ bench: 'browser', scenario: 'latency', path: 'context -> hub -> context', samples: SAMPLES, ...(await latencyThroughHub(browser, site, hub.wsUrl)) })
+    printJson({ bench: 'browser', scenario: 'latency', path: 'tab -> tab (BroadcastChannel)', samples: SAMPLES, ...(await latencyBetweenTabs(browser, site, hub.wsUrl)) })
+  } finally {
+    await browser.close()
+    await hub.close()
+    server.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function harness(browser: Browser, site: string): Promise<Page> {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.on('pageerror', (err) => console.error(`page error: ${err.message}`))
+  await page.goto(site)
+  await page.waitForFunction(() => document.getElementById('state')?.textContent === 'ready')
+  return page
+}
+
+async function coldCatchUp(browser: Browser, site: string, hubUrl: string, tabs: boolean, total: number): Promise<Record<string, unknown>> {
+  const page = await harness(browser, site)
+  const result = await page.evaluate(
+    async ({ hubUrl, schema, tabs, expected }) => {
+      const { hyperemitter } = globalThis as any
+      const chat = hyperemitter.HyperEmitter({ name: `bench-${Date.now()}`, schema, tabs })
+      await chat.ready()
+      const start = performance.now()
+      const peer = await chat.connect(hubUrl)
+      await peer.synced
+      const seconds = (performance.now() - start) / 1000
+      const stored = chat.log.length
+      const usage = await navigator.storage.estimate()
+      await chat.close()
+      if (stored !== expected) throw new Error(`caught up ${stored} events, expected ${expected}`)
+      return { seconds, stored, idbUsageMb: Math.round(((usage as any).usageDetails?.indexedDB ?? usage.usage ?? 0) / 2 ** 20) }
+    },
+    { hubUrl, schema: CHAT_SCHEMA, tabs, expected: total },
+  )
+  await page.context().close()
+  return {
+    seconds: round(result.seconds),
+    eventsPerSecond: Math.round(total / result.seconds),
+    target: 20_000,
+    idbUsageMb: result.idbUsageMb,
+  }
+}
+
+/** Latency stats (ms) of `samples` emits from `sender` seen by `receiver`. */
+async function measure(sender: Page, receiver: Page): Promise<Record<string, unknown>> {
+  await receiver.evaluate(() => {
+    const g = globalThis as any
+    g.latencies = []
+    g.bench.on('chat.Message', (m: any) => {
+      if (m.author === 'latency') g.latencies.push(performance.timeOrigin + performance.now() - m.sent_at)
+    })
+  })
+  // One at a time, a few ms apart: latency, not throughput.
+  await sender.evaluate(async (samples) => {
+    const g = globalThis as any
+    for (let i = 0; i < samples; i++) {
+      await g.bench.emit('chat.Message', { author: 'latency', text: `ping ${i}`, sent_at: performance.timeOrigin + performance.now() })
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  }, SAMPLES)
+  await receiver.waitForFunction((n) => (globalThis as any).latencies.length >= n, SAMPLES, { timeout: 60_000 })
+  const latencies: number[] = await receiver.evaluate(() => (globalThis as any).latencies)
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))])
+  return { medianMs: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99), maxMs: round(latencies[latencies.length - 1]), targetP99Ms: 20 }
+}
+
+async function open(page: Page, hubUrl: string, name: string): Promise<void> {
+  await page.evaluate(
+    async ({ hubUrl, schema, name }) => {
+      const g = globalThis as any
+      g.bench = g.hyperemitter.HyperEmitter({ name, schema })
+      const peer = await g.bench.connect(hubUrl)
+      await peer.synced
+    },
+    { hubUrl, schema: CHAT_SCHEMA, name },
+  )
+}
+
+async function latencyThroughHub(browser: Browser, site: string, hubUrl: string): Promise<Record<string, unknown>> {
+  // The hub already holds the catch-up events: start both pages synced, then measure.
+  const a = await harness(browser, site)
+  const b = await harness(browser, site)
+  await open(a, hubUrl, 'latency-a')
+  await open(b, hubUrl, 'latency-b')
+  const stats = await measure(a, b)
+  await a.context().close()
+  await b.context().close()
+  return stats
+}
+
+async function latencyBetweenTabs(browser: Browser, site: string, hubUrl: string): Promise<Record<string, unknown>> {
+  const context = await browser.newContext()
+  const pages: Page[] = []
+  for (let i = 0; i < 2; i++) {
+    const page = await context.newPage()
+    await page.goto(site)
+    await page.waitForFunction(() => document.getElementById('state')?.textContent === 'ready')
+    await open(page, hubUrl, 'latency-tabs')
+    pages.push(page)
+  }
+  const roles = await Promise.all(pages.map((p) => p.evaluate(() => (globalThis as any).bench.role)))
+  const stats = await measure(pages[0], pages[1])
+  await context.close()
+  return { roles, ...stats }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
