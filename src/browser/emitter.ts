@@ -1,6 +1,6 @@
 import { withCallback, type Callback } from '../core/callback.js'
 import type { Db, EventMap } from '../core/emitter.js'
-import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
+import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
 import { TypedEmitter } from '../core/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import { Peer, type PeerState } from '../sync/peers.js'
@@ -43,7 +43,7 @@ export interface ConnectionState {
 }
 
 /** Host-side status events forwarded as they are (the others are derived per tab from the peer views). */
-const FORWARDED = ['peer:error', 'peer:failed', 'peer:progress'] as const
+const FORWARDED = ['peer:error', 'peer:progress'] as const
 
 /**
  * HyperEmitter for browsers: the core, IndexedDB storage (browser-level),
@@ -94,6 +94,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
       maxFrameSize: options.maxFrameSize,
       hash: options.hash,
       onChange: () => this.refresh(),
+      onRole: (role) => this.status.emit('role', role),
     }
     this.log.onChange((entries, origin) => {
       // Local appends carry no origin.
@@ -187,7 +188,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     try {
       if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
       const url = this.toAddress(target)
-      const view = this.view(url, token)
+      const view = this.view(url, token, true)
       promise = this.started.then(() => {
         if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
         if (this.tabs) this.tabs.dial(url, token)
@@ -251,9 +252,10 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     }
   }
 
-  private view(url: string, token?: string): Peer {
+  private view(url: string, token?: string, revive = false): Peer {
     let view = this.views.get(url)
-    if (!view) {
+    // A hub given up on gets a new view when connect() is called for it again.
+    if (!view || (view.state === 'closed' && revive)) {
       view = new Peer(url, token)
       this.views.set(url, view)
     }
@@ -263,19 +265,18 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   /** Recompute every view and the connection state from the host's hub states and this tab's link. */
   private refresh(): void {
     if (this.closed) return
-    const hubs: HubState[] = this.tabs
-      ? this.tabs.hubs
-      : (this.single?.peers ?? []).map((p) => ({ address: p.address, state: p.state, id: p.id }))
+    const hubs: HubState[] = this.tabs ? this.tabs.hubs : (this.single?.states() ?? [])
     const link = this.tabs ? this.tabs.link : 'self'
     for (const hub of hubs) if (hub.state !== 'closed') this.view(hub.address)
     for (const view of this.views.values()) {
       if (view.state === 'closed') continue
       const hub = hubs.find((h) => h.address === view.address)
-      const hostState: PeerState = hub?.state ?? 'connecting'
+      // 'closed' without a failure: the host is going away, and the next one dials again.
+      const hostState: PeerState = !hub || (hub.state === 'closed' && !hub.failed) ? 'connecting' : hub.state
       let state: PeerState = hostState
       if (hostState === 'synced' && link !== 'self' && link !== 'synced') state = 'connected'
       if (hub?.id) view.id = hub.id
-      this.transition(view, state)
+      this.transition(view, state, hub?.failed)
     }
     const online = isOnline()
     const views = [...this.views.values()].filter((v) => v.state !== 'closed')
@@ -299,7 +300,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     this.status.emit('connection', next)
   }
 
-  private transition(view: Peer, state: PeerState): void {
+  private transition(view: Peer, state: PeerState, failed?: string): void {
     const before = view.state
     if (before === state) return
     view.state = state
@@ -315,7 +316,10 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     }
     if (state === 'reconnecting') this.status.emit('peer:reconnecting', info)
     if (state === 'closed') {
-      view.rejectSynced(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `gave up on ${view.address}`))
+      const code = (Object.values(ErrorCodes) as string[]).includes(failed ?? '') ? (failed as ErrorCode) : ErrorCodes.CONNECTION_FAILED
+      const gaveUp = () => new HyperEmitterError(code, `gave up on ${view.address} (${code})`)
+      view.rejectSynced(gaveUp())
+      this.status.emit('peer:failed', { ...info, error: gaveUp() })
     }
   }
 }

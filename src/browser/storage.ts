@@ -178,6 +178,8 @@ export class TabDb extends AbstractLevel<Uint8Array, Uint8Array> {
     try {
       await this.inner.open()
     } catch (err) {
+      // Never opened: whatever was held for it (the tab's Web Lock) goes now.
+      this.afterClose?.()
       throw storageError('could not open the database', err)
     }
   }

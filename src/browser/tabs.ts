@@ -44,6 +44,8 @@ export interface HubState {
   state: PeerState
   /** The hub's writer id, once known. */
   id?: string
+  /** The code of the error the host gave up on this hub for (UNAUTHORIZED, VERSION_MISMATCH). */
+  failed?: string
 }
 
 /** This tab's own link to the host log: 'self' when its emitter's log is the host log. */
@@ -62,6 +64,8 @@ export interface TabEnvironment {
   hash?: HashFn
   /** Told whenever the hub states or this tab's link change. */
   onChange(): void
+  /** Told when this tab becomes the leader after start-up. */
+  onRole(role: TabRole): void
 }
 
 type ControlMessage =
@@ -107,7 +111,7 @@ class Host {
   }
 
   hubStates(): HubState[] {
-    return this.uplinks.peers.map((p) => ({ address: p.address, state: p.state, id: p.id }))
+    return this.uplinks.states()
   }
 
   private accept(channel: FrameChannel): void {
@@ -235,6 +239,8 @@ export class TabCoordinator {
   /** The IndexedDB log a promoted follower hosts (the leader at start-up hosts its emitter's own log). */
   private store: { log: Log; db: Db } | undefined
   private releaseLeader: (() => void) | undefined
+  /** This tab got the lock after start-up (it hosts a second, IndexedDB log next to its memory one). */
+  private promoted = false
   private readonly abortQueue = new AbortController()
   private readonly dials = new Map<string, string | undefined>()
   private closed = false
@@ -335,10 +341,11 @@ export class TabCoordinator {
     if (this.store) {
       await this.store.log.close().catch(() => {})
       await this.store.db.close().catch(() => {})
-      this.releaseLeader?.()
     }
+    // A leader from start-up releases the lock only once its emitter's IndexedDB is closed
+    // (TabDb.afterClose): the log's last batch must not race a new leader's first.
+    if (this.promoted) this.releaseLeader?.()
     this.life?.release()
-    // A leader from start-up releases the lock once its IndexedDB is closed (TabDb.afterClose).
   }
 
   private post(message: ControlMessage): void {
@@ -385,6 +392,7 @@ export class TabCoordinator {
   /** The leader went away and the lock is ours: host the IndexedDB log from this tab. */
   private async promote(): Promise<void> {
     const env = this.env!
+    this.promoted = true
     const db = openIndexedDb(this.name)
     onVersionChange(db, () => env.reportError(versionChangeError()))
     const log = new Log(db, { hash: env.hash })
@@ -401,6 +409,8 @@ export class TabCoordinator {
     if (this.closed) {
       await log.close().catch(() => {})
       await db.close().catch(() => {})
+      this.store = undefined
+      this.releaseLeader?.()
       return
     }
     this.role = 'leader'
@@ -410,7 +420,7 @@ export class TabCoordinator {
       await this.client?.close()
       this.client = undefined
     }
-    env.status.emit('role', 'leader')
+    env.onRole('leader')
     env.onChange()
   }
 

@@ -36,6 +36,8 @@ export interface UplinkOptions {
 
 export class Uplinks {
   private readonly peerMap = new Map<string, Peer>()
+  /** URLs given up on for good, with the error code (until connect() is called for them again). */
+  readonly failed = new Map<string, string>()
   private closing = false
 
   constructor(
@@ -45,6 +47,17 @@ export class Uplinks {
 
   get peers(): Peer[] {
     return [...this.peerMap.values()]
+  }
+
+  /** Every hub: those being dialed or connected, and those given up on (with the error code). */
+  states(): Array<{ address: string; state: PeerState; id?: string; failed?: string }> {
+    const states: Array<{ address: string; state: PeerState; id?: string; failed?: string }> = this.peers.map((p) => ({
+      address: p.address,
+      state: p.state,
+      id: p.id,
+    }))
+    for (const [address, code] of this.failed) if (!this.peerMap.has(address)) states.push({ address, state: 'closed', failed: code })
+    return states
   }
 
   /**
@@ -60,6 +73,7 @@ export class Uplinks {
     }
     const peer = new Peer(url, token)
     this.peerMap.set(url, peer)
+    this.failed.delete(url)
     void this.attempt(peer)
     return peer
   }
@@ -175,6 +189,7 @@ export class Uplinks {
       peer.state = 'closed'
       peer.rejectSynced(err)
       this.peerMap.delete(peer.address)
+      this.failed.set(peer.address, err.code)
       this.options.status.emit('peer:failed', { address: peer.address, id: peer.id, error: err })
       this.changed(peer)
       return
