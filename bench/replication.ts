@@ -150,6 +150,27 @@ class HubProcess {
   }
 }
 
+/**
+ * With BENCH_PROFILE_DIR set, a CPU profile of this process from now until
+ * the returned function is called (the measured window only, without start-up).
+ */
+async function profileWindow(name: string): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE_DIR
+  if (!dir) return async () => {}
+  const inspector = await import('node:inspector/promises')
+  const { writeFileSync } = await import('node:fs')
+  const session = new inspector.Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 200 })
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile))
+    session.disconnect()
+  }
+}
+
 /** The other process: A, holding N events (cold) or emitting them on command (live). */
 async function hub(mode: string, dbKind: string, n: number): Promise<void> {
   const a = HyperEmitter(openDb(dbKind), HELLO_SCHEMA)
@@ -165,8 +186,10 @@ async function hub(mode: string, dbKind: string, n: number): Promise<void> {
   const cpuAtReady = process.cpuUsage()
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'emit') {
+      const stopProfile = await profileWindow(`live-${dbKind}-hub`)
       const start = performance.now()
       await emitN(a, n)
+      await stopProfile()
       send({ emitted: true, emitPerSecond: Math.round(n / ((performance.now() - start) / 1000)) })
     } else if (line === 'exit') {
       const cpu = process.cpuUsage(cpuAtReady)
@@ -183,12 +206,14 @@ async function cold(transport: string, dbKind: string, n: number): Promise<void>
   const ready = await a.next('ready')
   const b = HyperEmitter(openDb(dbKind), HELLO_SCHEMA, { discover: false })
   await b.ready()
+  const stopProfile = await profileWindow(`cold-${transport}-${dbKind}-receiver`)
   const cpuStart = process.cpuUsage()
   const start = performance.now()
   const peer = await connect(b, transport, ready.port)
   const session = peer.session!
   await peer.synced
   const seconds = (performance.now() - start) / 1000
+  await stopProfile()
   // Every Hello plus A's EventPeer announce.
   if (logOf(b).length !== n + 1) throw new Error(`B holds ${logOf(b).length} of ${n + 1}`)
   const cpu = process.cpuUsage(cpuStart)
@@ -227,10 +252,12 @@ async function live(transport: string, dbKind: string, n: number): Promise<void>
   b.on('Hello', () => {
     if (++received === n) all()
   })
+  const stopProfile = await profileWindow(`live-${transport}-${dbKind}-receiver`)
   const start = performance.now()
   a.send('emit')
   await done
   const seconds = (performance.now() - start) / 1000
+  await stopProfile()
   const { emitPerSecond } = await a.next('emitted')
   const stats = session.stats
   const delta: SessionStats = {
@@ -326,7 +353,8 @@ async function store(dbKind: string, n: number): Promise<void> {
   // The same hash the Node emitter uses (node:crypto), so only the session and network differ.
   const log = new Log(db, { hash: nodeSha256 })
   await log.open()
-  const per = Math.floor(BATCH_BYTES / (nodes[0].byteLength + 2))
+  // As many nodes as one Nodes frame of the session carries.
+  const per = Math.floor(BATCH_BYTES / (nodes[nodes.length - 1].byteLength + 2))
   const start = performance.now()
   for (let i = 0; i < nodes.length; i += per) await log.addMany(nodes.slice(i, i + per))
   const seconds = (performance.now() - start) / 1000

@@ -102,7 +102,13 @@ describe.each([
     // For scale, a peer holding nothing pulls the whole log.
     const cold = make()
     const coldInfo = nextStatus(cold, 'peer:synced')
+    const progress: number[] = []
+    cold.status.on('peer:progress', (p: any) => progress.push(p.received))
     await connect(cold, port)
     expect((await coldInfo).nodesReceived).toBe(common + MISSING)
+    // 'peer:progress' tracked the catch-up as it was stored, frame by frame, up to the whole log.
+    expect(progress.length).toBeGreaterThan(1)
+    expect(progress[progress.length - 1]).toBe(common + MISSING)
+    expect(progress.every((n, i) => i === 0 || n >= progress[i - 1])).toBe(true)
   })
 })
