@@ -495,6 +495,31 @@ describe('replication across transports', () => {
     expect(heads(viaTcp)).toEqual(heads(viaWs))
   })
 
+  it('two listening peers that discover each other keep one connection, dialed by the lower id', async () => {
+    const a = make()
+    const { port } = await a.listen(0, HOST)
+    const b = make()
+    const c = make()
+    await Promise.all([b.listen(0, HOST), c.listen(0, HOST)])
+    const ids = new Map([
+      [b, await b.getId()],
+      [c, await c.getId()],
+    ])
+    const [low, high] = ids.get(b)! < ids.get(c)! ? [b, c] : [c, b]
+    const linked = nextStatus(low, 'peer:connected', (i) => i.direction === 'outgoing' && i.id === ids.get(high))
+    const accepted = nextStatus(high, 'peer:connected', (i) => i.direction === 'incoming' && i.id === ids.get(low))
+    const highSawLow = new Promise<void>((resolve) =>
+      high.on('EventPeer', (m: any) => {
+        if (m.id === ids.get(low)) resolve()
+      }),
+    )
+    await Promise.all([b.connect(port, HOST), c.connect(port, HOST)])
+    await Promise.all([linked, accepted, within(highSawLow, 10_000, "the lower id's EventPeer at the higher")])
+    for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0))
+    expect(high.peers.map((p) => p.address)).toEqual([`tcp://${HOST}:${port}`])
+    expect(low.peers).toHaveLength(2)
+  })
+
   it('no EventPeer if it is not needed: same db and port announce nothing new, a new port announces once', async () => {
     const dbA = db(classic)
     const a = make(dbA)

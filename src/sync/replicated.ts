@@ -46,6 +46,8 @@ const EVENT_PEER = 'hyperemitter.v1.EventPeer'
 export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends HyperEmitterCore<E> {
   protected readonly peerManager: PeerManager
   protected readonly knownPeers: DbKnownPeers
+  /** This emitter accepts peers and has told the others where (an EventPeer of ours is in the log). */
+  private reachable = false
 
   constructor(...args: ConstructorParameters<typeof HyperEmitterCore>) {
     super(...args)
@@ -119,6 +121,7 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
     const message = { id, addresses: addresses.map((a) => ({ ip: a.ip, port: a.port, url: a.url ?? '' })) }
     const bytes = toBinary(EventPeerSchema, create(EventPeerSchema, message))
     const last = await this.knownPeers.lastAnnounced()
+    this.reachable = true
     if (last && sameBytes(last, bytes)) return false
     await this.emit(EVENT_PEER as keyof E & string, message as E[keyof E & string])
     await this.knownPeers.setLastAnnounced(bytes)
@@ -137,6 +140,10 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
     if (this.closed) return
     void this.getId().then((own) => {
       if (peer.id === own || this.peerManager.connectedIds().has(peer.id)) return
+      // Two reachable emitters that learn of each other would otherwise dial
+      // each other at the same time and keep two connections: only the lower
+      // id dials. One that does not listen always dials (nobody can dial it).
+      if (this.reachable && own > peer.id) return
       const address = this.pickAddress(peer.addresses)
       if (!address || this.peerManager.peers.some((p) => p.address === address)) return
       this.peerManager.connect(address).catch((error) => this.status.emit('peer:error', { address, id: peer.id, error }))
