@@ -495,6 +495,39 @@ describe('replication across transports', () => {
     expect(heads(viaTcp)).toEqual(heads(viaWs))
   })
 
+  it("attach(): an app's http.Server hosts the hub on a path, and stays the app's", async () => {
+    const http = await import('node:http')
+    const server = http.createServer((_req, res) => res.end('app page'))
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve))
+    const { port } = server.address() as net.AddressInfo
+    try {
+      const hub = make(null, { authenticate: (p) => (p.request as IncomingMessage).url === '/hub?key=k' })
+      hub.attach(server, { path: '/hub' })
+      await hub.emit('Hello', { from: 'hub', message: 'via attach' })
+      const peer = make()
+      await within((await peer.connect(`ws://${HOST}:${port}/hub?key=k`)).synced, 10_000, 'sync through the app server')
+      expect(heads(peer)).toEqual(heads(hub))
+      // Another path is not the hub's; a wrong key is refused by the hook.
+      const elsewhere = await make().connect(`ws://${HOST}:${port}/other`).catch((e: unknown) => e)
+      expect(isHyperEmitterError(elsewhere, ErrorCodes.CONNECTION_FAILED)).toBe(true)
+      const refused = await make().connect(`ws://${HOST}:${port}/hub?key=x`).catch((e: unknown) => e)
+      expect(isHyperEmitterError(refused, ErrorCodes.UNAUTHORIZED)).toBe(true)
+      // close() detaches; the app's server still serves its own requests.
+      await hub.close()
+      const page = await new Promise<string>((resolve, reject) =>
+        http.get(`http://${HOST}:${port}/`, (res) => {
+          let body = ''
+          res.on('data', (d) => (body += d))
+          res.on('end', () => resolve(body))
+        }).on('error', reject),
+      )
+      expect(page).toBe('app page')
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  })
+
   it('two listening peers that discover each other keep one connection, dialed by the lower id', async () => {
     const a = make()
     const { port } = await a.listen(0, HOST)
