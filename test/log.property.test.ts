@@ -163,24 +163,31 @@ async function checkInvariants(log: Log, other: Clock): Promise<LogEntry[]> {
   const position = new Map<string, number>()
   const linked = new Set<string>()
   const lastSeq = new Map<string, number>()
+  // Violations are collected as strings and asserted once: expect() per
+  // entry dominated the run time.
+  const problems: string[] = []
   for (const e of entries) {
+    const key = hex(e.key)
     // Every stored key is the hash of the stored (canonical) bytes.
-    expect(hex(e.key)).toBe(hex(sha256(e.bytes)))
+    if (key !== hex(sha256(e.bytes))) problems.push(`${e.change}: key is not the hash of its bytes`)
     const node = decodeNode(e.bytes)
-    expect(hex(encodeNode(node))).toBe(hex(e.bytes))
-    expect([hex(node.writer), node.seq, node.links.map(hex), hex(node.value)]).toEqual([hex(e.writer), e.seq, e.links.map(hex), hex(e.value)])
+    if (hex(encodeNode(node)) !== hex(e.bytes)) problems.push(`${e.change}: stored bytes are not canonical`)
+    if (hex(node.writer) !== hex(e.writer) || node.seq !== e.seq || hex(node.value) !== hex(e.value) || node.links.map(hex).join() !== e.links.map(hex).join()) {
+      problems.push(`${e.change}: entry fields differ from its bytes`)
+    }
     // Topological: every link is stored earlier.
     for (const l of e.links) {
-      expect(position.get(hex(l))).toBeLessThan(e.change)
+      if (!((position.get(hex(l)) ?? Infinity) < e.change)) problems.push(`${e.change}: link ${hex(l)} not stored before it`)
       linked.add(hex(l))
     }
-    expect(position.has(hex(e.key))).toBe(false)
-    position.set(hex(e.key), e.change)
+    if (position.has(key)) problems.push(`${e.change}: key stored twice`)
+    position.set(key, e.change)
     // (writer, seq) unique and contiguous per writer, in change order.
     const w = hex(e.writer)
-    expect(e.seq).toBe((lastSeq.get(w) ?? 0) + 1)
+    if (e.seq !== (lastSeq.get(w) ?? 0) + 1) problems.push(`${e.change}: seq ${e.seq} after ${lastSeq.get(w) ?? 0} for ${w}`)
     lastSeq.set(w, e.seq)
   }
+  expect(problems).toEqual([])
   expect(log.clock()).toEqual(lastSeq)
   const heads = entries.filter((e) => !linked.has(hex(e.key))).map((e) => e.key)
   heads.sort(compareBytes)

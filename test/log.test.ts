@@ -423,10 +423,10 @@ describe.each(backends)('Log on $name', (backend) => {
     const batches = spy.calls - calls
     expect(batches).toBeLessThanOrEqual(Math.ceil(N / 1000) + 1)
     expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i + 1))
-    for (let i = 1; i < N; i++) {
-      expect(entries[i].links.length).toBe(1)
-      if (!equalBytes(entries[i].links[0], entries[i - 1].key)) throw new Error(`entry ${i} does not link its predecessor`)
-    }
+    // Plain checks in the loop, one assertion after: expect() per entry costs seconds here.
+    const unchained = entries.filter((e, i) => i > 0 && (e.links.length !== 1 || !equalBytes(e.links[0], entries[i - 1].key)))
+    expect(unchained.map((e) => e.seq)).toEqual([])
+    expect(entries[0].links).toEqual([])
     expect(log.length).toBe(N)
     expect(log.heads().map(toHex)).toEqual([toHex(entries[N - 1].key)])
   })
@@ -526,21 +526,25 @@ describe.each(backends)('Log on $name', (backend) => {
   }, LIVE_TIMEOUT)
 
   it('a live reader that falls far behind catches up from the db without loss', async () => {
-    const log = await openLog()
+    const log = await openLog(undefined, { liveBuffer: 100 })
     const reader = log.read({ live: true })
     await log.append(enc('first'))
     expect((await reader.next()).value?.change).toBe(1)
-    // 12k entries arrive while the consumer sleeps: more than the live buffer holds.
+    // 1200 entries arrive while the consumer sleeps: far more than its buffer holds.
     const pending: Promise<LogEntry>[] = []
-    for (let i = 0; i < 12_000; i++) pending.push(log.append(enc(`x${i}`)))
+    for (let i = 0; i < 1200; i++) pending.push(log.append(enc(`x${i}`)))
     await Promise.all(pending)
     const changes: number[] = []
-    while (changes.length < 12_000) {
+    while (changes.length < 1200) {
       const r = await reader.next()
       if (r.done) break
       changes.push(r.value.change)
     }
-    expect(changes).toEqual(Array.from({ length: 12_000 }, (_, i) => i + 2))
+    expect(changes).toEqual(Array.from({ length: 1200 }, (_, i) => i + 2))
+    // Caught up, it is live again.
+    const next = reader.next()
+    await log.append(enc('later'))
+    expect((await next).value?.change).toBe(1202)
     await reader.return!()
   }, LIVE_TIMEOUT)
 

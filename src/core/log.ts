@@ -40,6 +40,11 @@ export interface LogOptions {
    * to the db).
    */
   recentKeys?: number
+  /**
+   * Entries a live read() buffers for a slow consumer before it drops them
+   * and pages from the db instead (default 8192), so memory stays bounded.
+   */
+  liveBuffer?: number
 }
 
 const SUBLEVEL = 'hyperemitter'
@@ -50,7 +55,7 @@ const READ_PAGE = 512
 const MISSING_PAGE = 1000
 // A live reader whose consumer falls this far behind drops its buffer and
 // pages from the db instead, so a slow consumer cannot grow memory.
-const LIVE_BUFFER_LIMIT = 8192
+const DEFAULT_LIVE_BUFFER = 8192
 
 const P_CHANGE = 0x63 // 'c'
 const P_KEY = 0x6b // 'k'
@@ -190,6 +195,7 @@ type Request = AppendRequest | AddRequest
 
 /** What a reader needs of the log; keeps the log's internals private. */
 interface ReaderSource {
+  readonly liveBuffer: number
   ready(): Promise<void>
   readPage(after: number, limit: number): Promise<LogEntry[]>
   length(): number
@@ -238,11 +244,15 @@ export class Log implements SyncableLog {
     }
     const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH
     const recentKeys = options.recentKeys ?? DEFAULT_RECENT_KEYS
+    const liveBuffer = options.liveBuffer ?? DEFAULT_LIVE_BUFFER
     if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'maxBatch must be a positive integer', { details: { maxBatch } })
     }
     if (!Number.isSafeInteger(recentKeys) || recentKeys < 0) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'recentKeys must be a non-negative integer', { details: { recentKeys } })
+    }
+    if (!Number.isSafeInteger(liveBuffer) || liveBuffer < 1) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'liveBuffer must be a positive integer', { details: { liveBuffer } })
     }
     if (options.hash !== undefined && typeof options.hash !== 'function') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'hash must be a function')
@@ -253,6 +263,7 @@ export class Log implements SyncableLog {
     this.maxBatch = maxBatch
     this.recent = new RecentKeys(recentKeys)
     this.source = {
+      liveBuffer,
       ready: () => this.ready(),
       readPage: (after, limit) => this.readPage(after, limit),
       length: () => this.changes,
@@ -905,10 +916,13 @@ export class Log implements SyncableLog {
    * missing. Iteration rejects CLOSED or STORAGE_FAILED.
    */
   async *readMissing(remote: Clock): AsyncGenerator<LogEntry, void, undefined> {
+    if (!(remote instanceof Map)) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'readMissing() takes a Clock (Map of writer hex to seq)')
+    }
     await this.ready()
     const length = this.changes
     const remoteSeq = (hex: string): number => {
-      const r = remote instanceof Map ? remote.get(hex) : undefined
+      const r = remote.get(hex)
       return typeof r === 'number' && r > 0 ? Math.floor(r) : 0
     }
     const cursors: WriterCursor[] = []
@@ -927,11 +941,17 @@ export class Log implements SyncableLog {
       // beats index lookups, and costs at most twice the missing count.
       let after = 0
       let sent = 0
+      let lastWriter: Uint8Array = EMPTY
+      let lastKnown = 0
       while (sent < missing && after < length && this.state === 'open') {
         const page = await this.readPage(after, Math.min(MISSING_PAGE, length - after))
         if (page.length === 0) break
         for (const e of page) {
-          if (e.seq > remoteSeq(toHex(e.writer))) {
+          if (!equalBytes(e.writer, lastWriter)) {
+            lastWriter = e.writer
+            lastKnown = remoteSeq(toHex(e.writer))
+          }
+          if (e.seq > lastKnown) {
             sent++
             yield e
           }
@@ -1150,7 +1170,7 @@ class ChangeReader implements AsyncIterableIterator<LogEntry> {
         this.liveCursor = e.change
       }
     }
-    if (this.liveBuf.length > LIVE_BUFFER_LIMIT) {
+    if (this.liveBuf.length > this.src.liveBuffer) {
       // Too far behind: forget the buffer and page from the db from `cursor`.
       this.liveBuf = []
       this.subscribed = false
