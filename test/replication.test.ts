@@ -216,6 +216,10 @@ describe.each(transports)('replication over $name', (T) => {
       for (const l of listeners) expect(l.map((m: any) => `${m.from}:${m.message}`).sort()).toEqual(expected)
       expect(heads(one)).toEqual(heads(two))
       expect(logOf(one).length).toBe(logOf(two).length)
+      // No echo, nothing twice: two sent exactly its own 22 nodes and received the rest of the log once.
+      const stats = peer.session!.stats
+      expect(stats.nodesSent).toBe(22)
+      expect(stats.nodesReceived).toBe(logOf(two).length - 22)
     })
   })
 
@@ -551,6 +555,17 @@ describe('replication across transports', () => {
     for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0))
     expect(high.peers.map((p) => p.address)).toEqual([`tcp://${HOST}:${port}`])
     expect(low.peers).toHaveLength(2)
+
+    // A triangle now: every node reaches b and c by two paths, and is still stored and delivered once.
+    const emitters = [a, b, c]
+    const seen = emitters.map((e) => record(e, 'Hello'))
+    await Promise.all(emitters.flatMap((e, i) => Array.from({ length: 5 }, (_, j) => e.emit('Hello', { from: `e${i}`, message: `${j}` }))))
+    await Promise.all(emitters.map((e, i) => e.emit('Hello', { from: `e${i}`, message: 'end' })))
+    await until(() => seen.every((l) => l.filter((m: any) => m.message === 'end').length === 3), 10_000, 'sentinels')
+    const expected = [0, 1, 2].flatMap((i) => [...['0', '1', '2', '3', '4'].map((j) => `e${i}:${j}`), `e${i}:end`]).sort()
+    for (const l of seen) expect(l.map((m: any) => `${m.from}:${m.message}`).sort()).toEqual(expected)
+    expect(heads(b)).toEqual(heads(a))
+    expect(heads(c)).toEqual(heads(a))
   })
 
   it('no EventPeer if it is not needed: same db and port announce nothing new, a new port announces once', async () => {
