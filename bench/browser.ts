@@ -10,6 +10,8 @@
 //    the browser's monotonic time origin, corrected by performance.timeOrigin).
 //  - the same between two tabs of one context (leader and follower, over
 //    BroadcastChannel, no hub in the path).
+//  - baseline: raw IndexedDB puts/s and small-commit latency in the same
+//    browser, to judge the figures above against.
 // Run: npx tsx bench/browser.ts   (BROWSER_BENCH_EVENTS=50000, BROWSER_BENCH_SAMPLES=300)
 import { mkdtempSync, rmSync } from 'node:fs'
 import * as http from 'node:http'
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
       }
       await Promise.all(chunk)
     }
+    printJson({ bench: 'browser', scenario: 'baseline', ...(await indexedDbBaseline(browser, site)) })
     // The hub's own EventPeer announcement is in its log too.
     const total: number = (hub.emitter as any).log.length
     for (const tabs of [true, false]) {
@@ -70,9 +73,59 @@ async function harness(browser: Browser, site: string): Promise<Page> {
   const context = await browser.newContext()
   const page = await context.newPage()
   page.on('pageerror', (err) => console.error(`page error: ${err.message}`))
+  // tsx compiles this file keeping function names (a `__name(fn, 'name')` helper); functions
+  // handed to page.evaluate() run in the page, where that helper must exist too.
+  await page.addInitScript(() => ((globalThis as any).__name = (fn: unknown) => fn))
   await page.goto(site)
   await page.waitForFunction(() => document.getElementById('state')?.textContent === 'ready')
   return page
+}
+
+/**
+ * What this Chromium's IndexedDB does with no library in the way: random
+ * 24-byte binary keys, 100-byte values, 3000 pipelined puts per transaction;
+ * and the latency of a small transaction (4 puts) committed alone. The Log
+ * writes 3 records per event (node, key index, writer index), so its ingest
+ * ceiling is about a third of putsPerSecond.
+ */
+async function indexedDbBaseline(browser: Browser, site: string): Promise<Record<string, unknown>> {
+  const page = await harness(browser, site)
+  const result = await page.evaluate(async () => {
+    const db: IDBDatabase = await new Promise((resolve, reject) => {
+      const request = indexedDB.open(`baseline-${Date.now()}`, 1)
+      request.onupgradeneeded = () => request.result.createObjectStore('s')
+      request.onsuccess = () => resolve(request.result)
+      request.onerror = () => reject(request.error)
+    })
+    const transaction = (puts: number) =>
+      new Promise<void>((resolve, reject) => {
+        const tx = db.transaction('s', 'readwrite')
+        const store = tx.objectStore('s')
+        for (let i = 0; i < puts; i++) store.put(new Uint8Array(100), crypto.getRandomValues(new Uint8Array(24)))
+        tx.oncomplete = () => resolve()
+        tx.onabort = () => reject(tx.error)
+        ;(tx as any).commit?.()
+      })
+    const start = performance.now()
+    for (let t = 0; t < 10; t++) await transaction(3000)
+    const putsPerSecond = Math.round(30_000 / ((performance.now() - start) / 1000))
+    const commits: number[] = []
+    for (let t = 0; t < 100; t++) {
+      const t0 = performance.now()
+      await transaction(4)
+      commits.push(performance.now() - t0)
+    }
+    commits.sort((a, b) => a - b)
+    db.close()
+    return { putsPerSecond, smallCommitMedianMs: commits[50], smallCommitP99Ms: commits[98] }
+  })
+  await page.context().close()
+  return {
+    storage: 'indexeddb (raw)',
+    putsPerSecond: result.putsPerSecond,
+    smallCommitMedianMs: round(result.smallCommitMedianMs),
+    smallCommitP99Ms: round(result.smallCommitP99Ms),
+  }
 }
 
 async function coldCatchUp(browser: Browser, site: string, hubUrl: string, tabs: boolean, total: number): Promise<Record<string, unknown>> {
