@@ -23,6 +23,8 @@ export interface ListenOptions {
 }
 
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]'])
+/** How long one attempt to reach a peer may take before it fails (CONNECTION_FAILED) and is retried. */
+const DIAL_TIMEOUT_MS = 10_000
 
 /**
  * HyperEmitter for Node: the core, replication over raw TCP and WebSocket
@@ -104,9 +106,12 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
 
   protected dial(address: string): Promise<FrameChannel> {
     const maxFrameSize = this.replication.maxFrameSize
-    if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, { maxFrameSize })
+    // A peer behind a black hole would otherwise hold each attempt for the OS's
+    // SYN timeout (minutes): give up sooner and let the backoff retry.
+    const timeout = DIAL_TIMEOUT_MS
+    if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, { maxFrameSize, timeout })
     const url = new URL(address)
-    return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), { maxFrameSize })
+    return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), { maxFrameSize, timeout })
   }
 
   protected pickAddress(addresses: EventPeerMessage['addresses']): string | undefined {
