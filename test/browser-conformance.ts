@@ -7,7 +7,7 @@ import type { AbstractLevel } from 'abstract-level'
 import { toHex } from '../src/core/bytes.js'
 import { ErrorCodes, isHyperEmitterError, type ErrorCode } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
-import { decodeNode, encodeNode, Log } from '../src/core/log.js'
+import { encodeNode, Log } from '../src/core/log.js'
 import type { LogEntry } from '../src/core/types.js'
 
 type Db = AbstractLevel<any, any, any>

@@ -29,7 +29,7 @@ import { Log } from '../core/log.js'
 import type { TypedEmitter } from '../core/typed-emitter.js'
 import type { SyncableLog } from '../core/types.js'
 import { DbKnownPeers } from '../sync/known-peers.js'
-import type { Peer, PeerState } from '../sync/peers.js'
+import type { PeerState } from '../sync/peers.js'
 import { SyncSession, type SessionOptions } from '../sync/session.js'
 import { connectBroadcast, holdLifeLock, listenBroadcast } from '../transport/broadcast.js'
 import type { FrameChannel } from '../transport/channel.js'
@@ -321,11 +321,6 @@ export class TabCoordinator {
   /** The page went offline: stop trusting the hub sockets. */
   offline(): void {
     this.host?.uplinks.dropAll('the browser went offline')
-  }
-
-  /** Peers of the host's uplinks, when this tab hosts. */
-  hostPeers(): Peer[] {
-    return this.host?.uplinks.peers ?? []
   }
 
   async close(): Promise<void> {
