@@ -392,3 +392,28 @@ describe('close', () => {
     await e.close() // idempotent
   })
 })
+
+describe('many emits at once', () => {
+  it('commits every one of a burst beyond the in-flight cap, in order, and close() waits for them', async () => {
+    const db = new MemoryLevel()
+    const e = HyperEmitter(db, SCHEMA)
+    const N = 5000
+    const pending = Array.from({ length: N }, (_, i) => e.emit('userAdded', { id: i }))
+    // One bad event in the middle fails alone.
+    const bad = e.emit('userAdded', { id: 'x' as never })
+    const tail = Array.from({ length: 10 }, (_, i) => e.emit('userAdded', { id: N + i }))
+    const closed = e.close()
+    await expect(bad).rejects.toMatchObject({ code: ErrorCodes.INVALID_FIELD })
+    await Promise.all([...pending, ...tail])
+    await closed
+    const again = HyperEmitter(db, SCHEMA)
+    const ids: number[] = []
+    for await (const ev of again.events({ from: 'beginning' })) {
+      ids.push(ev.payload.id)
+      if (ids.length === N + 10) break
+    }
+    expect(ids).toEqual(Array.from({ length: N + 10 }, (_, i) => i))
+    await again.close()
+    await db.close()
+  })
+})
