@@ -61,6 +61,25 @@ async function main(): Promise<void> {
     }
     printJson({ bench: 'browser', scenario: 'latency', path: 'context -> hub -> context', samples: SAMPLES, ...(await latencyThroughHub(browser, site, hub.wsUrl)) })
     printJson({ bench: 'browser', scenario: 'latency', path: 'tab -> tab (BroadcastChannel)', samples: SAMPLES, ...(await latencyBetweenTabs(browser, site, hub.wsUrl)) })
+    // Chromium sends WebSocket data through its network service, a process of its own: on a
+    // loaded machine, waiting for that process to be scheduled dominates the tail. The same
+    // measurement with the network service inside the browser process shows how much.
+    const inProcess = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [...ARGS, '--enable-features=NetworkServiceInProcess2'],
+    })
+    try {
+      printJson({
+        bench: 'browser',
+        scenario: 'latency',
+        path: 'context -> hub -> context',
+        network: 'in-process',
+        samples: SAMPLES,
+        ...(await latencyThroughHub(inProcess, site, hub.wsUrl)),
+      })
+    } finally {
+      await inProcess.close()
+    }
   } finally {
     await browser.close()
     await hub.close()
