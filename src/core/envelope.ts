@@ -1,4 +1,5 @@
 import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { readVarint, varintLength, writeVarint } from './varint.js'
 
 /**
  * The Event envelope (proto `hyperemitter.v1.Event { string name = 1; bytes
@@ -28,30 +29,12 @@ function nameBytes(name: string): Uint8Array {
   return bytes
 }
 
-function varintSize(n: number): number {
-  let size = 1
-  while (n >= 0x80) {
-    n = Math.floor(n / 128)
-    size++
-  }
-  return size
-}
-
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
-  while (n >= 0x80) {
-    out[pos++] = (n & 0x7f) | 0x80
-    n = Math.floor(n / 128)
-  }
-  out[pos++] = n
-  return pos
-}
-
 /** Encode an Event envelope (proto3: empty fields are omitted, as protobuf-es does). */
 export function encodeEnvelope(name: string, payload: Uint8Array): Uint8Array {
   const nb = nameBytes(name)
   let size = 0
-  if (nb.length > 0) size += 1 + varintSize(nb.length) + nb.length
-  if (payload.length > 0) size += 1 + varintSize(payload.length) + payload.length
+  if (nb.length > 0) size += 1 + varintLength(nb.length) + nb.length
+  if (payload.length > 0) size += 1 + varintLength(payload.length) + payload.length
   const out = new Uint8Array(size)
   let pos = 0
   if (nb.length > 0) {
@@ -81,24 +64,18 @@ export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
   let name = ''
   let payload: Uint8Array = new Uint8Array(0)
   let pos = 0
-  const readVarint = (): number => {
-    let result = 0
-    let factor = 1
-    for (let i = 0; i < 8; i++) {
-      if (pos >= bytes.length) throw invalid('truncated varint')
-      const b = bytes[pos++]
-      result += (b & 0x7f) * factor
-      if (b < 0x80) return result
-      factor *= 128
-    }
-    throw invalid('varint too long')
+  const next = (): number => {
+    const read = readVarint(bytes, pos)
+    if (read === undefined) throw invalid('malformed varint')
+    pos = read.pos
+    return read.value
   }
   while (pos < bytes.length) {
-    const tag = readVarint()
+    const tag = next()
     const field = Math.floor(tag / 8)
     const wire = tag & 7
     if (wire === 2) {
-      const len = readVarint()
+      const len = next()
       if (pos + len > bytes.length) throw invalid('truncated field')
       const chunk = bytes.subarray(pos, pos + len)
       pos += len
@@ -111,7 +88,7 @@ export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
       } else if (field === 2) payload = chunk
     } else if (wire === 0) {
       if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
-      readVarint()
+      next()
     } else if (wire === 1 || wire === 5) {
       if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
       pos += wire === 1 ? 8 : 4

@@ -10,6 +10,7 @@
  * fast-check.
  */
 import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { varintLength, writeVarint } from './varint.js'
 
 /** The four fields of a Node. */
 export interface NodeFields {
@@ -28,25 +29,6 @@ const TAG_WRITER = 0x0a // field 1, length-delimited
 const TAG_SEQ = 0x10 // field 2, varint
 const TAG_LINK = 0x1a // field 3, length-delimited
 const TAG_VALUE = 0x22 // field 4, length-delimited
-
-function varintLength(n: number): number {
-  let len = 1
-  while (n >= 128) {
-    n = Math.floor(n / 128)
-    len++
-  }
-  return len
-}
-
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
-  // Division rather than shifts: seq may exceed 32 bits.
-  while (n >= 128) {
-    out[pos++] = (n % 128) | 128
-    n = Math.floor(n / 128)
-  }
-  out[pos++] = n
-  return pos
-}
 
 function writeBytesField(out: Uint8Array, pos: number, tag: number, data: Uint8Array): number {
   out[pos++] = tag
@@ -120,7 +102,7 @@ export function writeNode(out: Uint8Array, pos: number, node: NodeFields): void 
   if (value.length > 0) writeBytesField(out, pos, TAG_VALUE, value)
 }
 
-/** Bytes a varint of `n` takes (exported for the log's view arithmetic). */
+/** Bytes a varint of `n` takes (re-exported for the log's view arithmetic). */
 export { varintLength }
 
 function invalid(message: string, details?: Record<string, unknown>): HyperEmitterError {

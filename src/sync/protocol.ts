@@ -8,6 +8,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
 import { fromHex, toHex } from '../core/bytes.js'
+import { readVarint, varintLength, writeVarint } from '../core/varint.js'
 import {
   AckSchema,
   ClockEntrySchema,
@@ -117,12 +118,12 @@ export function pongFrame(nonce: number): Uint8Array {
 
 /** Bytes one node adds to a Nodes frame body (tag, length, bytes). */
 export function nodeWireSize(nodeLength: number): number {
-  return 1 + varintSize(nodeLength) + nodeLength
+  return 1 + varintLength(nodeLength) + nodeLength
 }
 
 /** Total size of a Nodes frame whose node entries add up to `bodySize` (see nodeWireSize). */
 export function nodesFrameSize(bodySize: number): number {
-  return 1 + varintSize(bodySize) + bodySize
+  return 1 + varintLength(bodySize) + bodySize
 }
 
 /**
@@ -198,35 +199,3 @@ export function errorCodeFromWire(code: string): ErrorCode {
 export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`
 }
-
-function varintSize(n: number): number {
-  let size = 1
-  while (n >= 0x80) {
-    n = Math.floor(n / 128)
-    size++
-  }
-  return size
-}
-
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
-  while (n >= 0x80) {
-    out[pos++] = (n % 128) | 0x80
-    n = Math.floor(n / 128)
-  }
-  out[pos++] = n
-  return pos
-}
-
-/** Reads an unsigned varint up to 2^53; undefined if truncated or too long. */
-function readVarint(bytes: Uint8Array, pos: number): { value: number; pos: number } | undefined {
-  let value = 0
-  let scale = 1
-  for (let i = 0; i < 8 && pos < bytes.byteLength; i++) {
-    const b = bytes[pos++]
-    value += (b & 0x7f) * scale
-    if (b < 0x80) return Number.isSafeInteger(value) ? { value, pos } : undefined
-    scale *= 128
-  }
-  return undefined
-}
-
