@@ -72,6 +72,16 @@ describe('construction', () => {
     expect(got.seen[0]).toEqual({ from: 'stream', message: '' })
   })
 
+  it('rejects emits with the start-up failure when a streamed schema is bad, each with its own error', async () => {
+    const e = HyperEmitter(null, Readable.from(['message {']))
+    e.status.on('error', () => {})
+    const [a, b] = await Promise.allSettled([e.emit('A', {}), e.emit('B', {})])
+    expect(a).toMatchObject({ status: 'rejected', reason: { code: ErrorCodes.INVALID_SCHEMA } })
+    expect(b).toMatchObject({ status: 'rejected', reason: { code: ErrorCodes.INVALID_SCHEMA } })
+    expect((a as PromiseRejectedResult).reason).not.toBe((b as PromiseRejectedResult).reason)
+    await e.close()
+  })
+
   it('keeps a db it was given open, closes one it made', async () => {
     const db = new MemoryLevel()
     const given = HyperEmitter(db, SCHEMA)

@@ -113,6 +113,12 @@ function closedError(): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
 }
 
+/** The error an emit gets when the emitter failed to start: same code, the start-up error as cause. */
+function notReady(err: unknown): HyperEmitterError {
+  const code = err instanceof HyperEmitterError ? err.code : ErrorCodes.STORAGE_FAILED
+  return new HyperEmitterError(code, `the emitter could not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+}
+
 function invalidArgument(message: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, message)
 }
@@ -329,7 +335,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   }
 
   private rejectBacklog(err: unknown): void {
-    for (let i = this.backlogHead; i < this.backlog.length; i++) this.backlog[i].reject(err)
+    // A fresh error per caller: one object thrown twice is shared, mutable state.
+    for (let i = this.backlogHead; i < this.backlog.length; i++) this.backlog[i].reject(notReady(err))
     this.backlog = []
     this.backlogHead = 0
   }
