@@ -182,7 +182,7 @@ async function hub(mode: string, dbKind: string, n: number): Promise<void> {
     fillPerSecond = Math.round(n / ((performance.now() - start) / 1000))
   }
   const send = (m: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(m)}\n`)
-  send({ ready: true, port, avgNodeBytes: mode === 'cold' ? await avgNodeBytes(a) : await helloNodeSize(), fillPerSecond })
+  send({ ready: true, port, avgNodeBytes: mode === 'cold' ? await avgNodeBytes(a) : undefined, fillPerSecond })
   const cpuAtReady = process.cpuUsage()
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'emit') {
@@ -190,7 +190,8 @@ async function hub(mode: string, dbKind: string, n: number): Promise<void> {
       const start = performance.now()
       await emitN(a, n)
       await stopProfile()
-      send({ emitted: true, emitPerSecond: Math.round(n / ((performance.now() - start) / 1000)) })
+      const emitPerSecond = Math.round(n / ((performance.now() - start) / 1000))
+      send({ emitted: true, emitPerSecond, avgNodeBytes: await avgNodeBytes(a) })
     } else if (line === 'exit') {
       const cpu = process.cpuUsage(cpuAtReady)
       send({ peakRssMb: peakRssMb(), cpuMs: (cpu.user + cpu.system) / 1000 })
@@ -258,7 +259,7 @@ async function live(transport: string, dbKind: string, n: number): Promise<void>
   await done
   const seconds = (performance.now() - start) / 1000
   await stopProfile()
-  const { emitPerSecond } = await a.next('emitted')
+  const { emitPerSecond, avgNodeBytes: nodeBytes } = await a.next('emitted')
   const stats = session.stats
   const delta: SessionStats = {
     nodesSent: stats.nodesSent - before.nodesSent,
@@ -280,7 +281,7 @@ async function live(transport: string, dbKind: string, n: number): Promise<void>
     seconds: round(seconds, 3),
     eventsPerSecond: Math.round(n / seconds),
     hubEmitPerSecond: emitPerSecond,
-    ...wireReport(transport, n, ready.avgNodeBytes, delta),
+    ...wireReport(transport, n, nodeBytes, delta),
     // CPU time per event on each side: steadier than wall time on a shared machine.
     receiverCpuUsPerEvent: round(((cpu.user + cpu.system) / n), 2),
     hubCpuUsPerEvent: round((hub.cpuMs * 1000) / n, 2),
