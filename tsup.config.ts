@@ -1,5 +1,7 @@
 import { defineConfig } from 'tsup'
 
+// No `clean`: the three builds run in parallel and one cleaning would race
+// the others' output; `npm run build` empties dist/ first instead.
 export default defineConfig([
   {
     // Node: the whole library (TCP + WebSocket, classic-level) and the CLI.
@@ -9,7 +11,6 @@ export default defineConfig([
     target: 'node20',
     dts: true,
     sourcemap: true,
-    clean: true,
   },
   {
     // The hypem binary (package.json "bin"): one ESM file, run by node directly.
