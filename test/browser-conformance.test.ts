@@ -1,39 +1,15 @@
 // The portable Log conformance cases (test/browser-conformance.ts) in Node,
 // on memory-level and classic-level; e2e/conformance.spec.ts runs the very
 // same cases in Chromium on browser-level.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { ClassicLevel } from 'classic-level'
-import { MemoryLevel } from 'memory-level'
 import { afterAll, describe, expect, it } from 'vitest'
+import { MemoryLevel } from 'memory-level'
 import { logCases, runCase, type Backend } from './browser-conformance.js'
+import { dbFactories } from './helpers/dbs.js'
 
-const dirs: string[] = []
-const locations = new WeakMap<object, string>()
-
-const backends: Backend[] = [
-  { name: 'memory-level', create: () => new MemoryLevel(), reopen: () => undefined },
-  {
-    name: 'classic-level',
-    create() {
-      const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-conformance-'))
-      dirs.push(dir)
-      const db = new ClassicLevel(dir)
-      locations.set(db, dir)
-      return db
-    },
-    reopen(db) {
-      const dir = locations.get(db)!
-      const again = new ClassicLevel(dir)
-      locations.set(again, dir)
-      return again
-    },
-  },
-]
+const backends = dbFactories.map((f) => f())
 
 afterAll(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+  for (const backend of backends) backend.cleanup()
 })
 
 describe.each(backends)('portable Log conformance on $name', (backend) => {

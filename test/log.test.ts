@@ -1,47 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { AbstractLevel } from 'abstract-level'
-import { ClassicLevel } from 'classic-level'
-import { MemoryLevel } from 'memory-level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { compareBytes, equalBytes, toHex } from '../src/core/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
 import { decodeNode, encodeNode, Log } from '../src/core/log.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
+import { dbFactories } from './helpers/dbs.js'
 
 type Db = AbstractLevel<any, any, any>
 
-interface Backend {
-  name: string
-  /** A fresh empty db in the app's default (utf8) encodings, as an app would hand it over. */
-  create(): Db
-  /** A new handle on the same storage (after the old one was closed), or undefined for memory. */
-  reopen(db: Db): Db | undefined
-}
-
-const dirs: string[] = []
-const locations = new WeakMap<Db, string>()
-const backends: Backend[] = [
-  { name: 'memory-level', create: () => new MemoryLevel(), reopen: () => undefined },
-  {
-    name: 'classic-level',
-    create() {
-      const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-log-'))
-      dirs.push(dir)
-      const db = new ClassicLevel(dir)
-      locations.set(db, dir)
-      return db
-    },
-    reopen(db) {
-      const dir = locations.get(db)!
-      const again = new ClassicLevel(dir)
-      locations.set(again, dir)
-      return again
-    },
-  },
-]
+const factories = dbFactories.map((f) => f())
 
 // A live reader that loses an entry waits forever: fail fast instead.
 const LIVE_TIMEOUT = 10_000
@@ -105,10 +73,10 @@ function spyBatch(db: Db) {
 }
 
 afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+  for (const factory of factories) factory.cleanup()
 })
 
-describe.each(backends)('Log on $name', (backend) => {
+describe.each(factories)('Log on $name', (backend) => {
   let dbs: Db[]
   let logs: Log[]
 

@@ -8,7 +8,7 @@ import type { Db } from '../../src/core/emitter.js'
 /** A db backend the db-facing suites run on; `reopen` gives a new handle on the same data. */
 export interface DbFactory {
   name: string
-  /** A fresh, empty database. */
+  /** A fresh, empty database in the app's default (utf8) encodings, as an app would hand it over. */
   create(): Db
   /** A new handle on the same storage as `db` (after `db` was closed); memory dbs can't, so they return undefined. */
   reopen(db: Db): Db | undefined
@@ -19,7 +19,7 @@ export interface DbFactory {
 export function memoryFactory(): DbFactory {
   return {
     name: 'memory-level',
-    create: () => new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' }),
+    create: () => new MemoryLevel(),
     reopen: () => undefined,
     cleanup: () => {},
   }
@@ -33,13 +33,13 @@ export function classicFactory(): DbFactory {
     create() {
       const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-test-'))
       dirs.push(dir)
-      const db = new ClassicLevel(dir, { keyEncoding: 'view', valueEncoding: 'view' })
+      const db = new ClassicLevel(dir)
       locations.set(db, dir)
       return db
     },
     reopen(db) {
       const dir = locations.get(db)!
-      const again = new ClassicLevel(dir, { keyEncoding: 'view', valueEncoding: 'view' })
+      const again = new ClassicLevel(dir)
       locations.set(again, dir)
       return again
     },
