@@ -5,12 +5,17 @@
  * one-byte prefix per record kind:
  *   c + change(8 BE)           -> key(32) || canonical node bytes
  *   k + key(32)                -> change(8 BE)
- *   w + writer(16) + seq(8 BE) -> change(8 BE)
+ *   w + writer(16) + seq(8 BE) -> change(8 BE)   (sparse: see below)
  *   l + writer(16)             -> seq(8 BE)        (clock)
  *   h                          -> heads, 32 bytes each, sorted
  *   m                          -> format version(1) || writer(16)
  * The change record carries the key so read() and readMissing() stream
- * entries with one lookup and no re-hashing.
+ * entries with one lookup and no re-hashing. The writer index is sparse: a
+ * writer's seqs stored at consecutive change numbers form a run, and only
+ * the first seq of each run (per batch) is indexed; seq s of a run that
+ * starts at (seq0, change0) is at change0 + (s - seq0). A batch of local
+ * appends is one run, so an append costs two records, not three. (Logs
+ * written with an entry per seq read correctly: every seq is then a run.)
  *
  * Writes are group-committed: append/add only queue a request; one loop takes
  * everything queued (up to maxBatch nodes) into one db.batch(), then updates
@@ -494,8 +499,17 @@ export class Log implements SyncableLog {
     }
   }
 
-  /** Puts of change record, key index and writer index for one node. */
-  private pushNodeOps(ops: PutOp[], slab: Slab, change: number, record: Uint8Array, key: Uint8Array, writer: Uint8Array, seq: number): void {
+  /** Puts of change record and key index for one node, and of the writer index when it starts a run. */
+  private pushNodeOps(
+    ops: PutOp[],
+    slab: Slab,
+    change: number,
+    record: Uint8Array,
+    key: Uint8Array,
+    writer: Uint8Array,
+    seq: number,
+    startsRun: boolean,
+  ): void {
     const sub = this.sub
     const changeBytes = slab.alloc(8)
     writeUint64BE(changeBytes, 0, change)
@@ -505,15 +519,13 @@ export class Log implements SyncableLog {
     const kk = slab.alloc(1 + KEY_BYTES)
     kk[0] = P_KEY
     copyInto(kk, 1, key)
+    ops.push({ type: 'put', sublevel: sub, key: ck, value: record }, { type: 'put', sublevel: sub, key: kk, value: changeBytes })
+    if (!startsRun) return
     const wk = slab.alloc(1 + WRITER_BYTES + 8)
     wk[0] = P_WRITER
     copyInto(wk, 1, writer)
     writeUint64BE(wk, 1 + WRITER_BYTES, seq)
-    ops.push(
-      { type: 'put', sublevel: sub, key: ck, value: record },
-      { type: 'put', sublevel: sub, key: kk, value: changeBytes },
-      { type: 'put', sublevel: sub, key: wk, value: changeBytes },
-    )
+    ops.push({ type: 'put', sublevel: sub, key: wk, value: changeBytes })
   }
 
   private pump(): void {
@@ -609,6 +621,10 @@ export class Log implements SyncableLog {
     const touched = new Map<string, [Uint8Array, number]>()
     const batchKeys = new KeySet()
     const localKeys: Uint8Array[] = []
+    // The node just added to `ops` (its change is change - 1 of the next): a
+    // next node of the same writer with the next seq continues its run.
+    let runWriter: Uint8Array | undefined
+    let runSeq = 0
     const clockAt = (hex: string): number =>
       hex === writerHex ? ownSeq : (touched.get(hex)?.[1] ?? this.clockMap.get(hex) ?? 0)
 
@@ -622,7 +638,9 @@ export class Log implements SyncableLog {
         const bytes = view(record, KEY_BYTES, size)
         record.set(this.hash(bytes), 0)
         const key = view(record, 0, KEY_BYTES)
-        this.pushNodeOps(ops, slab, ++change, record, key, writer, seq)
+        this.pushNodeOps(ops, slab, ++change, record, key, writer, seq, !(runWriter === writer && runSeq === seq - 1))
+        runWriter = writer
+        runSeq = seq
         // Views by arithmetic rather than decoding: writer field is 2+16 bytes,
         // then the seq field, then 34 bytes per link, value last.
         const linksStart = 2 + WRITER_BYTES + 1 + varintLength(seq)
@@ -658,7 +676,10 @@ export class Log implements SyncableLog {
       }
       const stored: LogEntry[] = []
       for (const n of accepted) {
-        this.pushNodeOps(ops, slab, ++change, n.record, n.key, n.writer, n.seq)
+        const continuesRun = runWriter !== undefined && runSeq === n.seq - 1 && equalBytes(runWriter, n.writer)
+        this.pushNodeOps(ops, slab, ++change, n.record, n.key, n.writer, n.seq, !continuesRun)
+        runWriter = n.writer
+        runSeq = n.seq
         const entry: LogEntry = { key: n.key, writer: n.writer, seq: n.seq, links: n.links, value: n.value, bytes: n.bytes, change }
         touched.set(n.writerHex, [n.writer, n.seq])
         batchKeys.add(n.key)
@@ -1041,21 +1062,29 @@ class WriterCursor {
   /** Loads the next page once the current one is used up. */
   async fill(): Promise<void> {
     if (this.index < this.changes.length || this.after >= this.to) return
-    const it = this.sub.iterator({
-      gt: writerIndexKey(this.writer, this.after),
-      lte: writerIndexKey(this.writer, this.to),
-      limit: MISSING_PAGE,
-    })
+    const first = this.after + 1
+    const last = Math.min(this.to, this.after + MISSING_PAGE)
+    // Runs covering first..last: the one holding `first` (greatest indexed
+    // seq <= first), then every run that starts after it up to `last`.
+    const runs: Array<[seq: number, change: number]> = []
     try {
-      const rows = await it.nextv(MISSING_PAGE)
-      this.changes = rows.map(([, v]) => readUint64BE(v, 0))
-      this.index = 0
-      this.after = rows.length > 0 ? readUint64BE(rows[rows.length - 1][0], 1 + WRITER_BYTES) : this.to
+      const back = this.sub.iterator({ gte: writerIndexKey(this.writer, 0), lte: writerIndexKey(this.writer, first), reverse: true, limit: 1 })
+      const head = await back.all()
+      if (head.length === 0) throw new Error(`no run holds seq ${first}`)
+      const later = await this.sub.iterator({ gt: writerIndexKey(this.writer, first), lte: writerIndexKey(this.writer, last) }).all()
+      for (const [k, v] of [...head, ...later]) runs.push([readUint64BE(k, 1 + WRITER_BYTES), readUint64BE(v, 0)])
     } catch (err) {
       throw storageFailed('Could not read the writer index', err)
-    } finally {
-      await it.close().catch(() => {})
     }
+    const changes: number[] = []
+    let r = 0
+    for (let seq = first; seq <= last; seq++) {
+      while (r + 1 < runs.length && runs[r + 1][0] <= seq) r++
+      changes.push(runs[r][1] + (seq - runs[r][0]))
+    }
+    this.changes = changes
+    this.index = 0
+    this.after = last
   }
 }
 
