@@ -20,20 +20,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from '@playwright/test'
 import { CHAT_SCHEMA, serveAssets, startHub } from '../examples/hub.js'
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../e2e/chromium.js'
 import { buildHarness } from '../e2e/site.js'
 import { peakRssMb, printJson } from './common.js'
 
 const EVENTS = Number(process.env.BROWSER_BENCH_EVENTS ?? 50_000)
 const SAMPLES = Number(process.env.BROWSER_BENCH_SAMPLES ?? 300)
-const ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-]
 
 async function main(): Promise<void> {
   const assets = await buildHarness()
@@ -42,7 +34,7 @@ async function main(): Promise<void> {
   const site = `http://127.0.0.1:${(server.address() as AddressInfo).port}/harness.html`
   const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-bench-browser-'))
   const hub = await startHub({ port: 0, dataDir: dir, assets: new Map() })
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ARGS })
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
   try {
     // N events in the hub, written in group-committed chunks.
     for (let i = 0; i < EVENTS; i += 1000) {
@@ -65,8 +57,8 @@ async function main(): Promise<void> {
     // loaded machine, waiting for that process to be scheduled dominates the tail. The same
     // measurement with the network service inside the browser process shows how much.
     const inProcess = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: [...ARGS, '--enable-features=NetworkServiceInProcess2'],
+      executablePath: CHROMIUM_PATH,
+      args: [...CHROMIUM_ARGS, '--enable-features=NetworkServiceInProcess2'],
     })
     try {
       printJson({

@@ -1,22 +1,12 @@
+import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { MemoryLevel } from 'memory-level'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { ErrorCodes, HyperEmitter, HyperEmitterError } from '../src/index.js'
 import { dbFactories } from './helpers/dbs.js'
 
-const SCHEMA = `
-message Hello {
-  required string from = 1;
-  optional string message = 2;
-}
-message userAdded {
-  optional int32 id = 1;
-  optional string username = 2;
-}
-message userRemoved {
-  optional int32 id = 1;
-}
-`
+// The seed's fixture schema: Hello, userAdded, userRemoved (proto2).
+const SCHEMA = readFileSync(new URL('./fixtures/messages.proto', import.meta.url), 'utf8')
 
 /** Resolves after `n` calls of the returned collector. */
 function collector<T>(n: number) {

@@ -5,6 +5,7 @@
  * classic-level where storage matters. Raw clients (test/helpers/raw-peers.ts)
  * speak the protocol by hand where a test needs to misbehave.
  */
+import { readFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import * as net from 'node:net'
@@ -22,19 +23,8 @@ import { classicFactory, memoryFactory, type DbFactory } from './helpers/dbs.js'
 import { rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
 import { randomWriter, until, within } from './session-helpers.js'
 
-const SCHEMA = `
-message Hello {
-  required string from = 1;
-  optional string message = 2;
-}
-message userAdded {
-  optional int32 id = 1;
-  optional string username = 2;
-}
-message userRemoved {
-  optional int32 id = 1;
-}
-`
+// The seed's fixture schema: Hello, userAdded, userRemoved (proto2).
+const SCHEMA = readFileSync(new URL('./fixtures/messages.proto', import.meta.url), 'utf8')
 const HOST = '127.0.0.1'
 
 type Emitter = HyperEmitter
