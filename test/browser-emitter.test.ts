@@ -1,10 +1,12 @@
 // BrowserHyperEmitter outside a browser (no IndexedDB, no Web Locks: memory
 // storage, no tab coordination), against a real Node hub over WebSocket: the
 // connection state a page shows, pending counts, and refusals.
+import { MemoryLevel } from 'memory-level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { BrowserHyperEmitter, HyperEmitter as BrowserEmitter, type ConnectionState } from '../src/browser.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { HyperEmitter, type NodeHyperEmitter } from '../src/index.js'
+import { DbKnownPeers } from '../src/sync/known-peers.js'
 
 const SCHEMA = 'syntax = "proto3"; message Note { string text = 1; }'
 const cleanups: Array<() => Promise<void> | void> = []
@@ -84,6 +86,19 @@ describe('BrowserHyperEmitter against a Node hub', () => {
     const peer = await connecting
     await peer.synced
     expect(page.connection.state).toBe('synced')
+  })
+
+  it('reconnects at start-up to the hubs its db remembers, skipping addresses a page cannot dial', async () => {
+    const h = await hub()
+    const db = new MemoryLevel()
+    cleanups.push(() => db.close())
+    const known = new DbKnownPeers(db)
+    await known.remember('tcp://127.0.0.1:1', 0)
+    await known.remember(h.url, 0)
+    const page = BrowserEmitter(db, SCHEMA, { reconnectTimeout: 20, maxReconnectTimeout: 100 })
+    cleanups.push(() => page.close())
+    await until(() => page.connection.state === 'synced', 'synced with the remembered hub')
+    expect(page.peers.map((p) => p.address)).toEqual([h.url])
   })
 
   it('rejects what a browser cannot dial, and a hub that refuses it', async () => {
