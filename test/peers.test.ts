@@ -3,6 +3,9 @@
  * over in-memory channels: exponential backoff with full jitter from
  * reconnectTimeout, capped; the counter resets after a completed catch-up
  * and not when a connection merely opens; every step is a status event.
+ * Then what a page uses on top: retrying from the first failed attempt
+ * (keepConnected), reconnectNow() when it comes back online, dropOutgoing()
+ * when it goes offline, and the failures and state changes it relays.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../src/core/errors.js'
@@ -10,7 +13,7 @@ import type { StatusEvents } from '../src/core/emitter.js'
 import { TypedEmitter } from '../src/core/typed-emitter.js'
 import type { FrameChannel } from '../src/transport/channel.js'
 import { createMemoryPair } from '../src/transport/memory.js'
-import { backoffDelay, PeerManager, type Dial, type KnownPeerStore } from '../src/sync/peers.js'
+import { backoffDelay, PeerManager, type Dial, type KnownPeerStore, type Peer, type PeerState } from '../src/sync/peers.js'
 import { clockFrame, decodeFrame, errorFrame, handshakeFrame } from '../src/sync/protocol.js'
 import { appendMany, headKeys, makeLog, randomWriter, until, within, type TestLog } from './session-helpers.js'
 
@@ -82,7 +85,9 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()))
 })
 
-async function setup(options: { reconnectTimeout?: number; maxReconnectTimeout?: number; random?: () => number; store?: KnownPeerStore } = {}) {
+async function setup(
+  options: { reconnectTimeout?: number; maxReconnectTimeout?: number; random?: () => number; store?: KnownPeerStore; onChange?: (peer: Peer) => void } = {},
+) {
   const serverLog = await makeLog()
   const clientLog = await makeLog()
   const server = new PeerManager(serverLog, { dial: () => Promise.reject(new Error('the server never dials')), status: new TypedEmitter() })
@@ -96,6 +101,7 @@ async function setup(options: { reconnectTimeout?: number; maxReconnectTimeout?:
     random: options.random ?? (() => 1),
     session: { keepAliveInterval: 0 },
     store: options.store,
+    onChange: options.onChange,
   })
   managers.push(client, server)
   return { serverLog, clientLog, server, client, net, rec }
@@ -270,5 +276,125 @@ describe('PeerManager reconnect policy', () => {
     expect(() => new PeerManager(log, { dial: async () => createMemoryPair()[0], status: new TypedEmitter(), reconnectTimeout: 0 })).toThrow(
       expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }),
     )
+  })
+})
+
+describe('PeerManager for a page: keepConnected, reconnectNow, dropOutgoing', () => {
+  it('keeps retrying a hub that is down at first, then syncs both ways once it is up; onChange sees every state', async () => {
+    const states: PeerState[] = []
+    const { serverLog, clientLog, client, net, rec } = await setup({ onChange: (p) => void states.push(p.state) })
+    await appendMany(clientLog, 1, 'c')
+    net.mode = 'down'
+    const peer = client.keepConnected('ws://fake/')
+    await until(() => rec.of('peer:reconnecting').length >= 2, 10_000, 'two failed attempts')
+    expect(peer.state).toBe('reconnecting')
+    expect(peer.session).toBeUndefined()
+    expect(rec.of('peer:reconnecting').map((e) => e.attempt)).toEqual([1, 2])
+    expect(rec.of('peer:error')[0]).toMatchObject({ address: 'ws://fake/' })
+    expect(client.keepConnected('ws://fake/')).toBe(peer)
+
+    net.mode = 'up'
+    await within(peer.synced, 10_000, 'synced once the hub is up')
+    expect(peer.state).toBe('synced')
+    expect(peer.id).toBe(serverLog.writerId)
+    await until(() => serverLog.length === 1, 10_000, 'the hub has our node')
+    await appendMany(serverLog, 1, 's')
+    await until(() => clientLog.length === 2, 10_000, 'the hub node here')
+    expect(states.slice(0, 4)).toEqual(['connecting', 'reconnecting', 'connecting', 'reconnecting'])
+    expect(states.slice(-2)).toEqual(['connected', 'synced'])
+
+    await client.close()
+    expect(states.at(-1)).toBe('closed')
+  })
+
+  it('waits out full-jitter backoff delays that grow up to the cap from the first failed attempt', async () => {
+    const { client, net, rec } = await setup({ reconnectTimeout: 10, maxReconnectTimeout: 80, random: () => 1 })
+    net.mode = 'down'
+    client.keepConnected('ws://fake/')
+    await until(() => rec.of('peer:reconnecting').length >= 5, 10_000, 'five retries')
+    expect(rec.of('peer:reconnecting').slice(0, 5).map((e) => e.delay)).toEqual([10, 20, 40, 80, 80])
+    // Every failed dial is reported, once.
+    expect(rec.of('peer:error').length).toBeGreaterThanOrEqual(5)
+    expect(rec.of('peer:error').length).toBeLessThanOrEqual(net.dials)
+  })
+
+  it('dropOutgoing() closes live connections to be retried; reconnectNow() skips the remaining delay from the first one on', async () => {
+    // Delays far beyond the test's patience: only reconnectNow() can bring the peer back in time.
+    const { serverLog, clientLog, client, net, rec } = await setup({ reconnectTimeout: 60_000, maxReconnectTimeout: 600_000, random: () => 1 })
+    const peer = client.keepConnected('ws://fake/')
+    await within(peer.synced, 10_000, 'first sync')
+    const dials = net.dials
+    client.reconnectNow()
+    expect(net.dials).toBe(dials)
+
+    net.mode = 'down'
+    const mark = rec.events.length
+    client.dropOutgoing('test: offline')
+    expect(peer.state).toBe('reconnecting')
+    expect(peer.session).toBeUndefined()
+    expect(rec.events.slice(mark).map((e) => e.event)).toEqual(['peer:disconnected', 'peer:error', 'peer:reconnecting'])
+    const dropped = rec.events[mark + 1].info.error
+    expect(isHyperEmitterError(dropped, ErrorCodes.CONNECTION_FAILED)).toBe(true)
+    expect(dropped.message).toContain('test: offline')
+    expect(rec.events[mark + 2].info).toMatchObject({ attempt: 1, delay: 60_000 })
+
+    // Still offline: the retry fails, and the counter started over (attempt 1, not 2).
+    client.reconnectNow()
+    const retried = await nextEvent(rec, 'peer:reconnecting', mark + 3)
+    expect(retried).toMatchObject({ attempt: 1, delay: 60_000 })
+    expect(net.dials).toBe(dials + 1)
+
+    net.mode = 'up'
+    client.reconnectNow()
+    await until(() => peer.state === 'synced', 5000, 'synced again')
+    await appendMany(clientLog, 1, 'live')
+    await until(() => serverLog.length === 1, 5000, 'a live node after reconnecting')
+  })
+
+  it('gives up on UNAUTHORIZED: peer:failed, synced rejects, no retries, the failure recorded until dialed again', async () => {
+    const failedWhenClosed: Array<string | undefined> = []
+    const { client, net, rec } = await setup({
+      onChange: (p) => {
+        if (p.state === 'closed') failedWhenClosed.push(client.failed.get(p.address))
+      },
+    })
+    net.mode = 'refuse'
+    const peer = client.keepConnected('ws://fake/', 'wrong token')
+    const err = await peer.synced.catch((e: unknown) => e)
+    expect(isHyperEmitterError(err, ErrorCodes.UNAUTHORIZED)).toBe(true)
+    expect(peer.state).toBe('closed')
+    expect(rec.of('peer:failed')).toHaveLength(1)
+    expect(rec.of('peer:reconnecting')).toEqual([])
+    expect(client.peers).toEqual([])
+    expect(client.failed.get('ws://fake/')).toBe(ErrorCodes.UNAUTHORIZED)
+    // Whoever is told of the 'closed' state can already tell why.
+    expect(failedWhenClosed).toEqual([ErrorCodes.UNAUTHORIZED])
+    const dials = net.dials
+    await new Promise((r) => setTimeout(r, 100))
+    expect(net.dials).toBe(dials)
+
+    net.mode = 'up'
+    const again = client.keepConnected('ws://fake/', 'right token')
+    expect(again).not.toBe(peer)
+    expect(again.token).toBe('right token')
+    expect(client.failed.has('ws://fake/')).toBe(false)
+    await within(again.synced, 10_000, 'synced with the right token')
+  })
+
+  it('close() rejects the synced promise of a peer that never got through, and stops retrying', async () => {
+    const { client, net, rec } = await setup({ reconnectTimeout: 20 })
+    net.mode = 'down'
+    const peer = client.keepConnected('ws://fake/')
+    await until(() => rec.of('peer:reconnecting').length >= 1, 10_000, 'a retry')
+    await client.close()
+    const err = await peer.synced.catch((e: unknown) => e)
+    expect(isHyperEmitterError(err, ErrorCodes.CLOSED)).toBe(true)
+    expect(peer.timer).toBeUndefined()
+    const count = rec.events.length
+    const dials = net.dials
+    await new Promise((r) => setTimeout(r, 100))
+    expect(rec.events.length).toBe(count)
+    expect(net.dials).toBe(dials)
+    expect(() => client.keepConnected('ws://fake/')).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }))
   })
 })

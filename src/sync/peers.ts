@@ -40,6 +40,8 @@ export interface PeerManagerOptions {
   store?: KnownPeerStore
   /** Injectable for tests; default Math.random. */
   random?: () => number
+  /** Told after every state update of an outgoing peer (a page relays its hub states from here). */
+  onChange?: (peer: Peer) => void
 }
 
 export type PeerState = 'connecting' | 'connected' | 'synced' | 'reconnecting' | 'closed'
@@ -111,11 +113,15 @@ export function backoffDelay(attempt: number, base: number, max: number, random:
  * Owns every replication session of one log: outgoing peers (dialed,
  * remembered, reconnected with exponential backoff and full jitter) and
  * incoming ones (accepted, authenticated). Runtime-agnostic: the runtime
- * supplies `dial`.
+ * supplies `dial`. What a page needs on top: keepConnected() (retry from the
+ * first failed attempt), reconnectNow() for the window's 'online' event and
+ * dropOutgoing() for 'offline'.
  */
 export class PeerManager {
   private readonly outgoing = new Map<string, Peer>()
   private readonly incoming = new Set<SyncSession>()
+  /** Addresses given up on for good, with the error code, until dialed again. */
+  readonly failed = new Map<string, string>()
   /** Errors a session already reported on status, so a retry does not report them twice. */
   private readonly reported = new WeakSet<object>()
   /** Every channel not yet released, so close() can wait for their sockets. */
@@ -160,14 +166,8 @@ export class PeerManager {
    * retried until close(). An address already dialed gives its existing Peer.
    */
   async connect(address: string, token?: string): Promise<Peer> {
-    if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
-    const existing = this.outgoing.get(address)
-    if (existing) {
-      if (token !== undefined) existing.token = token
-      return existing
-    }
-    const peer = new Peer(address, token)
-    this.outgoing.set(address, peer)
+    const { peer, added } = this.peerFor(address, token)
+    if (!added) return peer
     try {
       await this.attempt(peer)
     } catch (err) {
@@ -179,16 +179,43 @@ export class PeerManager {
     return peer
   }
 
+  /**
+   * The Peer for `address`, dialed in the background and, unlike connect(),
+   * retried with backoff from the first failed attempt on (reported on
+   * status), until close() or a permanent refusal: a page may well load while
+   * its hub is unreachable. Throws CLOSED.
+   */
+  keepConnected(address: string, token?: string): Peer {
+    const { peer, added } = this.peerFor(address, token)
+    if (added) this.attempt(peer).catch((err) => this.retry(peer, err))
+    return peer
+  }
+
   /** Reconnect to every remembered peer, in the background (retried with backoff, reported on status). */
   async reconnectKnown(): Promise<void> {
     const store = this.options.store
     if (!store) return
-    for (const address of await store.list()) {
-      if (this.closing || this.outgoing.has(address)) continue
-      const peer = new Peer(address, undefined)
-      this.outgoing.set(address, peer)
+    for (const address of await store.list()) if (!this.closing) this.keepConnected(address)
+  }
+
+  /** Peers waiting out a backoff delay try again now, from the first delay on (the page came back online). */
+  reconnectNow(): void {
+    for (const peer of this.outgoing.values()) {
+      if (peer.timer === undefined || peer.state === 'closed') continue
+      clearTimeout(peer.timer)
+      peer.timer = undefined
+      peer.attempt = 0
       this.attempt(peer).catch((err) => this.retry(peer, err))
     }
+  }
+
+  /**
+   * Close every outgoing connection with CONNECTION_FAILED `reason`; each is
+   * retried with backoff as after any loss. For a page that went offline: the
+   * OS may keep its sockets half-open for minutes.
+   */
+  dropOutgoing(reason: string): void {
+    for (const peer of this.outgoing.values()) peer.session?.close(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, reason))
   }
 
   /** Replicate over a channel a peer opened to us. */
@@ -220,7 +247,7 @@ export class PeerManager {
     for (const peer of this.outgoing.values()) {
       clearTimeout(peer.timer)
       peer.timer = undefined
-      peer.state = 'closed'
+      this.setState(peer, 'closed')
       peer.rejectSynced(new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter closed before the first catch-up with this peer'))
       if (peer.session) sessions.push(peer.session)
     }
@@ -243,6 +270,25 @@ export class PeerManager {
     }
   }
 
+  /** The outgoing peer for `address` (a token given replaces the earlier one), and whether it is new. Throws CLOSED. */
+  private peerFor(address: string, token: string | undefined): { peer: Peer; added: boolean } {
+    if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
+    const existing = this.outgoing.get(address)
+    if (existing) {
+      if (token !== undefined) existing.token = token
+      return { peer: existing, added: false }
+    }
+    const peer = new Peer(address, token)
+    this.outgoing.set(address, peer)
+    this.failed.delete(address)
+    return { peer, added: true }
+  }
+
+  private setState(peer: Peer, state: PeerState): void {
+    peer.state = state
+    this.options.onChange?.(peer)
+  }
+
   private track(channel: FrameChannel): void {
     if (!channel.released) return
     this.channels.add(channel)
@@ -256,7 +302,7 @@ export class PeerManager {
    * retried from here.
    */
   private async attempt(peer: Peer): Promise<void> {
-    peer.state = 'connecting'
+    this.setState(peer, 'connecting')
     const channel = await this.options.dial(peer.address, { token: peer.token })
     this.track(channel)
     // close() or a give-up may have happened while dialing.
@@ -275,11 +321,11 @@ export class PeerManager {
       })
       session.on('accepted', () => {
         accepted = true
-        peer.state = 'connected'
+        this.setState(peer, 'connected')
         resolve()
       })
       session.on('synced', () => {
-        peer.state = 'synced'
+        this.setState(peer, 'synced')
         // Reset only after a completed catch-up: a peer that accepts and then
         // drops us at once keeps backing off.
         peer.attempt = 0
@@ -323,8 +369,10 @@ export class PeerManager {
   }
 
   /** Stop retrying a peer for good and say so (status 'peer:failed'). */
-  private fail(peer: Peer, err: Error): void {
+  private fail(peer: Peer, err: HyperEmitterError): void {
     if (this.outgoing.get(peer.address) === peer) this.outgoing.delete(peer.address)
+    // Recorded before the state change, so that onChange already sees why.
+    this.failed.set(peer.address, err.code)
     this.giveUp(peer, err)
     this.options.status.emit('peer:failed', { address: peer.address, id: peer.id, error: err })
   }
@@ -332,7 +380,7 @@ export class PeerManager {
   private giveUp(peer: Peer, err: unknown): void {
     clearTimeout(peer.timer)
     peer.timer = undefined
-    peer.state = 'closed'
+    this.setState(peer, 'closed')
     peer.rejectSynced(err instanceof Error ? err : new Error(String(err)))
   }
 
@@ -346,7 +394,7 @@ export class PeerManager {
       this.options.random ?? Math.random,
     )
     peer.attempt++
-    peer.state = 'reconnecting'
+    this.setState(peer, 'reconnecting')
     this.options.status.emit('peer:reconnecting', { address: peer.address, id: peer.id, attempt: peer.attempt, delay })
     peer.timer = setTimeout(() => {
       peer.timer = undefined
@@ -375,7 +423,7 @@ export class PeerManager {
   }
 }
 
-function isPermanent(err: Error): boolean {
+function isPermanent(err: Error): err is HyperEmitterError {
   return err instanceof HyperEmitterError && PERMANENT.has(err.code)
 }
 
