@@ -8,8 +8,7 @@ import { ReplicatedEmitter, type ConnectOptions, type EventPeerMessage, type Rep
 import type { FrameChannel } from '../transport/channel.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { DEFAULT_DB_NAME, memoryDb, onVersionChange, openIndexedDb, storageError, versionChangeError } from './storage.js'
-import { canCoordinateTabs, coordinatorOf, TabCoordinator, type HubState, type TabEnvironment, type TabRole } from './tabs.js'
-import { Uplinks } from './uplinks.js'
+import { canCoordinateTabs, coordinatorOf, Host, isHubUrl, TabCoordinator, type HubState, type TabEnvironment, type TabRole } from './tabs.js'
 
 export interface BrowserOptions extends ReplicationOptions {
   /** The IndexedDB database name (default 'hyperemitter'); tabs on the same name share one log. */
@@ -52,7 +51,8 @@ const FORWARDED = ['peer:error', 'peer:progress'] as const
  */
 export class BrowserHyperEmitter<E extends EventMap = EventMap> extends ReplicatedEmitter<E> {
   private readonly tabs: TabCoordinator | undefined
-  private single: Uplinks | undefined
+  /** Without tab coordination, this tab hosts its own hub connections. */
+  private single: Host | undefined
   /** This tab's view of each hub connection (what `peers` returns). */
   private readonly views = new Map<string, Peer>()
   private readonly started: Promise<void>
@@ -110,16 +110,8 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
         await this.tabs.start(env)
         this.status.emit('role', this.tabs.role)
       } else {
-        this.single = new Uplinks(this.log, {
-          dial: env.dial,
-          status: hostStatus,
-          reconnectTimeout: options.reconnectTimeout,
-          maxReconnectTimeout: options.maxReconnectTimeout,
-          session: options.session,
-          store: this.knownPeers,
-          onChange: () => this.refresh(),
-        })
-        void this.single.reconnectKnown()
+        this.single = new Host(this.log, env, this.db, () => this.refresh())
+        this.single.reconnectKnown()
         this.status.emit('role', 'single')
       }
       this.refresh()
@@ -128,13 +120,13 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     if (typeof addEventListener === 'function') {
       this.listen('online', () => {
         this.tabs?.online()
-        this.single?.reconnectNow()
+        this.single?.online()
         this.status.emit('online')
         this.refresh()
       })
       this.listen('offline', () => {
         this.tabs?.offline()
-        this.single?.dropAll('the browser went offline')
+        this.single?.offline()
         this.status.emit('offline')
         this.refresh()
       })
@@ -192,7 +184,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
       promise = this.started.then(() => {
         if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
         if (this.tabs) this.tabs.dial(url, token)
-        else this.single!.connect(url, token)
+        else this.single!.hubs.keepConnected(url, token)
         this.refresh()
         return whenConnected(view, this.status)
       })
@@ -225,7 +217,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   }
 
   protected toAddress(target: string | number): string {
-    if (typeof target === 'string' && /^wss?:\/\//.test(target)) {
+    if (typeof target === 'string' && isHubUrl(target)) {
       try {
         new URL(target)
       } catch (cause) {
@@ -265,7 +257,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   /** Recompute every view and the connection state from the host's hub states and this tab's link. */
   private refresh(): void {
     if (this.closed) return
-    const hubs: HubState[] = this.tabs ? this.tabs.hubs : (this.single?.states() ?? [])
+    const hubs: HubState[] = this.tabs ? this.tabs.hubs : (this.single?.hubStates() ?? [])
     const link = this.tabs ? this.tabs.link : 'self'
     for (const hub of hubs) if (hub.state !== 'closed') this.view(hub.address)
     for (const view of this.views.values()) {

@@ -29,12 +29,11 @@ import { Log } from '../core/log.js'
 import type { TypedEmitter } from '../core/typed-emitter.js'
 import type { SyncableLog } from '../core/types.js'
 import { DbKnownPeers } from '../sync/known-peers.js'
-import type { PeerState } from '../sync/peers.js'
+import { PeerManager, type PeerState } from '../sync/peers.js'
 import { SyncSession, type SessionOptions } from '../sync/session.js'
 import { connectBroadcast, holdLifeLock, listenBroadcast } from '../transport/broadcast.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { memoryDb, onVersionChange, openIndexedDb, storageError, TabDb, versionChangeError } from './storage.js'
-import { Uplinks } from './uplinks.js'
 
 export type TabRole = 'leader' | 'follower' | 'single'
 
@@ -74,14 +73,22 @@ type ControlMessage =
   | { t: 'hub'; hubs: HubState[] }
   | { t: 'dial'; url: string; token?: string }
 
+/** The addresses a page can dial: WebSocket URLs. */
+export function isHubUrl(address: string): boolean {
+  return /^wss?:\/\//.test(address)
+}
+
 /** True where tabs can be coordinated: Web Locks and BroadcastChannel (secure contexts of browsers). */
 export function canCoordinateTabs(): boolean {
   return typeof navigator === 'object' && navigator !== null && 'locks' in navigator && !!navigator.locks && typeof BroadcastChannel === 'function'
 }
 
-/** The host side: the log that owns the hub connections and serves the other tabs. */
-class Host {
-  readonly uplinks: Uplinks
+/**
+ * The log that owns the hub connections: the leader's, which also serves the
+ * other tabs (listen()), or without tab coordination the emitter's own.
+ */
+export class Host {
+  readonly hubs: PeerManager
   private readonly sessions = new Set<SyncSession>()
   private stopListening: (() => void) | undefined
 
@@ -91,15 +98,36 @@ class Host {
     knownPeersDb: Db | undefined,
     onHubChange: () => void,
   ) {
-    this.uplinks = new Uplinks(log, {
+    const known = knownPeersDb ? new DbKnownPeers(knownPeersDb) : undefined
+    this.hubs = new PeerManager(log, {
       dial: env.dial,
       status: env.status,
       reconnectTimeout: env.reconnectTimeout,
       maxReconnectTimeout: env.maxReconnectTimeout,
       session: env.session,
-      store: knownPeersDb ? new DbKnownPeers(knownPeersDb) : undefined,
+      store: known && {
+        // The db may also remember peers of other runtimes (TCP), which a page cannot dial.
+        list: async () => (await known.list()).filter(isHubUrl),
+        remember: (address, lastSynced) => known.remember(address, lastSynced),
+        forget: (address) => known.forget(address),
+      },
       onChange: onHubChange,
     })
+  }
+
+  /** Dial every remembered hub, in the background. */
+  reconnectKnown(): void {
+    this.hubs.reconnectKnown().catch((err) => this.env.status.emit('error', err))
+  }
+
+  /** The page came back online: hubs waiting out a backoff try now. */
+  online(): void {
+    this.hubs.reconnectNow()
+  }
+
+  /** The page went offline: stop trusting the hub sockets. */
+  offline(): void {
+    this.hubs.dropOutgoing('the browser went offline')
   }
 
   /** Serve followers on `rendezvous`. */
@@ -110,8 +138,13 @@ class Host {
     })
   }
 
+  /** Every hub: those being dialed or connected, and those given up on (with the error code). */
   hubStates(): HubState[] {
-    return this.uplinks.states()
+    const states: HubState[] = this.hubs.peers.map((p) => ({ address: p.address, state: p.state, id: p.id }))
+    for (const [address, code] of this.hubs.failed) {
+      if (!states.some((s) => s.address === address)) states.push({ address, state: 'closed', failed: code })
+    }
+    return states
   }
 
   private accept(channel: FrameChannel): void {
@@ -130,7 +163,7 @@ class Host {
           session.close()
         }),
     )
-    await Promise.all([...closing, this.uplinks.close()])
+    await Promise.all([...closing, this.hubs.close()])
   }
 }
 
@@ -309,18 +342,18 @@ export class TabCoordinator {
   /** Dial `url` from the host log (directly if this tab hosts, else by asking the host). */
   dial(url: string, token: string | undefined): void {
     if (token !== undefined || !this.dials.has(url)) this.dials.set(url, token)
-    if (this.host) this.host.uplinks.connect(url, token)
+    if (this.host) this.host.hubs.keepConnected(url, token)
     else this.post({ t: 'dial', url, token })
   }
 
-  /** The page came back online: hubs waiting out a backoff try now. */
+  /** The window's 'online' event, for the host (if this tab is it). */
   online(): void {
-    this.host?.uplinks.reconnectNow()
+    this.host?.online()
   }
 
-  /** The page went offline: stop trusting the hub sockets. */
+  /** The window's 'offline' event, for the host (if this tab is it). */
   offline(): void {
-    this.host?.uplinks.dropAll('the browser went offline')
+    this.host?.offline()
   }
 
   async close(): Promise<void> {
@@ -363,7 +396,7 @@ export class TabCoordinator {
         if (this.host) this.publish()
         return
       case 'dial':
-        if (this.host && typeof msg.url === 'string' && /^wss?:\/\//.test(msg.url)) this.host.uplinks.connect(msg.url, msg.token)
+        if (this.host && typeof msg.url === 'string' && isHubUrl(msg.url)) this.host.hubs.keepConnected(msg.url, msg.token)
         return
       case 'hub':
         if (!this.host && Array.isArray(msg.hubs)) {
@@ -378,8 +411,8 @@ export class TabCoordinator {
     const env = this.env!
     this.host = new Host(log, env, knownPeersDb, () => this.publish())
     this.host.listen(this.rendezvous, this.life?.name)
-    for (const [url, token] of this.dials) this.host.uplinks.connect(url, token)
-    void this.host.uplinks.reconnectKnown()
+    for (const [url, token] of this.dials) this.host.hubs.keepConnected(url, token)
+    this.host.reconnectKnown()
     this.post({ t: 'leader' })
     this.publish()
   }
