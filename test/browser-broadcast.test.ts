@@ -173,6 +173,24 @@ describe('BroadcastChannel frame channel', () => {
     expect(() => host.send(Uint8Array.of(1))).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }))
   })
 
+  it("the other side's close waits behind frames held before any listener existed, and fires once they are out, paused or not", async () => {
+    const { client, host } = await pair()
+    const events: string[] = []
+    host.on('close', (err) => void events.push(`close ${err?.message ?? 'clean'}`))
+    client.send(Uint8Array.of(1))
+    client.send(Uint8Array.of(2))
+    client.close()
+    await new Promise((r) => setTimeout(r, 50))
+    expect(events).toEqual([])
+    expect(host.closed).toBe(false)
+    host.on('frame', (f) => {
+      events.push(`frame ${f[0]}`)
+      if (f[0] === 2) host.pause()
+    })
+    await until(() => events.length === 3, 'both frames and the close')
+    expect(events).toEqual(['frame 1', 'frame 2', 'close clean'])
+  })
+
   it('a SyncSession replicates two logs over it, catch-up and live, both ways', async () => {
     const { client, host } = await pair()
     const a = new Log(new MemoryLevel())

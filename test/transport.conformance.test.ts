@@ -373,6 +373,25 @@ describe.each(factories)('FrameChannel conformance: %s', (_name, factory) => {
     expect(await closedB).toBeUndefined()
   })
 
+  it('a clean close from the peer waits behind frames held for a paused receiver, until resume()', async () => {
+    const { a, b } = await open()
+    const events: string[] = []
+    b.on('frame', (f) => events.push(`frame ${new DataView(f.buffer, f.byteOffset).getUint32(0)}`))
+    const closedB = once<Error | undefined>((cb) => b.on('close', (err) => {
+      events.push(`close ${err?.message ?? 'clean'}`)
+      cb(err)
+    }), 'close on b')
+    b.pause()
+    for (let i = 0; i < 3; i++) a.send(numbered(i))
+    a.close()
+    await settle()
+    expect(events).toEqual([])
+    expect(b.closed).toBe(false)
+    b.resume()
+    await closedB
+    expect(events).toEqual(['frame 0', 'frame 1', 'frame 2', 'close clean'])
+  })
+
   it('send after close throws CLOSED, on both sides', async () => {
     const { a, b } = await open()
     const closedB = once<Error | undefined>((cb) => b.on('close', cb), 'close on b')

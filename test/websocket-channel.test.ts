@@ -190,6 +190,58 @@ describe('WebSocket channel over a browser-like socket', () => {
     await tick()
     expect(events).toEqual(['frame 1', 'frame 2', 'close clean'])
   })
+
+  it('a listener that pauses on the last held frame keeps the close back until resume()', async () => {
+    const ws = new FakeWebSocket()
+    const channel = createWebSocketChannel(ws)
+    const events: string[] = []
+    channel.on('frame', (f) => {
+      events.push(`frame ${f[0]}`)
+      if (f[0] === 2) channel.pause()
+    })
+    channel.on('close', (err) => events.push(`close ${err?.message ?? 'clean'}`))
+    channel.pause()
+    ws.message(ab(1))
+    ws.message(ab(2))
+    ws.dispatch('close', { code: 1000 })
+    channel.resume()
+    await tick()
+    expect(events).toEqual(['frame 1', 'frame 2'])
+    channel.resume()
+    await tick()
+    expect(events).toEqual(['frame 1', 'frame 2', 'close clean'])
+  })
+
+  it('a close behind frames held for no listener goes first: nobody would ever take them', async () => {
+    const ws = new FakeWebSocket()
+    const channel = createWebSocketChannel(ws)
+    const closes: Array<Error | undefined> = []
+    channel.on('close', (err) => closes.push(err))
+    ws.message(ab(1))
+    ws.dispatch('close', { code: 1000 })
+    expect(closes).toEqual([undefined])
+    const got: Uint8Array[] = []
+    channel.on('frame', (f) => got.push(f))
+    await tick()
+    expect(got).toEqual([])
+  })
+
+  it('removing the last frame listener releases a close held behind frames', () => {
+    const ws = new FakeWebSocket()
+    const channel = createWebSocketChannel(ws)
+    const listener = () => {}
+    channel.on('frame', listener)
+    const closes: Array<Error | undefined> = []
+    channel.on('close', (err) => closes.push(err))
+    channel.pause()
+    ws.message(ab(1))
+    // Delivery is now scheduled but has not run: the close waits behind frame 1.
+    channel.resume()
+    ws.dispatch('close', { code: 1000 })
+    expect(closes).toEqual([])
+    channel.off('frame', listener)
+    expect(closes).toEqual([undefined])
+  })
 })
 
 describe('connect helpers', () => {
