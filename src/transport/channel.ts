@@ -66,6 +66,10 @@ export function checkOutgoing(channel: FrameChannel, frame: Uint8Array): void {
   if (frame.byteLength > channel.maxFrameSize) throw frameTooLarge(frame.byteLength, channel.maxFrameSize)
 }
 
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value))
+}
+
 export function frameTooLarge(size: number, max: number): HyperEmitterError {
   return new HyperEmitterError(
     ErrorCodes.FRAME_TOO_LARGE,
@@ -88,6 +92,10 @@ export class ChannelEvents {
 
   off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.listeners[event].delete(listener)
+  }
+
+  count(event: keyof FrameChannelEvents): number {
+    return this.listeners[event].size
   }
 
   emit<E extends keyof FrameChannelEvents>(event: E, ...args: Parameters<FrameChannelEvents[E]>): void {

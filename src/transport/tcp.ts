@@ -1,15 +1,15 @@
 import * as net from 'node:net'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import {
-  ChannelEvents,
+  asError,
   checkOutgoing,
   DEFAULT_HIGH_WATER_MARK,
   DEFAULT_MAX_FRAME_SIZE,
   frameTooLarge,
   type FrameChannel,
-  type FrameChannelEvents,
   type FrameChannelOptions,
 } from './channel.js'
+import { InboxChannel } from './channel-base.js'
 import { ownFrame } from './frame-copy.js'
 
 /** Bytes of the big-endian length prefix in front of every TCP frame. */
@@ -168,10 +168,6 @@ function describeRemote(socket: net.Socket): string {
   return `tcp://${host}:${socket.remotePort}`
 }
 
-function asError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value))
-}
-
 /**
  * Wrap a connected (or connecting) net.Socket as a FrameChannel speaking
  * length-prefixed frames. The channel owns the socket from now on: it
@@ -236,13 +232,11 @@ export function connectTcp(
   })
 }
 
-class TcpChannel implements FrameChannel {
+class TcpChannel extends InboxChannel implements FrameChannel {
   readonly kind = 'tcp' as const
   readonly remote: string
   readonly maxFrameSize: number
-  closed = false
   private readonly highWaterMark: number
-  private readonly events = new ChannelEvents()
   private readonly decoder: FrameDecoder
   private readonly socket: net.Socket
 
@@ -253,26 +247,18 @@ class TcpChannel implements FrameChannel {
   private flushScheduled = false
   private needDrain = false
 
-  // Receive side: frames decoded while paused, or before any 'frame' listener
-  // exists, wait here in order (the socket is paused meanwhile, so at most one
-  // chunk's worth).
-  private paused = false
-  private readonly frameListeners = new Set<unknown>()
-  private inbox: Uint8Array[] = []
-  private inboxHead = 0
-  private deliveryScheduled = false
-  /** The peer ended the stream while frames were still waiting in the inbox. */
-  private endPending = false
   private endTimer: ReturnType<typeof setTimeout> | undefined
   readonly released: Promise<void>
   private release!: () => void
 
   constructor(socket: net.Socket, options: FrameChannelOptions) {
-    this.released = new Promise((resolve) => (this.release = resolve))
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
     checkMaxFrameSize(maxFrameSize)
     checkHighWaterMark(highWaterMark)
+    // Unbounded: the socket is paused while frames are held, so at most one chunk's worth waits.
+    super({ maxQueuedBytes: Infinity })
+    this.released = new Promise((resolve) => (this.release = resolve))
     this.maxFrameSize = maxFrameSize
     this.highWaterMark = highWaterMark
     this.decoder = new FrameDecoder(maxFrameSize)
@@ -328,24 +314,15 @@ class TcpChannel implements FrameChannel {
     return below
   }
 
-  pause(): void {
-    if (this.closed || this.paused) return
-    this.paused = true
+  protected override holdSource(): void {
     this.socket.pause()
   }
 
-  resume(): void {
-    if (this.closed || !this.paused) return
-    this.paused = false
-    if (this.inboxHead < this.inbox.length || this.endPending) this.scheduleDelivery()
-    else this.socket.resume()
+  protected override releaseSource(): void {
+    this.socket.resume()
   }
 
-  close(err?: Error): void {
-    if (this.closed) return
-    this.closed = true
-    this.inbox = []
-    this.inboxHead = 0
+  protected closeTransport(err: Error | undefined): void {
     const socket = this.socket
     if (err === undefined) {
       // Clean close: what was sent still reaches the peer, then FIN.
@@ -359,25 +336,6 @@ class TcpChannel implements FrameChannel {
       this.stage = null
       this.stageStart = this.stageEnd = 0
       socket.destroy()
-    }
-    this.events.emit('close', err)
-  }
-
-  on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
-    this.events.on(event, listener)
-    if (event === 'frame') {
-      this.frameListeners.add(listener)
-      // Frames that arrived before anyone listened go out now, asynchronously.
-      if (!this.paused && !this.closed && this.inboxHead < this.inbox.length) this.scheduleDelivery()
-    }
-  }
-
-  off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
-    this.events.off(event, listener)
-    if (event === 'frame') {
-      this.frameListeners.delete(listener)
-      // A close held back for listeners that are now gone must not wait forever.
-      if (this.frameListeners.size === 0 && this.endPending && !this.paused && !this.closed) this.finishEnd()
     }
   }
 
@@ -414,64 +372,19 @@ class TcpChannel implements FrameChannel {
     try {
       this.decoder.decode(chunk, this.onFrame)
     } catch (err) {
-      // Only the decoder throws here (onFrame catches listener errors): a bad length prefix.
+      // Only the decoder throws here (receive() catches listener errors): a bad length prefix.
       this.close(asError(err))
     }
   }
 
-  private readonly onFrame = (frame: Uint8Array): void => {
-    if (this.closed) return
-    // Without a listener the frame would be lost: a peer may speak first, before
-    // whoever got this channel (onChannel, an awaited connect) has attached one.
-    if (this.paused || this.frameListeners.size === 0 || this.inboxHead < this.inbox.length) {
-      this.inbox.push(frame)
-      this.socket.pause()
-      return
-    }
-    this.deliver(frame)
-  }
-
-  private deliver(frame: Uint8Array): void {
-    try {
-      this.events.emit('frame', frame)
-    } catch (err) {
-      this.close(asError(err))
-    }
-  }
-
-  private scheduleDelivery(): void {
-    if (this.deliveryScheduled) return
-    this.deliveryScheduled = true
-    queueMicrotask(this.drainInbox)
-  }
-
-  /** Deliver frames held while paused; the socket stays paused until they are all out, keeping order. */
-  private readonly drainInbox = (): void => {
-    this.deliveryScheduled = false
-    while (!this.closed && !this.paused && this.frameListeners.size > 0 && this.inboxHead < this.inbox.length) {
-      const frame = this.inbox[this.inboxHead]
-      this.inbox[this.inboxHead++] = EMPTY
-      this.deliver(frame)
-    }
-    if (this.closed || this.paused || this.inboxHead < this.inbox.length) return
-    this.inbox = []
-    this.inboxHead = 0
-    if (this.endPending) this.finishEnd()
-    else this.socket.resume()
-  }
+  private readonly onFrame = (frame: Uint8Array): void => this.receive(frame)
 
   private readonly onEnd = (): void => {
     if (this.closed) return
-    // Held frames still reach a paused or listening consumer before the close;
-    // with nobody listening they would wait forever, so the close goes first.
-    if (this.inboxHead < this.inbox.length && (this.paused || this.frameListeners.size > 0)) {
-      this.endPending = true
-      return
-    }
-    this.finishEnd()
+    this.closeAfterInbox(this.finishEnd)
   }
 
-  private finishEnd(): void {
+  private readonly finishEnd = (): void => {
     if (this.decoder.partial) {
       this.close(
         new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `${this.remote} ended the connection in the middle of a frame`, {
@@ -499,5 +412,3 @@ class TcpChannel implements FrameChannel {
     this.close(this.decoder.partial ? new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `connection to ${this.remote} was lost mid-frame`) : undefined)
   }
 }
-
-const EMPTY = new Uint8Array(0)
