@@ -1,15 +1,13 @@
 import WebSocket from 'isomorphic-ws'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
 import {
-  ChannelEvents,
   checkOutgoing,
   DEFAULT_HIGH_WATER_MARK,
   DEFAULT_MAX_FRAME_SIZE,
-  frameTooLarge,
   type FrameChannel,
-  type FrameChannelEvents,
   type FrameChannelOptions,
 } from './channel.js'
+import { defaultMaxQueuedBytes, InboxChannel } from './channel-base.js'
 import { copyFrame, ownFrame } from './frame-copy.js'
 
 // Runs in browsers and Node alike: no Node imports, no Buffer. Node-only
@@ -28,8 +26,6 @@ const CLOSE_GRACE_MS = 2000
 
 /** How often bufferedAmount is polled while above the high-water mark (browsers have no 'drain'). */
 const DRAIN_POLL_MS = 5
-/** Each frame held while paused counts at least this much against maxQueuedBytes, so floods of empty frames are bounded too. */
-const QUEUED_FRAME_OVERHEAD = 64
 
 /**
  * Close codes this channel sends. Browsers only let scripts send 1000 and
@@ -251,16 +247,13 @@ function errorForCloseCode(remote: string, code: number, reason: string): HyperE
   }
 }
 
-class WebSocketChannel implements FrameChannel {
+class WebSocketChannel extends InboxChannel implements FrameChannel {
   readonly kind = 'websocket' as const
   readonly remote: string
   readonly maxFrameSize: number
-  closed = false
   private readonly ws: WebSocketLike
   private readonly node: NodeWsExtras
   private readonly highWaterMark: number
-  private readonly maxQueuedBytes: number
-  private readonly events = new ChannelEvents()
 
   /** Frames sent before the socket opened. */
   private preOpen: Uint8Array[] = []
@@ -269,23 +262,13 @@ class WebSocketChannel implements FrameChannel {
   private needDrain = false
   private drainTimer: ReturnType<typeof setTimeout> | undefined
   private drainSocket: NodeSocketLike | null = null
-
-  private paused = false
-  private readonly frameListeners = new Set<unknown>()
-  private inbox: Uint8Array[] = []
-  private inboxHead = 0
-  private inboxBytes = 0
-  private deliveryScheduled = false
-  /** The peer closed while frames were still waiting in the inbox. */
-  private pendingClose: { err: Error | undefined } | null = null
   readonly released: Promise<void>
   private release!: () => void
 
   constructor(ws: WebSocketLike, options: WebSocketChannelOptions) {
-    this.released = new Promise((resolve) => (this.release = resolve))
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
-    const maxQueuedBytes = options.maxQueuedBytes ?? Math.max(4 * maxFrameSize, 1024 * 1024)
+    const maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(maxFrameSize)
     if (!Number.isInteger(maxFrameSize) || maxFrameSize < 0) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxFrameSize must be a non-negative integer, got ${maxFrameSize}`)
     }
@@ -295,11 +278,12 @@ class WebSocketChannel implements FrameChannel {
     if (!(maxQueuedBytes >= maxFrameSize)) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxQueuedBytes must be at least maxFrameSize, got ${maxQueuedBytes}`)
     }
+    super({ maxQueuedBytes })
+    this.released = new Promise((resolve) => (this.release = resolve))
     this.ws = ws
     this.node = ws as unknown as NodeWsExtras
     this.maxFrameSize = maxFrameSize
     this.highWaterMark = highWaterMark
-    this.maxQueuedBytes = maxQueuedBytes
     this.remote = options.remote ?? ws.url ?? 'websocket://unknown'
 
     // Node's `ws` hands out 'arraybuffer' messages as a fresh ArrayBuffer each
@@ -345,26 +329,16 @@ class WebSocketChannel implements FrameChannel {
     return below
   }
 
-  pause(): void {
-    if (this.closed || this.paused) return
-    this.paused = true
+  protected override holdSource(): void {
     if (typeof this.node.pause === 'function' && this.ws.readyState === OPEN) this.node.pause()
   }
 
-  resume(): void {
-    if (this.closed || !this.paused) return
-    this.paused = false
-    if (this.inboxHead < this.inbox.length || this.pendingClose !== null) this.scheduleDelivery()
-    else this.resumeSocket()
+  protected override releaseSource(): void {
+    if (typeof this.node.resume === 'function' && this.ws.readyState === OPEN) this.node.resume()
   }
 
-  close(err?: Error): void {
-    if (this.closed) return
-    this.closed = true
+  protected closeTransport(err: Error | undefined): void {
     this.stopDrainWatch()
-    this.inbox = []
-    this.inboxHead = 0
-    this.inboxBytes = 0
     this.preOpen = []
     this.preOpenBytes = 0
     const ws = this.ws
@@ -383,26 +357,6 @@ class WebSocketChannel implements FrameChannel {
       }
     } catch {
       // A socket that cannot even send its close frame is already gone.
-    }
-    this.events.emit('close', err)
-  }
-
-  on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
-    this.events.on(event, listener)
-    if (event === 'frame') {
-      this.frameListeners.add(listener)
-      // Frames that arrived before anyone listened go out now, asynchronously.
-      if (!this.paused && !this.closed && this.inboxHead < this.inbox.length) this.scheduleDelivery()
-    }
-  }
-
-  off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
-    this.events.off(event, listener)
-    if (event === 'frame') {
-      this.frameListeners.delete(listener)
-      // A close held back for listeners that are now gone must not wait forever.
-      const pending = this.pendingClose
-      if (this.frameListeners.size === 0 && pending !== null && !this.paused && !this.closed) this.close(pending.err)
     }
   }
 
@@ -435,7 +389,7 @@ class WebSocketChannel implements FrameChannel {
     this.preOpenBytes = 0
     if (frames.length > 0) this.cork()
     for (const frame of frames) this.ws.send(frame)
-    if (this.paused && typeof this.node.pause === 'function') this.node.pause()
+    if (this.paused) this.holdSource()
     if (this.needDrain) this.checkDrain()
   }
 
@@ -486,76 +440,14 @@ class WebSocketChannel implements FrameChannel {
       this.close(new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `${this.remote} sent ${what}; frames must be binary`))
       return
     }
-    if (frame.byteLength > this.maxFrameSize) {
-      this.close(frameTooLarge(frame.byteLength, this.maxFrameSize))
-      return
-    }
-    // Without a listener the frame would be lost: `ws` can deliver the peer's
-    // first message in the same tick as 'open', before connectWebSocket's
-    // caller has attached one.
-    if (this.paused || this.frameListeners.size === 0 || this.inboxHead < this.inbox.length) {
-      if (typeof this.node.pause === 'function' && this.ws.readyState === OPEN) this.node.pause()
-      this.inboxBytes += Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
-      if (this.inboxBytes > this.maxQueuedBytes) {
-        this.close(
-          new HyperEmitterError(
-            ErrorCodes.LIMIT_EXCEEDED,
-            `more than maxQueuedBytes (${this.maxQueuedBytes}) arrived from ${this.remote} while paused`,
-            { details: { maxQueuedBytes: this.maxQueuedBytes } },
-          ),
-        )
-        return
-      }
-      this.inbox.push(frame)
-      return
-    }
-    this.deliver(frame)
-  }
-
-  private deliver(frame: Uint8Array): void {
-    try {
-      this.events.emit('frame', frame)
-    } catch (err) {
-      this.close(err instanceof Error ? err : new Error(String(err)))
-    }
-  }
-
-  private scheduleDelivery(): void {
-    if (this.deliveryScheduled) return
-    this.deliveryScheduled = true
-    queueMicrotask(this.drainInbox)
-  }
-
-  private readonly drainInbox = (): void => {
-    this.deliveryScheduled = false
-    while (!this.closed && !this.paused && this.frameListeners.size > 0 && this.inboxHead < this.inbox.length) {
-      const frame = this.inbox[this.inboxHead]
-      this.inbox[this.inboxHead++] = EMPTY
-      this.inboxBytes -= Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
-      this.deliver(frame)
-    }
-    if (this.closed || this.paused || this.inboxHead < this.inbox.length) return
-    this.inbox = []
-    this.inboxHead = 0
-    this.inboxBytes = 0
-    if (this.pendingClose !== null) this.close(this.pendingClose.err)
-    else this.resumeSocket()
-  }
-
-  private resumeSocket(): void {
-    if (typeof this.node.resume === 'function' && this.ws.readyState === OPEN) this.node.resume()
+    this.receive(frame)
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly onClose = (event: any): void => {
     if (this.closed) return
     const err = errorForCloseCode(this.remote, Number(event?.code), String(event?.reason ?? ''))
-    if (this.inboxHead < this.inbox.length && (this.paused || this.frameListeners.size > 0)) {
-      // Frames that arrived before the close still reach a paused or listening consumer first.
-      this.pendingClose = { err }
-      return
-    }
-    this.close(err)
+    this.closeAfterInbox(() => this.close(err))
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -582,5 +474,3 @@ class WebSocketChannel implements FrameChannel {
     )
   }
 }
-
-const EMPTY = new Uint8Array(0)
