@@ -20,18 +20,9 @@
  *  - close() posts `{ t: 'end' }` (with the error's code and message, if any).
  */
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
-import {
-  ChannelEvents,
-  checkOutgoing,
-  DEFAULT_MAX_FRAME_SIZE,
-  frameTooLarge,
-  type FrameChannel,
-  type FrameChannelEvents,
-  type FrameChannelOptions,
-} from './channel.js'
+import { asError, checkOutgoing, DEFAULT_MAX_FRAME_SIZE, type FrameChannel, type FrameChannelOptions } from './channel.js'
+import { defaultMaxQueuedBytes, InboxChannel } from './channel-base.js'
 
-/** Each frame held while paused counts at least this much, so floods of empty frames are bounded too. */
-const QUEUED_FRAME_OVERHEAD = 64
 const PROTOCOL = 1
 
 export interface BroadcastChannelOptions extends FrameChannelOptions {
@@ -99,7 +90,7 @@ export function listenBroadcast(
     try {
       onChannel(channel)
     } catch (err) {
-      channel.close(err instanceof Error ? err : new Error(String(err)))
+      channel.close(asError(err))
     }
   }
   return () => {
@@ -165,27 +156,23 @@ export async function holdLifeLock(prefix = 'hyperemitter-life'): Promise<{ name
   return { name, release }
 }
 
-class BroadcastFrameChannel implements FrameChannel {
+class BroadcastFrameChannel extends InboxChannel implements FrameChannel {
   readonly kind = 'broadcast' as const
   readonly remote: string
   readonly maxFrameSize: number
   readonly bufferedAmount = 0
-  closed = false
   private readonly bc: BroadcastChannel
-  private readonly events = new ChannelEvents()
-  private readonly maxQueuedBytes: number
-  private readonly frameListeners = new Set<unknown>()
-  private inbox: Uint8Array[] = []
-  private inboxBytes = 0
-  private paused = false
-  private deliveryScheduled = false
   private readonly watch: AbortController | undefined
+  /** The other side already said goodbye: close without answering. */
+  private peerEnded = false
 
   constructor(bc: BroadcastChannel, remote: string, options: BroadcastChannelOptions, remoteLife: string | undefined) {
+    const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    // Frames already received still count after the other side's goodbye, even with no listener yet.
+    super({ maxQueuedBytes: options.maxQueuedBytes ?? defaultMaxQueuedBytes(maxFrameSize), peerCloseWaitsForEveryFrame: true })
     this.bc = bc
     this.remote = remote
-    this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
-    this.maxQueuedBytes = options.maxQueuedBytes ?? Math.max(4 * this.maxFrameSize, 1024 * 1024)
+    this.maxFrameSize = maxFrameSize
     bc.onmessage = (event: MessageEvent) => this.onMessage(event.data as PairMessage)
     bc.onmessageerror = () => this.close(new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `a message from ${remote} could not be deserialized`))
     const locks = typeof navigator === 'object' ? (navigator as Navigator).locks : undefined
@@ -208,47 +195,21 @@ class BroadcastFrameChannel implements FrameChannel {
     return true
   }
 
-  pause(): void {
-    this.paused = true
-  }
-
-  resume(): void {
-    if (!this.paused) return
-    this.paused = false
-    this.scheduleDelivery()
-  }
-
-  close(err?: Error): void {
-    if (this.closed) return
-    this.closed = true
-    try {
-      this.bc.postMessage(
-        err === undefined
-          ? ({ t: 'end' } satisfies PairMessage)
-          : ({ t: 'end', code: isHyperEmitterError(err) ? err.code : ErrorCodes.CONNECTION_FAILED, message: err.message } satisfies PairMessage),
-      )
-    } catch {
-      // Closing anyway.
+  protected closeTransport(err: Error | undefined): void {
+    if (!this.peerEnded) {
+      try {
+        this.bc.postMessage(
+          err === undefined
+            ? ({ t: 'end' } satisfies PairMessage)
+            : ({ t: 'end', code: isHyperEmitterError(err) ? err.code : ErrorCodes.CONNECTION_FAILED, message: err.message } satisfies PairMessage),
+        )
+      } catch {
+        // Closing anyway.
+      }
     }
     this.bc.onmessage = null
     this.bc.close()
     this.watch?.abort()
-    this.inbox = []
-    this.inboxBytes = 0
-    this.events.emit('close', err)
-  }
-
-  on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
-    this.events.on(event, listener)
-    if (event === 'frame') {
-      this.frameListeners.add(listener)
-      this.scheduleDelivery()
-    }
-  }
-
-  off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
-    this.events.off(event, listener)
-    if (event === 'frame') this.frameListeners.delete(listener)
   }
 
   private onMessage(msg: PairMessage): void {
@@ -259,80 +220,19 @@ class BroadcastFrameChannel implements FrameChannel {
         this.close(new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `${this.remote} sent a frame that is not bytes`))
         return
       }
-      if (frame.byteLength > this.maxFrameSize) {
-        this.close(frameTooLarge(frame.byteLength, this.maxFrameSize))
-        return
-      }
-      if (this.paused || this.frameListeners.size === 0 || this.inbox.length > 0) {
-        this.inboxBytes += Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
-        if (this.inboxBytes > this.maxQueuedBytes) {
-          this.close(
-            new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `more than maxQueuedBytes (${this.maxQueuedBytes}) arrived from ${this.remote} while paused`, {
-              details: { maxQueuedBytes: this.maxQueuedBytes },
-            }),
-          )
-          return
-        }
-        this.inbox.push(frame)
-        this.scheduleDelivery()
-        return
-      }
-      this.deliver(frame)
+      this.receive(frame)
       return
     }
     if (msg.t === 'end') {
-      // Frames already received still count, as after a socket's clean close.
       const err =
         msg.code === undefined
           ? undefined
           : new HyperEmitterError(knownCode(msg.code), `${this.remote} closed: ${String(msg.message ?? '').slice(0, 1024)}`)
-      this.closeAfterInbox(err)
+      this.closeAfterInbox(() => {
+        this.peerEnded = true
+        this.close(err)
+      })
     }
-  }
-
-  private pendingEnd: { err?: Error } | undefined
-
-  private closeAfterInbox(err: Error | undefined): void {
-    if (this.inbox.length === 0) {
-      this.closeQuietly(err)
-      return
-    }
-    this.pendingEnd = { err }
-    this.scheduleDelivery()
-  }
-
-  /** The other side already said goodbye: close without answering. */
-  private closeQuietly(err: Error | undefined): void {
-    if (this.closed) return
-    this.closed = true
-    this.bc.onmessage = null
-    this.bc.close()
-    this.watch?.abort()
-    this.inbox = []
-    this.inboxBytes = 0
-    this.events.emit('close', err)
-  }
-
-  private deliver(frame: Uint8Array): void {
-    try {
-      this.events.emit('frame', frame)
-    } catch (err) {
-      this.close(err instanceof Error ? err : new Error(String(err)))
-    }
-  }
-
-  private scheduleDelivery(): void {
-    if (this.deliveryScheduled) return
-    this.deliveryScheduled = true
-    queueMicrotask(() => {
-      this.deliveryScheduled = false
-      while (!this.closed && !this.paused && this.frameListeners.size > 0 && this.inbox.length > 0) {
-        const frame = this.inbox.shift()!
-        this.inboxBytes -= Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
-        this.deliver(frame)
-      }
-      if (!this.closed && this.inbox.length === 0 && this.pendingEnd) this.closeQuietly(this.pendingEnd.err)
-    })
   }
 }
 
