@@ -1,4 +1,5 @@
 import {
+  asError,
   ChannelEvents,
   checkOutgoing,
   DEFAULT_HIGH_WATER_MARK,
@@ -37,8 +38,6 @@ class MemoryChannel implements FrameChannel {
   private outbox: Uint8Array[] = []
   private outboxBytes = 0
   private paused = false
-  /** Frames wait for a listener, as on the socket channels (a peer may speak first). */
-  private readonly frameListeners = new Set<unknown>()
   private flushScheduled = false
   private needDrain = false
 
@@ -89,15 +88,12 @@ class MemoryChannel implements FrameChannel {
 
   on<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.on(event, listener)
-    if (event === 'frame') {
-      this.frameListeners.add(listener)
-      this.peer.scheduleFlush()
-    }
+    // Frames wait for a listener, as on the socket channels (a peer may speak first).
+    if (event === 'frame') this.peer.scheduleFlush()
   }
 
   off<E extends keyof FrameChannelEvents>(event: E, listener: FrameChannelEvents[E]): void {
     this.events.off(event, listener)
-    if (event === 'frame') this.frameListeners.delete(listener)
   }
 
   private scheduleFlush(): void {
@@ -116,18 +112,18 @@ class MemoryChannel implements FrameChannel {
         peer.close(frameTooLarge(this.outbox[0].byteLength, peer.maxFrameSize))
         return
       }
-      if (peer.paused || peer.frameListeners.size === 0) break
+      if (peer.paused || peer.events.count('frame') === 0) break
       const frame = this.outbox.shift()!
       this.outboxBytes -= frame.byteLength
       try {
         peer.events.emit('frame', frame)
       } catch (err) {
         // As the socket channels do: a throwing listener closes its channel, never the timer loop.
-        peer.close(err instanceof Error ? err : new Error(String(err)))
+        peer.close(asError(err))
       }
     }
     // Frames nobody will ever listen for must not hold the close back forever.
-    if (this.closed && (this.outbox.length === 0 || (peer.frameListeners.size === 0 && !peer.paused))) {
+    if (this.closed && (this.outbox.length === 0 || (peer.events.count('frame') === 0 && !peer.paused))) {
       peer.close()
       return
     }
