@@ -53,6 +53,11 @@ function foreign(writer: Uint8Array, seq: number, links: Uint8Array[], value = e
   return { bytes, key: sha256(bytes) }
 }
 
+/** The log's own records, as raw bytes (to plant what another version or a broken disk would leave). */
+function logRecords(db: Db) {
+  return db.sublevel<Uint8Array, Uint8Array>('hyperemitter', { keyEncoding: 'view', valueEncoding: 'view' })
+}
+
 function randomWriter(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(16))
 }
@@ -591,6 +596,101 @@ describe.each(factories)('Log on $name', (backend) => {
     expect(next.change).toBe(before.length + 1)
     expect(next.links.map(toHex)).toEqual(before.heads)
     expect((await all(again.read())).length).toBe(before.length + 1)
+  })
+
+  /** A new Log over the same stored data (a new db handle where the backend can make one). */
+  async function reopenLog(log: Log, db: Db): Promise<Log> {
+    await log.close()
+    const again = backend.reopen(db)
+    if (again === undefined) return openLog(db)
+    await db.close()
+    return openLog(again)
+  }
+
+  it('packs batches into chunks: a big addMany spans chunks, and every node reads back, by change and by key, after reopen', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    const w = randomWriter()
+    const nodes: ReturnType<typeof foreign>[] = []
+    for (let seq = 1; seq <= 2500; seq++) nodes.push(foreign(w, seq, seq === 1 ? [] : [nodes[seq - 2].key]))
+    // One request bigger than a chunk (1024 nodes) goes whole, as three chunks.
+    expect((await log.addMany(nodes.map((n) => n.bytes))).length).toBe(2500)
+    for (let i = 0; i < 5; i++) await log.append(enc(`own${i}`))
+
+    const again = await reopenLog(log, db)
+    const read = await all(again.read())
+    expect(read.map((e) => e.change)).toEqual(Array.from({ length: 2505 }, (_, i) => i + 1))
+    expect(read.slice(0, 2500).map((e) => toHex(e.key))).toEqual(nodes.map((n) => toHex(n.key)))
+    expect(read.slice(0, 2500).every((e, i) => equalBytes(e.bytes, nodes[i].bytes))).toBe(true)
+    // Pages that start and end inside chunks and cross their boundaries.
+    const page = await all(again.read({ since: 1020, limit: 10 }))
+    expect(page.map((e) => e.change)).toEqual([1021, 1022, 1023, 1024, 1025, 1026, 1027, 1028, 1029, 1030])
+    // By key, with the recent-key memory empty after reopen: through the key index.
+    for (const i of [0, 1023, 1024, 2047, 2048, 2499]) {
+      const e = await again.get(nodes[i].key)
+      expect(e?.change).toBe(i + 1)
+      expect(equalBytes(e!.bytes, nodes[i].bytes)).toBe(true)
+      expect(await again.has(nodes[i].key)).toBe(true)
+    }
+    expect(await again.get(sha256(enc('never stored')))).toBeUndefined()
+    expect(await again.has(sha256(enc('never stored')))).toBe(false)
+    // Duplicates are still recognised and old links still accepted.
+    expect(await again.add(nodes[7].bytes)).toBeNull()
+    const other = foreign(randomWriter(), 1, [nodes[3].key])
+    expect((await again.add(other.bytes))?.change).toBe(2506)
+  })
+
+  it('one batch of appends writes three records whatever its size; a run of seqs continues across batches', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    const sizes: number[] = []
+    const original = db.batch.bind(db)
+    ;(db as any).batch = (ops: unknown[], ...rest: unknown[]) => {
+      sizes.push(ops.length)
+      return (original as any)(ops, ...rest)
+    }
+    await log.append(enc('first'))
+    await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(enc(`burst${i}`))))
+    for (let i = 0; i < 3; i++) await log.append(enc(`one${i}`))
+    // The first batch after open starts a writer-index run (4 records: nodes,
+    // keys, heads, run start); every later one continues it.
+    expect(sizes[0]).toBe(4)
+    expect(sizes.slice(1).every((n) => n === 3)).toBe(true)
+    // And the sparse index still finds any seq, before and after reopen.
+    const remote = new Map([[log.writerId, 250]])
+    const expected = Array.from({ length: 254 }, (_, i) => 251 + i)
+    expect((await all(log.readMissing(remote))).map((e) => e.seq)).toEqual(expected)
+    const again = await reopenLog(log, db)
+    expect((await all(again.readMissing(remote))).map((e) => e.seq)).toEqual(expected)
+    await again.append(enc('after reopen'))
+    expect((await all(again.readMissing(new Map([[again.writerId, 503]])))).map((e) => e.seq)).toEqual([504, 505])
+  })
+
+  it('refuses a db written in another storage format with STORAGE_FAILED, touching nothing', async () => {
+    const db = backend.create()
+    const sub = logRecords(db)
+    const meta = new Uint8Array(17)
+    meta[0] = 1
+    await sub.put(Uint8Array.of(0x6d), meta)
+    dbs.push(db)
+    const log = new Log(db)
+    const err = (await expectCode(log.open(), ErrorCodes.STORAGE_FAILED)) as Error
+    expect(err.message).toMatch(/storage format 1/)
+    expect([...(await sub.get(Uint8Array.of(0x6d)))!]).toEqual([...meta])
+  })
+
+  it('a corrupt chunk surfaces as STORAGE_FAILED from read(), and the process goes on', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    await Promise.all([log.append(enc('a')), log.append(enc('b'))])
+    const sub = logRecords(db)
+    const nodesKey = new Uint8Array(9)
+    nodesKey[0] = 0x63
+    nodesKey[8] = 1
+    await sub.put(nodesKey, Uint8Array.of(0xff, 0xff, 0xff))
+    await expectCode(all(log.read()), ErrorCodes.STORAGE_FAILED)
+    await expectCode(log.get(log.heads()[0]), ErrorCodes.STORAGE_FAILED)
+    expect((await log.append(enc('c'))).change).toBe(3)
   })
 
   it('close() waits for queued writes and is idempotent; open() is idempotent', async () => {

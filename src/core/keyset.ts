@@ -63,74 +63,25 @@ export class KeySet {
   }
 }
 
-/** One generation of RecentKeys: keys copied into one flat buffer, indexed by bucket. */
-class Generation {
-  readonly bytes: Uint8Array
-  count = 0
-  private readonly map = new Map<number, number | number[]>()
-
-  constructor(readonly capacity: number) {
-    this.bytes = new Uint8Array(capacity * 32)
-  }
-
-  private matches(index: number, key: Uint8Array): boolean {
-    const base = index * 32
-    for (let i = 0; i < 32; i++) if (this.bytes[base + i] !== key[i]) return false
-    return true
-  }
-
-  has(key: Uint8Array): boolean {
-    const slot = this.map.get(bucketOf(key))
-    if (slot === undefined) return false
-    if (typeof slot === 'number') return this.matches(slot, key)
-    for (const i of slot) if (this.matches(i, key)) return true
-    return false
-  }
-
-  /** Adds a key not yet present; the caller checks there is room. */
-  add(key: Uint8Array): void {
-    const index = this.count++
-    this.bytes.set(key, index * 32)
-    const b = bucketOf(key)
-    const slot = this.map.get(b)
-    if (slot === undefined) this.map.set(b, index)
-    else if (typeof slot === 'number') this.map.set(b, [slot, index])
-    else slot.push(index)
-  }
-}
-
 /**
- * A bounded memory of recently stored keys: two generations, the older
- * dropped whole when the newer fills up, so it holds between capacity/2 and
- * capacity keys and needs no per-key eviction. Keys are copied into flat
- * buffers, so remembering a key never pins the buffer it came from.
+ * Keys gathered one by one where most questions are answered without them
+ * (the previous node, a head): the set is only built on the first has().
  */
-export class RecentKeys {
-  private current: Generation
-  private previous: Generation
-  private readonly half: number
+export class LazyKeySet {
+  private readonly list: Uint8Array[] = []
+  private set: KeySet | undefined
 
-  constructor(capacity: number) {
-    this.half = Math.max(0, Math.floor(capacity / 2))
-    this.current = new Generation(this.half)
-    this.previous = new Generation(0)
+  add(key: Uint8Array): void {
+    this.list.push(key)
+    this.set?.add(key)
   }
 
   has(key: Uint8Array): boolean {
-    return this.current.has(key) || this.previous.has(key)
-  }
-
-  add(key: Uint8Array): void {
-    if (this.half === 0 || this.current.has(key)) return
-    if (this.current.count >= this.half) {
-      this.previous = this.current
-      this.current = new Generation(this.half)
+    if (this.list.length === 0) return false
+    if (this.set === undefined) {
+      this.set = new KeySet()
+      for (const k of this.list) this.set.add(k)
     }
-    this.current.add(key)
-  }
-
-  clear(): void {
-    this.current = new Generation(this.half)
-    this.previous = new Generation(0)
+    return this.set.has(key)
   }
 }

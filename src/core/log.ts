@@ -3,19 +3,20 @@
  *
  * Storage, all inside one sublevel (`hyperemitter`, view encodings) with a
  * one-byte prefix per record kind:
- *   c + change(8 BE)           -> key(32) || canonical node bytes
- *   k + key(32)                -> change(8 BE)
+ *   c + first(8 BE)            -> a chunk's nodes (see chunk.ts)
+ *   k + first(8 BE)            -> the same chunk's keys, 32 bytes each
  *   w + writer(16) + seq(8 BE) -> change(8 BE)   (sparse: see below)
- *   l + writer(16)             -> seq(8 BE)        (clock)
- *   h                          -> heads, 32 bytes each, sorted
+ *   l + writer(16)             -> seq(8 BE)       (clock of other writers)
+ *   h                          -> own seq(8 BE) || heads, 32 bytes each, sorted
  *   m                          -> format version(1) || writer(16)
- * The change record carries the key so read() and readMissing() stream
- * entries with one lookup and no re-hashing. The writer index is sparse: a
- * writer's seqs stored at consecutive change numbers form a run, and only
- * the first seq of each run (per batch) is indexed; seq s of a run that
- * starts at (seq0, change0) is at change0 + (s - seq0). A batch of local
- * appends is one run, so an append costs two records, not three. (Logs
- * written with an entry per seq read correctly: every seq is then a run.)
+ * A batch of nodes is packed into one chunk (two records) rather than
+ * records per node: per-record cost is what bounds a batch's speed. Lookups
+ * by key go through an in-memory KeyIndex rebuilt from the k records at
+ * open. The writer index is sparse: a writer's seqs stored at consecutive
+ * change numbers form a run, and only the first seq of each run is indexed;
+ * seq s of a run that starts at (seq0, change0) is at change0 + (s - seq0).
+ * Local appends continue one run across batches, so a batch of them writes
+ * three records whatever its size: nodes, keys, heads.
  *
  * Writes are group-committed: append/add only queue a request; one loop takes
  * everything queued (up to maxBatch nodes) into one db.batch(), then updates
@@ -25,8 +26,10 @@
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { compareBytes, equalBytes, fromHex, readUint64BE, toHex, uint64BE, writeUint64BE } from './bytes.js'
+import { Chunk, ChunkBuilder, chunkRecordKey, P_KEYS, P_NODES, view } from './chunk.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { KeySet, RecentKeys } from './keyset.js'
+import { KeyIndex, RecentKeys } from './key-index.js'
+import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
 import { decodeNode, encodedNodeSize, KEY_BYTES, varintLength, WRITER_BYTES, writeNode } from './node.js'
 import type { ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
@@ -40,9 +43,9 @@ export interface LogOptions {
   /** Max nodes per group-commit batch (default 1000; measured: bigger batches add nothing). */
   maxBatch?: number
   /**
-   * How many keys of recently stored nodes to remember, so link checks of
-   * live foreign nodes need no db read (default 16384; older ones fall back
-   * to the db).
+   * How many keys of recently stored nodes to remember whole, so link checks
+   * of live foreign nodes need no db read (default 16384; older ones are
+   * confirmed against the db).
    */
   recentKeys?: number
   /**
@@ -53,22 +56,24 @@ export interface LogOptions {
 }
 
 const SUBLEVEL = 'hyperemitter'
-const FORMAT_VERSION = 1
+// Format 1 stored a record per node; format 2 packs chunks.
+const FORMAT_VERSION = 2
 const DEFAULT_MAX_BATCH = 1000
 const DEFAULT_RECENT_KEYS = 16384
 const READ_PAGE = 512
 const MISSING_PAGE = 1000
+// Key records read per step while rebuilding the key index at open.
+const LOAD_PAGE = 256
 // A live reader whose consumer falls this far behind drops its buffer and
 // pages from the db instead, so a slow consumer cannot grow memory.
 const DEFAULT_LIVE_BUFFER = 8192
 
-const P_CHANGE = 0x63 // 'c'
-const P_KEY = 0x6b // 'k'
 const P_WRITER = 0x77 // 'w'
 const P_CLOCK = 0x6c // 'l'
 const HEADS_KEY = Uint8Array.of(0x68) // 'h'
 const META_KEY = Uint8Array.of(0x6d) // 'm'
-const CHANGE_END = Uint8Array.of(P_CHANGE + 1)
+const KEYS_START = Uint8Array.of(P_KEYS)
+const KEYS_END = Uint8Array.of(P_KEYS + 1)
 const CLOCK_START = Uint8Array.of(P_CLOCK)
 const CLOCK_END = Uint8Array.of(P_CLOCK + 1)
 const EMPTY = new Uint8Array(0)
@@ -79,10 +84,10 @@ type PutOp = { type: 'put'; sublevel: Sub; key: Uint8Array; value: Uint8Array }
 const SLAB_BYTES = 64 * 1024
 
 /**
- * Carves the many small arrays of a batch (records, index keys) out of shared
- * 64 KiB buffers. Each standalone Uint8Array over 64 bytes gets its own
- * off-heap backing store: measured ~500 ns per allocation plus GC pressure,
- * against ~60 ns for a view into a slab.
+ * Carves the many small arrays of incoming nodes out of shared 64 KiB
+ * buffers. Each standalone Uint8Array over 64 bytes gets its own off-heap
+ * backing store: measured ~500 ns per allocation plus GC pressure, against
+ * ~60 ns for a view into a slab. (Never handed to the db: see chunk.ts.)
  */
 class Slab {
   private buf = new ArrayBuffer(0)
@@ -99,25 +104,6 @@ class Slab {
   }
 }
 
-/** A view of `length` bytes of `arr` from `start` (cheaper than subarray in V8). */
-function view(arr: Uint8Array, start: number, length: number): Uint8Array {
-  return new Uint8Array(arr.buffer, arr.byteOffset + start, length)
-}
-
-function changeKey(change: number): Uint8Array {
-  const k = new Uint8Array(9)
-  k[0] = P_CHANGE
-  writeUint64BE(k, 1, change)
-  return k
-}
-
-function keyIndexKey(key: Uint8Array): Uint8Array {
-  const k = new Uint8Array(1 + KEY_BYTES)
-  k[0] = P_KEY
-  k.set(key, 1)
-  return k
-}
-
 function writerIndexKey(writer: Uint8Array, seq: number): Uint8Array {
   const k = new Uint8Array(1 + WRITER_BYTES + 8)
   k[0] = P_WRITER
@@ -126,22 +112,11 @@ function writerIndexKey(writer: Uint8Array, seq: number): Uint8Array {
   return k
 }
 
-function copyInto(out: Uint8Array, at: number, src: Uint8Array): void {
-  for (let i = 0; i < src.length; i++) out[at + i] = src[i]
-}
-
 function clockKey(writer: Uint8Array): Uint8Array {
   const k = new Uint8Array(1 + WRITER_BYTES)
   k[0] = P_CLOCK
   k.set(writer, 1)
   return k
-}
-
-/** An entry from a stored record (key || node bytes). */
-function entryFromRecord(record: Uint8Array, change: number): LogEntry {
-  const bytes = record.subarray(KEY_BYTES)
-  const node = decodeNode(bytes)
-  return { key: record.subarray(0, KEY_BYTES), writer: node.writer, seq: node.seq, links: node.links, value: node.value, bytes, change }
 }
 
 function storageFailed(message: string, cause: unknown): HyperEmitterError {
@@ -162,7 +137,6 @@ function rethrowAsync(err: unknown): void {
 
 /** A foreign node, decoded, re-encoded canonically and hashed. */
 interface Incoming {
-  record: Uint8Array
   key: Uint8Array
   bytes: Uint8Array
   writer: Uint8Array
@@ -219,6 +193,7 @@ export class Log implements SyncableLog {
   private readonly hash: HashFn
   private readonly maxBatch: number
   private readonly recent: RecentKeys
+  private readonly index = new KeyIndex()
   private readonly slab = new Slab()
 
   private state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new'
@@ -231,6 +206,11 @@ export class Log implements SyncableLog {
   private changes = 0
   private clockMap: Clock = new Map()
   private headKeys: Uint8Array[] = []
+  // The node stored last (at change `changes`), so the next batch can
+  // continue its writer-index run; unknown after open, which only costs one
+  // index record.
+  private lastWriter: Uint8Array | undefined
+  private lastSeq = 0
 
   private queue: Request[] = []
   private queueHead = 0
@@ -334,42 +314,47 @@ export class Log implements SyncableLog {
         meta.set(writer, 1)
         await sub.put(META_KEY, meta)
       } else if (meta.length !== 1 + WRITER_BYTES || meta[0] !== FORMAT_VERSION) {
-        throw new HyperEmitterError(ErrorCodes.STORAGE_FAILED, 'Unknown hyperemitter storage format in this db', {
-          details: { version: meta[0] },
-        })
+        throw new HyperEmitterError(
+          ErrorCodes.STORAGE_FAILED,
+          `This db holds a hyperemitter log in storage format ${meta[0]}; this version reads format ${FORMAT_VERSION} only`,
+          { details: { version: meta[0], expected: FORMAT_VERSION } },
+        )
       }
       const writer = meta.slice(1)
+      const writerHex = toHex(writer)
 
-      let changes = 0
-      const last = await sub.keys({ gte: changeKey(0), lt: CHANGE_END, reverse: true, limit: 1 }).all()
-      if (last.length > 0) changes = readUint64BE(last[0], 1)
-
+      let ownSeq = 0
       const heads: Uint8Array[] = []
       const headsRecord = await sub.get(HEADS_KEY)
       if (headsRecord !== undefined) {
-        for (let i = 0; i + KEY_BYTES <= headsRecord.length; i += KEY_BYTES) heads.push(headsRecord.slice(i, i + KEY_BYTES))
+        ownSeq = readUint64BE(headsRecord, 0)
+        for (let i = 8; i + KEY_BYTES <= headsRecord.length; i += KEY_BYTES) heads.push(headsRecord.slice(i, i + KEY_BYTES))
       }
 
       const clock: Clock = new Map()
       // One entry per writer ever seen: paged so a db with many writers never
       // materialises twice in memory.
-      const it = sub.iterator({ gte: CLOCK_START, lt: CLOCK_END })
-      try {
-        for (;;) {
-          const rows = await it.nextv(1000)
-          if (rows.length === 0) break
-          for (const [k, v] of rows) clock.set(toHex(k.subarray(1)), readUint64BE(v, 0))
-        }
-      } finally {
-        await it.close()
-      }
+      await eachRecord(sub, CLOCK_START, CLOCK_END, (k, v) => clock.set(toHex(k.subarray(1)), readUint64BE(v, 0)))
+      if (ownSeq > 0) clock.set(writerHex, ownSeq)
+
+      // The key index, from every chunk's key record; the last one also
+      // tells the change count.
+      const index = this.index
+      index.clear()
+      let changes = 0
+      await eachRecord(sub, KEYS_START, KEYS_END, (k, keys) => {
+        const chunk = new Chunk(readUint64BE(k, 1), keys)
+        for (let c = chunk.first; c <= chunk.last; c++) index.add(chunk.key(c), c)
+        changes = chunk.last
+      })
 
       this.writerBytes = writer
-      this.writerHex = toHex(writer)
+      this.writerHex = writerHex
       this.changes = changes
       this.headKeys = heads
       this.clockMap = clock
-      this.recent.clear()
+      this.lastWriter = undefined
+      this.recent.reset(changes)
     } catch (err) {
       if (err instanceof HyperEmitterError) throw err
       throw storageFailed('Could not open the log', err)
@@ -467,29 +452,26 @@ export class Log implements SyncableLog {
   }
 
   private prepare(raw: Uint8Array, index: number, lastWriter: { bytes: Uint8Array; hex: string }): Incoming {
-    let decoded
+    let node
     try {
-      decoded = decodeNode(raw)
+      node = decodeNode(raw)
     } catch (err) {
       const e = err as HyperEmitterError
       throw new HyperEmitterError(ErrorCodes.INVALID_NODE, `${e.message} (node ${index})`, { cause: err, details: { ...e.details, index } })
     }
     // Re-encode and hash the canonical form, so another encoding of the same
-    // content can never become a second node.
-    const size = encodedNodeSize(decoded)
-    const record = this.slab.alloc(KEY_BYTES + size)
-    writeNode(record, KEY_BYTES, decoded)
-    const bytes = view(record, KEY_BYTES, size)
-    record.set(this.hash(bytes), 0)
-    const node = decodeNode(bytes)
+    // content can never become a second node. The decoded fields stay views
+    // into `raw`: equal in content, and no second decode.
+    const size = encodedNodeSize(node)
+    const bytes = this.slab.alloc(size)
+    writeNode(bytes, 0, node)
     // Runs of nodes from one writer are the norm: reuse its hex.
     if (!equalBytes(node.writer, lastWriter.bytes)) {
       lastWriter.bytes = node.writer
       lastWriter.hex = toHex(node.writer)
     }
     return {
-      record,
-      key: view(record, 0, KEY_BYTES),
+      key: this.hash(bytes),
       bytes,
       writer: node.writer,
       writerHex: lastWriter.hex,
@@ -499,33 +481,9 @@ export class Log implements SyncableLog {
     }
   }
 
-  /** Puts of change record and key index for one node, and of the writer index when it starts a run. */
-  private pushNodeOps(
-    ops: PutOp[],
-    slab: Slab,
-    change: number,
-    record: Uint8Array,
-    key: Uint8Array,
-    writer: Uint8Array,
-    seq: number,
-    startsRun: boolean,
-  ): void {
-    const sub = this.sub
-    const changeBytes = slab.alloc(8)
-    writeUint64BE(changeBytes, 0, change)
-    const ck = slab.alloc(9)
-    ck[0] = P_CHANGE
-    writeUint64BE(ck, 1, change)
-    const kk = slab.alloc(1 + KEY_BYTES)
-    kk[0] = P_KEY
-    copyInto(kk, 1, key)
-    ops.push({ type: 'put', sublevel: sub, key: ck, value: record }, { type: 'put', sublevel: sub, key: kk, value: changeBytes })
-    if (!startsRun) return
-    const wk = slab.alloc(1 + WRITER_BYTES + 8)
-    wk[0] = P_WRITER
-    copyInto(wk, 1, writer)
-    writeUint64BE(wk, 1 + WRITER_BYTES, seq)
-    ops.push({ type: 'put', sublevel: sub, key: wk, value: changeBytes })
+  /** The writer-index record for a node that starts a run. */
+  private runStartOp(writer: Uint8Array, seq: number, change: number): PutOp {
+    return { type: 'put', sublevel: this.sub, key: writerIndexKey(writer, seq), value: uint64BE(change) }
   }
 
   private pump(): void {
@@ -607,38 +565,62 @@ export class Log implements SyncableLog {
 
   private async commit(taken: Request[]): Promise<void> {
     const ops: PutOp[] = []
-    const slab = this.slab
     const entries: LogEntry[] = []
     const origins: unknown[] = []
     let change = this.changes
     let heads = this.headKeys
-    let headsChanged = false
     const writerHex = this.writerHex
     const writer = this.writerBytes
     let ownSeq = this.clockMap.get(writerHex) ?? 0
-    const ownSeqBefore = ownSeq
-    // Foreign writers touched in this batch: hex -> [writer bytes, seq].
-    const touched = new Map<string, [Uint8Array, number]>()
-    const batchKeys = new KeySet()
-    const localKeys: Uint8Array[] = []
-    // The node just added to `ops` (its change is change - 1 of the next): a
-    // next node of the same writer with the next seq continues its run.
-    let runWriter: Uint8Array | undefined
-    let runSeq = 0
+    // Foreign writers touched in this batch, with their new seq.
+    const touched = new Map<string, { writer: Uint8Array; seq: number }>()
+    const batchKeys = new LazyKeySet()
+    // The node stored just before the next one: a next node of the same
+    // writer with the next seq continues its run in the writer index.
+    let runWriter = this.lastWriter
+    let runSeq = this.lastSeq
     const clockAt = (hex: string): number =>
-      hex === writerHex ? ownSeq : (touched.get(hex)?.[1] ?? this.clockMap.get(hex) ?? 0)
+      hex === writerHex ? ownSeq : (touched.get(hex)?.seq ?? this.clockMap.get(hex) ?? 0)
+
+    // Chunks are sized from what is queued, so one buffer usually fits all.
+    let bytesLeft = 0
+    let nodesLeft = 0
+    for (const req of taken) {
+      nodesLeft += req.size
+      if (req.kind === APPEND) bytesLeft += req.value.length + 48 + (2 + KEY_BYTES) * Math.min(heads.length, 4)
+      else for (const n of req.nodes) bytesLeft += n.bytes.length + 3
+    }
+    let chunk: ChunkBuilder | undefined
+    const flush = () => {
+      if (chunk === undefined || chunk.count === 0) return
+      const { nodes, keys } = chunk.values()
+      ops.push(
+        { type: 'put', sublevel: this.sub, key: chunkRecordKey(P_NODES, chunk.first), value: nodes },
+        { type: 'put', sublevel: this.sub, key: chunkRecordKey(P_KEYS, chunk.first), value: keys },
+      )
+    }
+    /** The chunk the next node (of `size` bytes) goes into, and its offset there. */
+    const reserve = (size: number): number => {
+      if (chunk === undefined || chunk.full) {
+        flush()
+        chunk = new ChunkBuilder(change + 1, bytesLeft, nodesLeft)
+      }
+      bytesLeft -= size
+      nodesLeft--
+      return chunk.reserve(size)
+    }
 
     for (const req of taken) {
       if (req.kind === APPEND) {
         const seq = ++ownSeq
         const fields = { writer, seq, links: heads, value: req.value }
         const size = encodedNodeSize(fields)
-        const record = slab.alloc(KEY_BYTES + size)
-        writeNode(record, KEY_BYTES, fields)
-        const bytes = view(record, KEY_BYTES, size)
-        record.set(this.hash(bytes), 0)
-        const key = view(record, 0, KEY_BYTES)
-        this.pushNodeOps(ops, slab, ++change, record, key, writer, seq, !(runWriter === writer && runSeq === seq - 1))
+        const at = reserve(size)
+        const buffer = chunk!.buffer
+        writeNode(buffer, at, fields)
+        const bytes = view(buffer, at, size)
+        const key = chunk!.pushKey(this.hash(bytes))
+        if (!(runWriter === writer && runSeq === seq - 1)) ops.push(this.runStartOp(writer, seq, change + 1))
         runWriter = writer
         runSeq = seq
         // Views by arithmetic rather than decoding: writer field is 2+16 bytes,
@@ -653,11 +635,9 @@ export class Log implements SyncableLog {
           links,
           value: view(bytes, size - req.value.length, req.value.length),
           bytes,
-          change,
+          change: ++change,
         }
         heads = [key]
-        headsChanged = true
-        localKeys.push(key)
         entries.push(entry)
         origins.push(undefined)
         req.result = entry
@@ -668,38 +648,47 @@ export class Log implements SyncableLog {
       // then merge it, so its failure costs nobody else anything.
       let accepted: Incoming[]
       try {
-        accepted = await this.verify(req, clockAt, batchKeys)
+        accepted = await this.verify(req, clockAt, batchKeys, heads)
       } catch (err) {
         req.failed = true
         req.reject(err)
+        nodesLeft -= req.size
         continue
       }
       const stored: LogEntry[] = []
+      let writerState: { writer: Uint8Array; seq: number } | undefined
       for (const n of accepted) {
+        const size = n.bytes.length
+        const at = reserve(size)
+        const buffer = chunk!.buffer
+        for (let i = 0; i < size; i++) buffer[at + i] = n.bytes[i]
+        const key = chunk!.pushKey(n.key)
         const continuesRun = runWriter !== undefined && runSeq === n.seq - 1 && equalBytes(runWriter, n.writer)
-        this.pushNodeOps(ops, slab, ++change, n.record, n.key, n.writer, n.seq, !continuesRun)
+        if (!continuesRun) ops.push(this.runStartOp(n.writer, n.seq, change + 1))
         runWriter = n.writer
         runSeq = n.seq
-        const entry: LogEntry = { key: n.key, writer: n.writer, seq: n.seq, links: n.links, value: n.value, bytes: n.bytes, change }
-        touched.set(n.writerHex, [n.writer, n.seq])
-        batchKeys.add(n.key)
-        heads = mergeHeads(heads, n.links, n.key)
-        headsChanged = true
+        const entry: LogEntry = { key, writer: n.writer, seq: n.seq, links: n.links, value: n.value, bytes: view(buffer, at, size), change: ++change }
+        if (writerState === undefined || writerState.writer !== n.writer) {
+          writerState = touched.get(n.writerHex)
+          if (writerState === undefined) touched.set(n.writerHex, (writerState = { writer: n.writer, seq: 0 }))
+        }
+        writerState.seq = n.seq
+        batchKeys.add(key)
+        heads = mergeHeads(heads, n.links, key)
         entries.push(entry)
         origins.push(req.origin)
         stored.push(entry)
       }
       req.result = stored
     }
+    flush()
 
     if (entries.length > 0) {
-      if (headsChanged) {
-        const record = new Uint8Array(heads.length * KEY_BYTES)
-        for (let i = 0; i < heads.length; i++) record.set(heads[i], i * KEY_BYTES)
-        ops.push({ type: 'put', sublevel: this.sub, key: HEADS_KEY, value: record })
-      }
-      if (ownSeq !== ownSeqBefore) ops.push({ type: 'put', sublevel: this.sub, key: clockKey(writer), value: uint64BE(ownSeq) })
-      for (const [w, seq] of touched.values()) ops.push({ type: 'put', sublevel: this.sub, key: clockKey(w), value: uint64BE(seq) })
+      const record = new Uint8Array(8 + heads.length * KEY_BYTES)
+      writeUint64BE(record, 0, ownSeq)
+      for (let i = 0; i < heads.length; i++) record.set(heads[i], 8 + i * KEY_BYTES)
+      ops.push({ type: 'put', sublevel: this.sub, key: HEADS_KEY, value: record })
+      for (const { writer: w, seq } of touched.values()) ops.push({ type: 'put', sublevel: this.sub, key: clockKey(w), value: uint64BE(seq) })
 
       try {
         // Through `db` with `sublevel` on each op (abstract-level's way to
@@ -718,10 +707,14 @@ export class Log implements SyncableLog {
       // Durable: now, and only now, the in-memory state moves.
       this.changes = change
       this.headKeys = heads
-      if (ownSeq !== ownSeqBefore) this.clockMap.set(writerHex, ownSeq)
-      for (const [hex, [, seq]] of touched) this.clockMap.set(hex, seq)
-      for (const key of batchKeys.keys()) this.recent.add(key)
-      for (const key of localKeys) this.recent.add(key)
+      this.lastWriter = runWriter
+      this.lastSeq = runSeq
+      if (ownSeq > 0) this.clockMap.set(writerHex, ownSeq)
+      for (const [hex, { seq }] of touched) this.clockMap.set(hex, seq)
+      for (const e of entries) {
+        this.index.add(e.key, e.change)
+        this.recent.add(e.key, e.change)
+      }
       this.emit(entries, origins)
     }
 
@@ -732,71 +725,67 @@ export class Log implements SyncableLog {
   }
 
   /**
-   * Checks one foreign request against committed state plus the batch so far;
-   * resolves to the nodes to store (duplicates dropped) or rejects with the
-   * coded reason.
+   * Checks one foreign request against committed state plus the batch so far
+   * (`pending`, whose nodes made `heads`); resolves to the nodes to store
+   * (duplicates dropped) or rejects with the coded reason.
    */
   private async verify(
     req: AddRequest,
     clockAt: (hex: string) => number,
-    batchKeys: KeySet,
+    pending: LazyKeySet,
+    heads: Uint8Array[],
   ): Promise<Incoming[]> {
     const nodes = req.nodes
-    const recent = this.recent
-    let inRequest: KeySet | undefined
-    if (nodes.length > 1) {
-      inRequest = new KeySet()
-      for (const n of nodes) inRequest.add(n.key)
-    }
+    // Most links name the node just before (a writer's chain) or a head;
+    // only the rest need a set, and only keys neither in memory nor in
+    // this batch need the db.
+    const nearby = (key: Uint8Array, index: number): boolean =>
+      (index > 0 && equalBytes(key, nodes[index - 1].key)) || includesKey(heads, key) || pending.has(key)
 
-    // Pass 1: which keys could only be settled by the db (links and possible
-    // duplicates that are neither in this batch nor recently stored).
-    let lookup: KeySet | undefined
-    const need = (key: Uint8Array) => {
-      if (batchKeys.has(key) || recent.has(key)) return
-      ;(lookup ??= new KeySet()).add(key)
+    // Pass 1: which keys only the db can settle (links, and possible duplicates).
+    let lookup: Uint8Array[] | undefined
+    let inRequest: KeySet | undefined
+    for (let index = 0; index < nodes.length; index++) {
+      const n = nodes[index]
+      if (n.seq <= clockAt(n.writerHex) && !pending.has(n.key) && this.locate(n.key) === UNKNOWN) (lookup ??= []).push(n.key)
+      for (const link of n.links) {
+        if (nearby(link, index) || this.locate(link) !== UNKNOWN) continue
+        if (inRequest === undefined) {
+          inRequest = new KeySet()
+          for (const m of nodes) inRequest.add(m.key)
+        }
+        if (!inRequest.has(link)) (lookup ??= []).push(link)
+      }
     }
-    for (const n of nodes) {
-      if (n.seq <= clockAt(n.writerHex)) need(n.key)
-      for (const link of n.links) if (inRequest === undefined || !inRequest.has(link)) need(link)
-    }
-    let inDb: KeySet | undefined
-    if (lookup !== undefined) inDb = await this.lookupKeys(lookup.keys())
+    const inDb = lookup === undefined ? undefined : await this.lookupKeys(lookup)
 
     // Pass 2: in order, as if each node were stored right after the previous.
-    const held = new KeySet()
-    const reqClock = new Map<string, number>()
-    const isHeld = (key: Uint8Array) => held.has(key) || batchKeys.has(key) || recent.has(key) || (inDb !== undefined && inDb.has(key))
+    const held = new LazyKeySet()
+    const isHeld = (key: Uint8Array, index: number): boolean =>
+      nearby(key, index) || held.has(key) || this.locate(key) === HELD || (inDb !== undefined && inDb.has(key))
+    const seqs = new Map<string, number>()
+    let lastHex = ''
+    let lastSeq = 0
     const accepted: Incoming[] = []
     for (let index = 0; index < nodes.length; index++) {
       const n = nodes[index]
-      const current = reqClock.get(n.writerHex) ?? clockAt(n.writerHex)
-      const details = () => ({ index, writer: n.writerHex, seq: n.seq, expected: current + 1 })
-      if (n.seq <= current) {
-        if (isHeld(n.key)) {
+      if (n.writerHex !== lastHex) {
+        if (lastHex !== '') seqs.set(lastHex, lastSeq)
+        lastHex = n.writerHex
+        lastSeq = seqs.get(lastHex) ?? clockAt(lastHex)
+      }
+      if (n.seq <= lastSeq) {
+        // Held already (a duplicate, skipped) or another node with this seq (a fork).
+        if (isHeld(n.key, index)) {
           held.add(n.key)
           continue
         }
-        throw new HyperEmitterError(
-          ErrorCodes.SEQ_MISMATCH,
-          n.writerHex === this.writerHex
-            ? `node ${index} claims to be from this log's own writer, but this log never wrote it`
-            : `node ${index} forks writer ${n.writerHex}: another node already holds seq ${n.seq}`,
-          { details: details() },
-        )
+        throw seqMismatch(n, index, lastSeq, n.writerHex === this.writerHex ? 'own' : 'fork')
       }
-      if (n.writerHex === this.writerHex) {
-        throw new HyperEmitterError(ErrorCodes.SEQ_MISMATCH, `node ${index} claims to be from this log's own writer, but this log never wrote it`, {
-          details: details(),
-        })
-      }
-      if (n.seq !== current + 1) {
-        throw new HyperEmitterError(ErrorCodes.SEQ_MISMATCH, `node ${index} has seq ${n.seq}, expected ${current + 1} for writer ${n.writerHex}`, {
-          details: details(),
-        })
-      }
+      if (n.writerHex === this.writerHex) throw seqMismatch(n, index, lastSeq, 'own')
+      if (n.seq !== lastSeq + 1) throw seqMismatch(n, index, lastSeq, 'gap')
       for (const link of n.links) {
-        if (!isHeld(link)) {
+        if (!isHeld(link, index)) {
           const hex = toHex(link)
           throw new HyperEmitterError(ErrorCodes.MISSING_LINK, `node ${index} links to ${hex}, which this log does not hold`, {
             details: { index, link: hex },
@@ -804,23 +793,58 @@ export class Log implements SyncableLog {
         }
       }
       held.add(n.key)
-      reqClock.set(n.writerHex, n.seq)
+      lastSeq = n.seq
       accepted.push(n)
     }
     return accepted
   }
 
-  /** Which of `keys` the db holds. Rejects STORAGE_FAILED. */
-  private async lookupKeys(keys: Uint8Array[]): Promise<KeySet> {
-    let values: (Uint8Array | undefined)[]
-    try {
-      values = await this.sub.getMany(keys.map((k) => keyIndexKey(k)))
-    } catch (err) {
-      throw storageFailed('Could not look up links in the db', err)
+  /** Whether a committed node has `key`, as far as memory can tell (the db settles UNKNOWN). */
+  private locate(key: Uint8Array): Located {
+    const candidates = this.index.candidates(key)
+    let found: Located = ABSENT
+    for (const change of candidates) {
+      const match = this.recent.matches(key, change)
+      if (match === true) return HELD
+      if (match === undefined) found = UNKNOWN
     }
-    const found = new KeySet()
-    for (let i = 0; i < keys.length; i++) if (values[i] !== undefined) found.add(keys[i])
     return found
+  }
+
+  /** Which of `keys` the log holds, confirmed against the stored keys. Rejects STORAGE_FAILED. */
+  private async lookupKeys(keys: Uint8Array[]): Promise<KeySet> {
+    const found = new KeySet()
+    // Candidates in change order, so neighbouring ones share a chunk read.
+    const candidates: Array<[change: number, key: Uint8Array]> = []
+    for (const key of keys) for (const change of this.index.candidates(key)) candidates.push([change, key])
+    candidates.sort((a, b) => a[0] - b[0])
+    let chunk: Chunk | undefined
+    for (const [change, key] of candidates) {
+      if (chunk === undefined || !chunk.has(change)) chunk = await this.chunkAt(change, false, 'Could not look up links in the db')
+      if (equalBytes(chunk.key(change), key)) found.add(key)
+    }
+    return found
+  }
+
+  /**
+   * The chunk holding `change`, with its nodes record when `withNodes`.
+   * Rejects STORAGE_FAILED (with `failure` as the message) when the db
+   * fails or does not hold it.
+   */
+  private async chunkAt(change: number, withNodes: boolean, failure: string): Promise<Chunk> {
+    let chunk: Chunk | undefined
+    try {
+      const rows = await this.sub.iterator({ gte: KEYS_START, lte: chunkRecordKey(P_KEYS, change), reverse: true, limit: 1 }).all()
+      if (rows.length > 0) {
+        const first = readUint64BE(rows[0][0], 1)
+        const nodes = withNodes ? await this.sub.get(chunkRecordKey(P_NODES, first)) : undefined
+        if (!withNodes || nodes !== undefined) chunk = new Chunk(first, rows[0][1], nodes)
+      }
+    } catch (err) {
+      throw err instanceof HyperEmitterError ? err : storageFailed(failure, err)
+    }
+    if (chunk === undefined || !chunk.has(change)) throw storageFailed(`${failure}: change ${change} is missing`, undefined)
+    return chunk
   }
 
   private emit(entries: LogEntry[], origins: unknown[]): void {
@@ -870,44 +894,52 @@ export class Log implements SyncableLog {
   async get(key: Uint8Array): Promise<LogEntry | undefined> {
     checkKey(key)
     await this.ready()
-    try {
-      const changeBytes = await this.sub.get(keyIndexKey(key))
-      if (changeBytes === undefined) return undefined
-      const change = readUint64BE(changeBytes, 0)
-      const record = await this.sub.get(changeKey(change))
-      if (record === undefined) throw new Error(`change ${change} is indexed but missing`)
-      return entryFromRecord(record, change)
-    } catch (err) {
-      throw storageFailed('Could not read a node from the db', err)
+    for (const change of this.index.candidates(key)) {
+      const chunk = await this.chunkAt(change, true, 'Could not read a node from the db')
+      if (equalBytes(chunk.key(change), key)) return chunk.entry(change)
     }
+    return undefined
   }
 
   /** Whether a node with `key` is stored. Rejects INVALID_ARGUMENT, CLOSED, STORAGE_FAILED. */
   async has(key: Uint8Array): Promise<boolean> {
     checkKey(key)
     await this.ready()
-    if (this.recent.has(key)) return true
-    try {
-      return (await this.sub.get(keyIndexKey(key))) !== undefined
-    } catch (err) {
-      throw storageFailed('Could not read the key index', err)
-    }
+    const located = this.locate(key)
+    if (located !== UNKNOWN) return located === HELD
+    return (await this.lookupKeys([key])).has(key)
   }
 
+  /** Up to `limit` entries after change `after`, in change order, from the db. */
   private async readPage(after: number, limit: number): Promise<LogEntry[]> {
-    const it = this.sub.iterator({ gt: changeKey(after), lt: CHANGE_END, limit })
+    const out: LogEntry[] = []
+    const last = Math.min(this.changes, after + limit)
+    if (after >= last) return out
+    const failure = 'Could not read the change index'
+    // The chunk holding after + 1, then the chunks after it: they are
+    // contiguous, so their key records come in order from one iterator.
+    const head = await this.chunkAt(after + 1, true, failure)
+    for (let c = after + 1; c <= Math.min(head.last, last); c++) out.push(head.entry(c))
+    if (head.last >= last) return out
+    const it = this.sub.iterator({ gt: chunkRecordKey(P_KEYS, head.first), lt: KEYS_END })
     try {
-      const out: LogEntry[] = []
-      // nextv() may return fewer than asked (classic-level caps by bytes), so
-      // only an empty answer means the end.
-      while (out.length < limit) {
-        const rows = await it.nextv(limit - out.length)
+      let next = head.last + 1
+      while (next <= last) {
+        // nextv() may return fewer than asked (classic-level caps by bytes),
+        // so only an empty answer means the end. Each chunk holds at least
+        // one node: asking for more records than nodes wanted reads nothing extra.
+        const rows = await it.nextv(Math.min(READ_PAGE, last - next + 1))
         if (rows.length === 0) break
-        for (let i = 0; i < rows.length; i++) out.push(entryFromRecord(rows[i][1], readUint64BE(rows[i][0], 1)))
+        const nodes = await this.sub.getMany(rows.map(([k]) => chunkRecordKey(P_NODES, readUint64BE(k, 1))))
+        for (let i = 0; i < rows.length && next <= last; i++) {
+          const chunk = new Chunk(readUint64BE(rows[i][0], 1), rows[i][1], nodes[i])
+          if (chunk.first !== next || nodes[i] === undefined) throw new Error(`change ${next} is missing`)
+          for (; next <= Math.min(chunk.last, last); next++) out.push(chunk.entry(next))
+        }
       }
       return out
     } catch (err) {
-      throw storageFailed('Could not read the change index', err)
+      throw err instanceof HyperEmitterError ? err : storageFailed(failure, err)
     } finally {
       await it.close().catch(() => {})
     }
@@ -998,18 +1030,26 @@ export class Log implements SyncableLog {
         if (c.current() === undefined) heap.pop()
         else heap.fix()
       }
-      let records: (Uint8Array | undefined)[]
-      try {
-        records = await this.sub.getMany(changes.map((c) => changeKey(c)))
-      } catch (err) {
-        throw storageFailed('Could not read nodes from the db', err)
-      }
-      for (let i = 0; i < changes.length; i++) {
-        const record = records[i]
-        if (record === undefined) throw storageFailed(`change ${changes[i]} is indexed but missing`, undefined)
-        yield entryFromRecord(record, changes[i])
+      let chunk: Chunk | undefined
+      for (const change of changes) {
+        if (chunk === undefined || !chunk.has(change)) chunk = await this.chunkAt(change, true, 'Could not read nodes from the db')
+        yield chunk.entry(change)
       }
     }
+  }
+}
+
+/** Calls `fn` for each record in [gte, lt), paged. */
+async function eachRecord(sub: Sub, gte: Uint8Array, lt: Uint8Array, fn: (key: Uint8Array, value: Uint8Array) => void): Promise<void> {
+  const it = sub.iterator({ gte, lt })
+  try {
+    for (;;) {
+      const rows = await it.nextv(LOAD_PAGE)
+      if (rows.length === 0) break
+      for (const [k, v] of rows) fn(k, v)
+    }
+  } finally {
+    await it.close()
   }
 }
 
@@ -1021,8 +1061,30 @@ function checkKey(key: Uint8Array): void {
   }
 }
 
+const HELD = 0
+const ABSENT = 1
+const UNKNOWN = 2
+type Located = typeof HELD | typeof ABSENT | typeof UNKNOWN
+
+function includesKey(keys: Uint8Array[], key: Uint8Array): boolean {
+  for (let i = 0; i < keys.length; i++) if (equalBytes(keys[i], key)) return true
+  return false
+}
+
+function seqMismatch(n: Incoming, index: number, current: number, why: 'own' | 'fork' | 'gap'): HyperEmitterError {
+  const message =
+    why === 'own'
+      ? `node ${index} claims to be from this log's own writer, but this log never wrote it`
+      : why === 'fork'
+        ? `node ${index} forks writer ${n.writerHex}: another node already holds seq ${n.seq}`
+        : `node ${index} has seq ${n.seq}, expected ${current + 1} for writer ${n.writerHex}`
+  return new HyperEmitterError(ErrorCodes.SEQ_MISMATCH, message, { details: { index, writer: n.writerHex, seq: n.seq, expected: current + 1 } })
+}
+
 /** New heads after storing a node: its links leave, it joins, order stays sorted. */
 function mergeHeads(heads: Uint8Array[], links: Uint8Array[], key: Uint8Array): Uint8Array[] {
+  // A chain: the node replaces the one head it links.
+  if (heads.length === 1 && links.length === 1 && equalBytes(heads[0], links[0])) return [key]
   const out: Uint8Array[] = []
   for (const h of heads) {
     let linked = false
