@@ -616,8 +616,10 @@ describe.each(factories)('Log on $name', (backend) => {
     // One request bigger than a chunk (1024 nodes) goes whole, as three chunks.
     expect((await log.addMany(nodes.map((n) => n.bytes))).length).toBe(2500)
     for (let i = 0; i < 5; i++) await log.append(enc(`own${i}`))
+    const before = { clock: log.clock(), heads: log.heads().map(toHex), length: log.length }
 
     const again = await reopenLog(log, db)
+    expect({ clock: again.clock(), heads: again.heads().map(toHex), length: again.length }).toEqual(before)
     const read = await all(again.read())
     expect(read.map((e) => e.change)).toEqual(Array.from({ length: 2505 }, (_, i) => i + 1))
     expect(read.slice(0, 2500).map((e) => toHex(e.key))).toEqual(nodes.map((n) => toHex(n.key)))
@@ -640,7 +642,7 @@ describe.each(factories)('Log on $name', (backend) => {
     expect((await again.add(other.bytes))?.change).toBe(2506)
   })
 
-  it('one batch of appends writes three records whatever its size; a run of seqs continues across batches', async () => {
+  it('a batch of local appends is one record whatever its size; keys are checkpointed every ~1024; all is rebuilt at reopen', async () => {
     const db = backend.create()
     const log = await openLog(db)
     const sizes: number[] = []
@@ -652,18 +654,28 @@ describe.each(factories)('Log on $name', (backend) => {
     await log.append(enc('first'))
     await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(enc(`burst${i}`))))
     for (let i = 0; i < 3; i++) await log.append(enc(`one${i}`))
-    // The first batch after open starts a writer-index run (4 records: nodes,
-    // keys, heads, run start); every later one continues it.
-    expect(sizes[0]).toBe(4)
-    expect(sizes.slice(1).every((n) => n === 3)).toBe(true)
-    // And the sparse index still finds any seq, before and after reopen.
+    // The first batch after open starts a writer-index run (chunk + run
+    // start); every later one continues it: the chunk alone.
+    expect(sizes).toEqual([2, 1, 1, 1, 1])
+    // The batch that brings the keys not yet checkpointed to 1024 also writes them.
+    await Promise.all(Array.from({ length: 600 }, (_, i) => log.append(enc(`more${i}`))))
+    expect(sizes.slice(5)).toEqual([2])
+    const before = { clock: log.clock(), heads: log.heads().map(toHex), length: log.length }
+    expect(before.length).toBe(1104)
+
+    // The sparse index finds any seq, before and after reopen; heads, clock
+    // and the key index are rebuilt although no heads record was ever written.
     const remote = new Map([[log.writerId, 250]])
-    const expected = Array.from({ length: 254 }, (_, i) => 251 + i)
+    const expected = Array.from({ length: 854 }, (_, i) => 251 + i)
     expect((await all(log.readMissing(remote))).map((e) => e.seq)).toEqual(expected)
     const again = await reopenLog(log, db)
+    expect({ clock: again.clock(), heads: again.heads().map(toHex), length: again.length }).toEqual(before)
     expect((await all(again.readMissing(remote))).map((e) => e.seq)).toEqual(expected)
-    await again.append(enc('after reopen'))
-    expect((await all(again.readMissing(new Map([[again.writerId, 503]])))).map((e) => e.seq)).toEqual([504, 505])
+    const all1104 = await all(again.read())
+    for (const i of [0, 1023, 1024, 1103]) expect((await again.get(all1104[i].key))?.change).toBe(i + 1)
+    const next = await again.append(enc('after reopen'))
+    expect(next.links.map(toHex)).toEqual(before.heads)
+    expect((await all(again.readMissing(new Map([[again.writerId, 1103]])))).map((e) => e.seq)).toEqual([1104, 1105])
   })
 
   it('refuses a db written in another storage format with STORAGE_FAILED, touching nothing', async () => {

@@ -3,20 +3,27 @@
  *
  * Storage, all inside one sublevel (`hyperemitter`, view encodings) with a
  * one-byte prefix per record kind:
- *   c + first(8 BE)            -> a chunk's nodes (see chunk.ts)
- *   k + first(8 BE)            -> the same chunk's keys, 32 bytes each
+ *   c + first(8 BE)            -> a chunk: the keys and nodes of a run of
+ *                                 changes from `first` (see chunk.ts)
+ *   k + first(8 BE)            -> keys of changes first.. (key index checkpoint)
  *   w + writer(16) + seq(8 BE) -> change(8 BE)   (sparse: see below)
  *   l + writer(16)             -> seq(8 BE)       (clock of other writers)
- *   h                          -> own seq(8 BE) || heads, 32 bytes each, sorted
+ *   h                          -> change(8 BE) || own seq(8 BE) || heads (32 each, sorted)
  *   m                          -> format version(1) || writer(16)
- * A batch of nodes is packed into one chunk (two records) rather than
- * records per node: per-record cost is what bounds a batch's speed. Lookups
- * by key go through an in-memory KeyIndex rebuilt from the k records at
- * open. The writer index is sparse: a writer's seqs stored at consecutive
- * change numbers form a run, and only the first seq of each run is indexed;
- * seq s of a run that starts at (seq0, change0) is at change0 + (s - seq0).
- * Local appends continue one run across batches, so a batch of them writes
- * three records whatever its size: nodes, keys, heads.
+ *
+ * Each batch is packed into one chunk record rather than records per node:
+ * per-record cost is what bounds a batch's speed, so an awaited append
+ * writes one record. What the other records would say is derived instead:
+ * - Lookups by key go through an in-memory KeyIndex, rebuilt at open from
+ *   the k records (written once ~1024 keys have gathered, in a batch that
+ *   commits anyway) plus the chunks after the last of them.
+ * - `h` is written only by batches that stored foreign nodes. Changes after
+ *   its `change` are all local appends, so the heads are then the last key
+ *   and the own seq is the last node's.
+ * - The writer index is sparse: a writer's seqs stored at consecutive change
+ *   numbers form a run, and only the first seq of each run is indexed; seq s
+ *   of a run starting at (seq0, change0) is at change0 + (s - seq0). Local
+ *   appends continue one run across batches.
  *
  * Writes are group-committed: append/add only queue a request; one loop takes
  * everything queued (up to maxBatch nodes) into one db.batch(), then updates
@@ -26,7 +33,7 @@
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { compareBytes, equalBytes, fromHex, readUint64BE, toHex, uint64BE, writeUint64BE } from './bytes.js'
-import { Chunk, ChunkBuilder, chunkRecordKey, P_KEYS, P_NODES, view } from './chunk.js'
+import { Chunk, ChunkBuilder, numberedKey, P_CHUNK, view } from './chunk.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
@@ -68,12 +75,17 @@ const LOAD_PAGE = 256
 // pages from the db instead, so a slow consumer cannot grow memory.
 const DEFAULT_LIVE_BUFFER = 8192
 
+const P_KEYS = 0x6b // 'k'
 const P_WRITER = 0x77 // 'w'
 const P_CLOCK = 0x6c // 'l'
 const HEADS_KEY = Uint8Array.of(0x68) // 'h'
 const META_KEY = Uint8Array.of(0x6d) // 'm'
 const KEYS_START = Uint8Array.of(P_KEYS)
 const KEYS_END = Uint8Array.of(P_KEYS + 1)
+const CHUNKS_START = Uint8Array.of(P_CHUNK)
+const CHUNKS_END = Uint8Array.of(P_CHUNK + 1)
+// Keys gathered in memory before a k record holds them (32 KiB).
+const KEY_CHECKPOINT = 1024
 const CLOCK_START = Uint8Array.of(P_CLOCK)
 const CLOCK_END = Uint8Array.of(P_CLOCK + 1)
 const EMPTY = new Uint8Array(0)
@@ -211,6 +223,9 @@ export class Log implements SyncableLog {
   // index record.
   private lastWriter: Uint8Array | undefined
   private lastSeq = 0
+  // Keys of the changes after the last k record, which the next one will hold.
+  private unindexed = new Uint8Array(KEY_CHECKPOINT * KEY_BYTES)
+  private unindexedCount = 0
 
   private queue: Request[] = []
   private queueHead = 0
@@ -323,30 +338,52 @@ export class Log implements SyncableLog {
       const writer = meta.slice(1)
       const writerHex = toHex(writer)
 
-      let ownSeq = 0
-      const heads: Uint8Array[] = []
-      const headsRecord = await sub.get(HEADS_KEY)
-      if (headsRecord !== undefined) {
-        ownSeq = readUint64BE(headsRecord, 0)
-        for (let i = 8; i + KEY_BYTES <= headsRecord.length; i += KEY_BYTES) heads.push(headsRecord.slice(i, i + KEY_BYTES))
-      }
-
       const clock: Clock = new Map()
       // One entry per writer ever seen: paged so a db with many writers never
       // materialises twice in memory.
       await eachRecord(sub, CLOCK_START, CLOCK_END, (k, v) => clock.set(toHex(k.subarray(1)), readUint64BE(v, 0)))
-      if (ownSeq > 0) clock.set(writerHex, ownSeq)
 
-      // The key index, from every chunk's key record; the last one also
-      // tells the change count.
+      // The key index: the checkpoints, then the chunks after the last one
+      // (whose keys the next checkpoint will hold).
       const index = this.index
       index.clear()
-      let changes = 0
+      let indexed = 0
       await eachRecord(sub, KEYS_START, KEYS_END, (k, keys) => {
-        const chunk = new Chunk(readUint64BE(k, 1), keys)
-        for (let c = chunk.first; c <= chunk.last; c++) index.add(chunk.key(c), c)
-        changes = chunk.last
+        const first = readUint64BE(k, 1)
+        if (first !== indexed + 1 || keys.length % KEY_BYTES !== 0) throw storageFailed(`The key index record at change ${first} is corrupt`, undefined)
+        for (let i = 0; i * KEY_BYTES < keys.length; i++) index.add(view(keys, i * KEY_BYTES, KEY_BYTES), first + i)
+        indexed += keys.length / KEY_BYTES
       })
+      let changes = indexed
+      let last: Chunk | undefined
+      this.unindexedCount = 0
+      await eachRecord(sub, numberedKey(P_CHUNK, indexed + 1), CHUNKS_END, (k, record) => {
+        last = new Chunk(readUint64BE(k, 1), record)
+        if (last.first !== changes + 1) throw storageFailed(`The chunk at change ${last.first} does not follow change ${changes}`, undefined)
+        for (let c = last.first; c <= last.last; c++) {
+          index.add(last.key(c), c)
+          this.keepUnindexed(last.key(c))
+        }
+        changes = last.last
+      })
+
+      let ownSeq = 0
+      let heads: Uint8Array[] = []
+      const headsRecord = await sub.get(HEADS_KEY)
+      const headsChange = headsRecord === undefined ? 0 : readUint64BE(headsRecord, 0)
+      if (headsRecord !== undefined) {
+        ownSeq = readUint64BE(headsRecord, 8)
+        for (let i = 16; i + KEY_BYTES <= headsRecord.length; i += KEY_BYTES) heads.push(headsRecord.slice(i, i + KEY_BYTES))
+      }
+      if (changes > headsChange) {
+        // Only local appends came after: the last one is the one head.
+        last ??= await this.chunkAt(changes, 'Could not read the last chunk')
+        const entry = last.entry(changes)
+        if (!equalBytes(entry.writer, writer)) throw storageFailed(`The node at change ${changes} should be this log's own`, undefined)
+        ownSeq = entry.seq
+        heads = [entry.key.slice()]
+      }
+      if (ownSeq > 0) clock.set(writerHex, ownSeq)
 
       this.writerBytes = writer
       this.writerHex = writerHex
@@ -593,11 +630,7 @@ export class Log implements SyncableLog {
     let chunk: ChunkBuilder | undefined
     const flush = () => {
       if (chunk === undefined || chunk.count === 0) return
-      const { nodes, keys } = chunk.values()
-      ops.push(
-        { type: 'put', sublevel: this.sub, key: chunkRecordKey(P_NODES, chunk.first), value: nodes },
-        { type: 'put', sublevel: this.sub, key: chunkRecordKey(P_KEYS, chunk.first), value: keys },
-      )
+      ops.push({ type: 'put', sublevel: this.sub, key: numberedKey(P_CHUNK, chunk.first), value: chunk.value() })
     }
     /** The chunk the next node (of `size` bytes) goes into, and its offset there. */
     const reserve = (size: number): number => {
@@ -684,11 +717,17 @@ export class Log implements SyncableLog {
     flush()
 
     if (entries.length > 0) {
-      const record = new Uint8Array(8 + heads.length * KEY_BYTES)
-      writeUint64BE(record, 0, ownSeq)
-      for (let i = 0; i < heads.length; i++) record.set(heads[i], 8 + i * KEY_BYTES)
-      ops.push({ type: 'put', sublevel: this.sub, key: HEADS_KEY, value: record })
+      if (touched.size > 0) {
+        // Foreign nodes moved the heads: local appends alone need no record (see the top).
+        const record = new Uint8Array(16 + heads.length * KEY_BYTES)
+        writeUint64BE(record, 0, change)
+        writeUint64BE(record, 8, ownSeq)
+        for (let i = 0; i < heads.length; i++) record.set(heads[i], 16 + i * KEY_BYTES)
+        ops.push({ type: 'put', sublevel: this.sub, key: HEADS_KEY, value: record })
+      }
       for (const { writer: w, seq } of touched.values()) ops.push({ type: 'put', sublevel: this.sub, key: clockKey(w), value: uint64BE(seq) })
+      const checkpoint = this.unindexedCount + entries.length >= KEY_CHECKPOINT
+      if (checkpoint) ops.push({ type: 'put', sublevel: this.sub, key: numberedKey(P_KEYS, this.changes - this.unindexedCount + 1), value: this.checkpointKeys(entries) })
 
       try {
         // Through `db` with `sublevel` on each op (abstract-level's way to
@@ -711,9 +750,11 @@ export class Log implements SyncableLog {
       this.lastSeq = runSeq
       if (ownSeq > 0) this.clockMap.set(writerHex, ownSeq)
       for (const [hex, { seq }] of touched) this.clockMap.set(hex, seq)
+      if (checkpoint) this.unindexedCount = 0
       for (const e of entries) {
         this.index.add(e.key, e.change)
         this.recent.add(e.key, e.change)
+        if (!checkpoint) this.keepUnindexed(e.key)
       }
       this.emit(entries, origins)
     }
@@ -820,26 +861,39 @@ export class Log implements SyncableLog {
     candidates.sort((a, b) => a[0] - b[0])
     let chunk: Chunk | undefined
     for (const [change, key] of candidates) {
-      if (chunk === undefined || !chunk.has(change)) chunk = await this.chunkAt(change, false, 'Could not look up links in the db')
+      if (chunk === undefined || !chunk.has(change)) chunk = await this.chunkAt(change, 'Could not look up links in the db')
       if (equalBytes(chunk.key(change), key)) found.add(key)
     }
     return found
   }
 
-  /**
-   * The chunk holding `change`, with its nodes record when `withNodes`.
-   * Rejects STORAGE_FAILED (with `failure` as the message) when the db
-   * fails or does not hold it.
-   */
-  private async chunkAt(change: number, withNodes: boolean, failure: string): Promise<Chunk> {
+  /** The keys not yet in a k record, then those of `entries`: the next k record. */
+  private checkpointKeys(entries: LogEntry[]): Uint8Array {
+    const held = this.unindexedCount * KEY_BYTES
+    const out = new Uint8Array(held + entries.length * KEY_BYTES)
+    out.set(this.unindexed.subarray(0, held))
+    for (let i = 0; i < entries.length; i++) out.set(entries[i].key, held + i * KEY_BYTES)
+    return out
+  }
+
+  /** Holds `key` for the next key index checkpoint. */
+  private keepUnindexed(key: Uint8Array): void {
+    const at = this.unindexedCount * KEY_BYTES
+    if (at + KEY_BYTES > this.unindexed.length) {
+      const grown = new Uint8Array(this.unindexed.length * 2)
+      grown.set(this.unindexed)
+      this.unindexed = grown
+    }
+    this.unindexed.set(key, at)
+    this.unindexedCount++
+  }
+
+  /** The chunk holding `change`. Rejects STORAGE_FAILED (`failure` says doing what) when the db fails or lacks it. */
+  private async chunkAt(change: number, failure: string): Promise<Chunk> {
     let chunk: Chunk | undefined
     try {
-      const rows = await this.sub.iterator({ gte: KEYS_START, lte: chunkRecordKey(P_KEYS, change), reverse: true, limit: 1 }).all()
-      if (rows.length > 0) {
-        const first = readUint64BE(rows[0][0], 1)
-        const nodes = withNodes ? await this.sub.get(chunkRecordKey(P_NODES, first)) : undefined
-        if (!withNodes || nodes !== undefined) chunk = new Chunk(first, rows[0][1], nodes)
-      }
+      const rows = await this.sub.iterator({ gte: CHUNKS_START, lte: numberedKey(P_CHUNK, change), reverse: true, limit: 1 }).all()
+      if (rows.length > 0) chunk = new Chunk(readUint64BE(rows[0][0], 1), rows[0][1])
     } catch (err) {
       throw err instanceof HyperEmitterError ? err : storageFailed(failure, err)
     }
@@ -895,7 +949,7 @@ export class Log implements SyncableLog {
     checkKey(key)
     await this.ready()
     for (const change of this.index.candidates(key)) {
-      const chunk = await this.chunkAt(change, true, 'Could not read a node from the db')
+      const chunk = await this.chunkAt(change, 'Could not read a node from the db')
       if (equalBytes(chunk.key(change), key)) return chunk.entry(change)
     }
     return undefined
@@ -918,22 +972,21 @@ export class Log implements SyncableLog {
     const failure = 'Could not read the change index'
     // The chunk holding after + 1, then the chunks after it: they are
     // contiguous, so their key records come in order from one iterator.
-    const head = await this.chunkAt(after + 1, true, failure)
+    const head = await this.chunkAt(after + 1, failure)
     for (let c = after + 1; c <= Math.min(head.last, last); c++) out.push(head.entry(c))
     if (head.last >= last) return out
-    const it = this.sub.iterator({ gt: chunkRecordKey(P_KEYS, head.first), lt: KEYS_END })
+    const it = this.sub.iterator({ gt: numberedKey(P_CHUNK, head.first), lt: CHUNKS_END })
     try {
       let next = head.last + 1
       while (next <= last) {
         // nextv() may return fewer than asked (classic-level caps by bytes),
         // so only an empty answer means the end. Each chunk holds at least
-        // one node: asking for more records than nodes wanted reads nothing extra.
+        // one node: asking for as many records as nodes wanted reads nothing extra.
         const rows = await it.nextv(Math.min(READ_PAGE, last - next + 1))
         if (rows.length === 0) break
-        const nodes = await this.sub.getMany(rows.map(([k]) => chunkRecordKey(P_NODES, readUint64BE(k, 1))))
         for (let i = 0; i < rows.length && next <= last; i++) {
-          const chunk = new Chunk(readUint64BE(rows[i][0], 1), rows[i][1], nodes[i])
-          if (chunk.first !== next || nodes[i] === undefined) throw new Error(`change ${next} is missing`)
+          const chunk = new Chunk(readUint64BE(rows[i][0], 1), rows[i][1])
+          if (chunk.first !== next) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
           for (; next <= Math.min(chunk.last, last); next++) out.push(chunk.entry(next))
         }
       }
@@ -1032,7 +1085,7 @@ export class Log implements SyncableLog {
       }
       let chunk: Chunk | undefined
       for (const change of changes) {
-        if (chunk === undefined || !chunk.has(change)) chunk = await this.chunkAt(change, true, 'Could not read nodes from the db')
+        if (chunk === undefined || !chunk.has(change)) chunk = await this.chunkAt(change, 'Could not read nodes from the db')
         yield chunk.entry(change)
       }
     }
