@@ -3,7 +3,7 @@ import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
 import { decodeEnvelope, encodeEnvelope } from './envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { Log } from './log.js'
+import { Log, type AppendSink } from './log.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './schema.js'
 import { ConsumerCursor } from './consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
@@ -73,11 +73,26 @@ export interface StatusEvents {
 /** Appends in the log's hands at once; more wait, unencoded, in the backlog. */
 const MAX_APPENDS_IN_FLIGHT = 2048
 
-interface PendingEmit {
-  name: string
-  message: unknown
-  resolve: () => void
-  reject: (err: unknown) => void
+/** One emit on its way to the log; told the outcome by the log itself (no promise chain per emit). */
+class PendingEmit implements AppendSink {
+  constructor(
+    /** The emitter's bookkeeping once the log settled an emit it was handed. */
+    private readonly settled: () => void,
+    readonly name: string,
+    readonly message: unknown,
+    readonly resolve: () => void,
+    readonly reject: (err: unknown) => void,
+  ) {}
+
+  appended(): void {
+    this.settled()
+    this.resolve()
+  }
+
+  failed(err: unknown): void {
+    this.settled()
+    this.reject(err)
+  }
 }
 
 interface Listener {
@@ -164,6 +179,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private backlog: PendingEmit[] = []
   private backlogHead = 0
   private appendsInFlight = 0
+  private draining = false
 
   constructor(db?: Db | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
   constructor(...args: unknown[]) {
@@ -282,35 +298,34 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private append(name: string, message: unknown): Promise<void> {
     if (this.closing) return Promise.reject(closedError())
     if (typeof name !== 'string' || name === '') return Promise.reject(invalidArgument('event name must be a non-empty string'))
-    if (!this.isReady || this.appendsInFlight >= MAX_APPENDS_IN_FLIGHT || this.backlogHead < this.backlog.length) {
-      return new Promise((resolve, reject) => this.backlog.push({ name, message, resolve, reject }))
-    }
-    return this.submit(name, message)
+    return new Promise((resolve, reject) => {
+      const pending = new PendingEmit(this.appendSettled, name, message, resolve, reject)
+      if (!this.isReady || this.appendsInFlight >= MAX_APPENDS_IN_FLIGHT || this.backlogHead < this.backlog.length) {
+        this.backlog.push(pending)
+      } else {
+        this.submit(pending)
+      }
+    })
   }
 
   /** Encode one event and hand it to the log. */
-  private submit(name: string, message: unknown): Promise<void> {
+  private submit(pending: PendingEmit): void {
     let envelope: Uint8Array
     try {
       const schema = this.schema!
-      const payload = schema.encode(name, message)
-      envelope = encodeEnvelope(schema.canonicalName(name), payload)
+      const payload = schema.encode(pending.name, pending.message)
+      envelope = encodeEnvelope(schema.canonicalName(pending.name), payload)
     } catch (err) {
-      return Promise.reject(err)
+      pending.reject(err)
+      return
     }
     this.appendsInFlight++
-    return this.log.append(envelope).then(this.appended, this.appendFailed)
+    this.log.appendTo(envelope, pending)
   }
 
-  private readonly appended = (): void => {
+  private readonly appendSettled = (): void => {
     this.appendsInFlight--
     this.drainBacklog(MAX_APPENDS_IN_FLIGHT)
-  }
-
-  private readonly appendFailed = (err: unknown): never => {
-    this.appendsInFlight--
-    this.drainBacklog(MAX_APPENDS_IN_FLIGHT)
-    throw err
   }
 
   /**
@@ -320,11 +335,16 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * more than the writes (measured), and group commit needs only ~2000.
    */
   private drainBacklog(limit: number): void {
-    const backlog = this.backlog
-    while (this.isReady && this.appendsInFlight < limit && this.backlogHead < backlog.length) {
-      const { name, message, resolve, reject } = backlog[this.backlogHead++]
-      this.submit(name, message).then(resolve, reject)
+    // An append the log refuses at once settles inside submit(): the loop
+    // below goes on with the next rather than recursing once per emit.
+    if (this.draining) return
+    this.draining = true
+    try {
+      while (this.isReady && this.appendsInFlight < limit && this.backlogHead < this.backlog.length) this.submit(this.backlog[this.backlogHead++])
+    } finally {
+      this.draining = false
     }
+    const backlog = this.backlog
     if (this.backlogHead === backlog.length) {
       backlog.length = 0
       this.backlogHead = 0

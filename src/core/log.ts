@@ -131,6 +131,11 @@ function clockKey(writer: Uint8Array): Uint8Array {
   return k
 }
 
+function rejectRequest(r: Request, err: unknown): void {
+  if (r.kind === APPEND) r.sink.failed(err)
+  else r.reject(err)
+}
+
 function storageFailed(message: string, cause: unknown): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.STORAGE_FAILED, message, { cause })
 }
@@ -161,12 +166,17 @@ interface Incoming {
 const APPEND = 0
 const ADD = 1
 
+/** Told the outcome of one append, once, after its batch: lets the emitter skip a promise per append. */
+export interface AppendSink {
+  appended(entry: LogEntry): void
+  failed(err: unknown): void
+}
+
 interface AppendRequest {
   kind: typeof APPEND
   size: number
   value: Uint8Array
-  resolve: (entry: LogEntry) => void
-  reject: (err: unknown) => void
+  sink: AppendSink
   result: LogEntry | undefined
 }
 
@@ -438,14 +448,19 @@ export class Log implements SyncableLog {
    * CLOSED or STORAGE_FAILED.
    */
   append(value: Uint8Array): Promise<LogEntry> {
+    return new Promise<LogEntry>((resolve, reject) => this.appendTo(value, { appended: resolve, failed: reject }))
+  }
+
+  /** append() reporting to `sink` instead of a promise; a refusal (as append() lists) goes to sink.failed at once. */
+  appendTo(value: Uint8Array, sink: AppendSink): void {
     if (!(value instanceof Uint8Array)) {
-      return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'append() takes a Uint8Array'))
-    }
-    if (this.state === 'closing' || this.state === 'closed') return Promise.reject(closedError())
-    return new Promise<LogEntry>((resolve, reject) => {
-      this.queue.push({ kind: APPEND, size: 1, value, resolve, reject, result: undefined })
+      sink.failed(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'append() takes a Uint8Array'))
+    } else if (this.state === 'closing' || this.state === 'closed') {
+      sink.failed(closedError())
+    } else {
+      this.queue.push({ kind: APPEND, size: 1, value, sink, result: undefined })
       this.pump()
-    })
+    }
   }
 
   /**
@@ -542,7 +557,8 @@ export class Log implements SyncableLog {
           this.queue = []
           this.queueHead = 0
           for (const r of queued) {
-            r.reject(
+            rejectRequest(
+              r,
               err instanceof HyperEmitterError && err.code === ErrorCodes.CLOSED
                 ? closedError()
                 : storageFailed('Could not open the log', err),
@@ -558,7 +574,7 @@ export class Log implements SyncableLog {
         } catch (err) {
           // commit() handles its own failures; this is a bug guard so no
           // caller is left hanging.
-          for (const r of taken) r.reject(storageFailed('Unexpected failure while committing', err))
+          for (const r of taken) rejectRequest(r, storageFailed('Unexpected failure while committing', err))
         }
       }
     } finally {
@@ -738,7 +754,7 @@ export class Log implements SyncableLog {
       } catch (err) {
         for (const r of taken) {
           if (r.kind === ADD && r.failed) continue
-          r.reject(storageFailed('Could not write a batch to the db; nothing of it was stored', err))
+          rejectRequest(r, storageFailed('Could not write a batch to the db; nothing of it was stored', err))
         }
         return
       }
@@ -760,7 +776,7 @@ export class Log implements SyncableLog {
     }
 
     for (const r of taken) {
-      if (r.kind === APPEND) r.resolve(r.result!)
+      if (r.kind === APPEND) r.sink.appended(r.result!)
       else if (!r.failed) r.resolve(r.single ? (r.result![0] ?? null) : r.result!)
     }
   }
