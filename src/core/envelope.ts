@@ -1,5 +1,5 @@
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { readVarint, varintLength, writeVarint } from './varint.js'
+import { varintLength, writeVarint } from './varint.js'
 
 /**
  * The Event envelope (proto `hyperemitter.v1.Event { string name = 1; bytes
@@ -55,6 +55,53 @@ function invalid(reason: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.INVALID_NODE, `invalid event envelope: ${reason}`)
 }
 
+// Every delivery decodes a name, and names repeat: the last few decoded are
+// kept with their bytes, so a repeat costs a byte comparison, not a string.
+const recentNames: Array<{ bytes: Uint8Array; name: string }> = []
+const RECENT_NAMES = 8
+
+function decodeName(bytes: Uint8Array, start: number, end: number): string {
+  const length = end - start
+  for (const recent of recentNames) {
+    const b = recent.bytes
+    if (b.length !== length) continue
+    let i = 0
+    while (i < length && b[i] === bytes[start + i]) i++
+    if (i === length) return recent.name
+  }
+  let name: string
+  try {
+    name = utf8Decoder.decode(bytes.subarray(start, end))
+  } catch (cause) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_NODE, 'invalid event envelope: name is not UTF-8', { cause })
+  }
+  if (recentNames.length >= RECENT_NAMES) recentNames.pop()
+  recentNames.unshift({ bytes: bytes.slice(start, end), name })
+  return name
+}
+
+const EMPTY = new Uint8Array(0)
+
+// Decoder cursor at module level, as in node.ts: decoding never yields.
+let pos = 0
+
+/** Reads a varint at `pos` of `bytes` (at most 2^53); throws INVALID_NODE when malformed. */
+function varint(bytes: Uint8Array): number {
+  let value = 0
+  let scale = 1
+  for (let i = 0; i < 8; i++) {
+    if (pos >= bytes.length) break
+    const b = bytes[pos++]
+    value += (b & 0x7f) * scale
+    if (b < 0x80) {
+      if (!Number.isSafeInteger(value)) break
+      return value
+    }
+    scale *= 128
+  }
+  throw invalid('malformed varint')
+}
+
 /**
  * Decode an Event envelope. Values come from peers, so this validates
  * everything and throws INVALID_NODE rather than misreading. Unknown fields
@@ -62,33 +109,21 @@ function invalid(reason: string): HyperEmitterError {
  */
 export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
   let name = ''
-  let payload: Uint8Array = new Uint8Array(0)
-  let pos = 0
-  const next = (): number => {
-    const read = readVarint(bytes, pos)
-    if (read === undefined) throw invalid('malformed varint')
-    pos = read.pos
-    return read.value
-  }
+  let payload: Uint8Array = EMPTY
+  pos = 0
   while (pos < bytes.length) {
-    const tag = next()
+    const tag = varint(bytes)
     const field = Math.floor(tag / 8)
     const wire = tag & 7
     if (wire === 2) {
-      const len = next()
+      const len = varint(bytes)
       if (pos + len > bytes.length) throw invalid('truncated field')
-      const chunk = bytes.subarray(pos, pos + len)
+      if (field === 1) name = decodeName(bytes, pos, pos + len)
+      else if (field === 2) payload = new Uint8Array(bytes.buffer, bytes.byteOffset + pos, len)
       pos += len
-      if (field === 1) {
-        try {
-          name = utf8Decoder.decode(chunk)
-        } catch (cause) {
-          throw new HyperEmitterError(ErrorCodes.INVALID_NODE, 'invalid event envelope: name is not UTF-8', { cause })
-        }
-      } else if (field === 2) payload = chunk
     } else if (wire === 0) {
       if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
-      next()
+      varint(bytes)
     } else if (wire === 1 || wire === 5) {
       if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
       pos += wire === 1 ? 8 : 4
