@@ -38,7 +38,7 @@ import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
-import { decodeNode, encodedNodeSize, KEY_BYTES, varintLength, WRITER_BYTES, writeNode } from './node.js'
+import { decodeNode, encodedNodeSize, KEY_BYTES, type NodeFields, varintLength, WRITER_BYTES, writeNode } from './node.js'
 import type { ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
 
 export { decodeNode, encodeNode } from './node.js'
@@ -150,6 +150,42 @@ function rethrowAsync(err: unknown): void {
   setTimeout(() => {
     throw err
   }, 0)
+}
+
+/**
+ * The entry of a local append. Its fields are views into `bytes`, found by
+ * arithmetic rather than decoding (writer field 2+16 bytes, then the seq
+ * field, then 34 bytes per link, value last); writer and links only when
+ * first read, since most readers of a fresh entry never look at them.
+ */
+class AppendedEntry implements LogEntry {
+  readonly value: Uint8Array
+  private writerView: Uint8Array | undefined
+  private linkViews: Uint8Array[] | undefined
+
+  constructor(
+    readonly key: Uint8Array,
+    readonly seq: number,
+    private readonly linkCount: number,
+    valueLength: number,
+    readonly bytes: Uint8Array,
+    readonly change: number,
+  ) {
+    this.value = view(bytes, bytes.length - valueLength, valueLength)
+  }
+
+  get writer(): Uint8Array {
+    return (this.writerView ??= view(this.bytes, 2, WRITER_BYTES))
+  }
+
+  get links(): Uint8Array[] {
+    if (this.linkViews === undefined) {
+      const start = 2 + WRITER_BYTES + 1 + varintLength(this.seq)
+      this.linkViews = []
+      for (let i = 0; i < this.linkCount; i++) this.linkViews.push(view(this.bytes, start + i * (2 + KEY_BYTES) + 2, KEY_BYTES))
+    }
+    return this.linkViews
+  }
 }
 
 /** A foreign node, decoded, re-encoded canonically and hashed. */
@@ -644,6 +680,8 @@ export class Log implements SyncableLog {
       else for (const n of req.nodes) bytesLeft += n.bytes.length + 3
     }
     let chunk: ChunkBuilder | undefined
+    // Reused for every append of the batch: only written, then copied into the chunk.
+    const appendFields: NodeFields = { writer, seq: 0, links: heads, value: EMPTY }
     const flush = () => {
       if (chunk === undefined || chunk.count === 0) return
       ops.push({ type: 'put', sublevel: this.sub, key: numberedKey(P_CHUNK, chunk.first), value: chunk.value() })
@@ -662,30 +700,19 @@ export class Log implements SyncableLog {
     for (const req of taken) {
       if (req.kind === APPEND) {
         const seq = ++ownSeq
-        const fields = { writer, seq, links: heads, value: req.value }
-        const size = encodedNodeSize(fields)
+        appendFields.seq = seq
+        appendFields.links = heads
+        appendFields.value = req.value
+        const size = encodedNodeSize(appendFields)
         const at = reserve(size)
         const buffer = chunk!.buffer
-        writeNode(buffer, at, fields)
+        writeNode(buffer, at, appendFields)
         const bytes = view(buffer, at, size)
         const key = chunk!.pushKey(this.hash(bytes))
         if (!(runWriter === writer && runSeq === seq - 1)) ops.push(this.runStartOp(writer, seq, change + 1))
         runWriter = writer
         runSeq = seq
-        // Views by arithmetic rather than decoding: writer field is 2+16 bytes,
-        // then the seq field, then 34 bytes per link, value last.
-        const linksStart = 2 + WRITER_BYTES + 1 + varintLength(seq)
-        const links = new Array<Uint8Array>(heads.length)
-        for (let i = 0; i < heads.length; i++) links[i] = view(bytes, linksStart + i * (2 + KEY_BYTES) + 2, KEY_BYTES)
-        const entry: LogEntry = {
-          key,
-          writer: view(bytes, 2, WRITER_BYTES),
-          seq,
-          links,
-          value: view(bytes, size - req.value.length, req.value.length),
-          bytes,
-          change: ++change,
-        }
+        const entry = new AppendedEntry(key, seq, heads.length, req.value.length, bytes, ++change)
         heads = [key]
         entries.push(entry)
         origins.push(undefined)
