@@ -2,6 +2,7 @@
 // Run: npx tsx bench/hash.ts
 import crypto from 'node:crypto'
 import { sha256 as noble } from '@noble/hashes/sha2'
+import { sha256 as core } from '../src/core/hash.js'
 
 const N = 200_000
 const SIZE = Number(process.argv[2] ?? 100)
@@ -33,7 +34,8 @@ async function benchAsync(name: string, fn: (d: Uint8Array) => Promise<unknown>,
 
 const nodeHash = (crypto as unknown as { hash?: (alg: string, d: Uint8Array, enc: 'buffer') => Buffer }).hash
 const results = [
-  bench('@noble/hashes sha256', (d) => noble(d)),
+  bench('@noble/hashes sha256, one-shot', (d) => noble(d)),
+  bench('core sha256 (noble, one hasher reused: what browsers use)', (d) => core(d)),
   nodeHash ? bench("node:crypto hash('sha256')", (d) => nodeHash('sha256', d, 'buffer')) : { name: 'node:crypto hash', missing: true },
   bench('node:crypto createHash', (d) => crypto.createHash('sha256').update(d).digest()),
   ...(await benchAsync('WebCrypto subtle.digest', (d) => globalThis.crypto.subtle.digest('SHA-256', d as Uint8Array<ArrayBuffer>), 50_000)),
