@@ -247,7 +247,7 @@ describe('PeerManager reconnect policy', () => {
   it('retries remembered peers at start-up, reporting the failures, and close() stops every timer', async () => {
     const remembered: string[] = ['tcp://fake:9']
     const store: KnownPeerStore = {
-      list: async () => remembered,
+      list: async () => remembered.map((address) => ({ address, lastSynced: 0 })),
       remember: async () => {},
       forget: async () => {},
     }

@@ -4,7 +4,7 @@ import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } fr
 import { TypedEmitter } from '../core/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import { Peer, type PeerState } from '../sync/peers.js'
-import { ReplicatedEmitter, type ConnectOptions, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'
+import { connectOptionsOf, ReplicatedEmitter, type ConnectOptions, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { DEFAULT_DB_NAME, memoryDb, onVersionChange, openIndexedDb, storageError, versionChangeError } from './storage.js'
@@ -175,16 +175,16 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     const args = [host, options, cb].filter((a) => a !== undefined)
     const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as Callback<Peer>) : undefined
     if (typeof args[0] === 'string') args.shift()
-    const token = (args.shift() as ConnectOptions | undefined)?.token
     let promise: Promise<Peer>
     try {
+      const { token, remember } = connectOptionsOf(args.shift())
       if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
       const url = this.toAddress(target)
       const view = this.view(url, token, true)
       promise = this.started.then(() => {
         if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
-        if (this.tabs) this.tabs.dial(url, token)
-        else this.single!.hubs.keepConnected(url, token)
+        if (this.tabs) this.tabs.dial(url, token, remember)
+        else this.single!.hubs.keepConnected(url, token, remember)
         this.refresh()
         return whenConnected(view, this.status)
       })

@@ -71,7 +71,7 @@ type ControlMessage =
   | { t: 'leader' }
   | { t: 'hello' }
   | { t: 'hub'; hubs: HubState[] }
-  | { t: 'dial'; url: string; token?: string }
+  | { t: 'dial'; url: string; token?: string; remember?: boolean }
 
 /** The addresses a page can dial: WebSocket URLs. */
 export function isHubUrl(address: string): boolean {
@@ -107,8 +107,8 @@ export class Host {
       session: env.session,
       store: known && {
         // The db may also remember peers of other runtimes (TCP), which a page cannot dial.
-        list: async () => (await known.list()).filter(isHubUrl),
-        remember: (address, lastSynced) => known.remember(address, lastSynced),
+        list: async () => (await known.list()).filter((peer) => isHubUrl(peer.address)),
+        remember: (address, lastSynced, token) => known.remember(address, lastSynced, token),
         forget: (address) => known.forget(address),
       },
       onChange: onHubChange,
@@ -275,7 +275,7 @@ export class TabCoordinator {
   /** This tab got the lock after start-up (it hosts a second, IndexedDB log next to its memory one). */
   private promoted = false
   private readonly abortQueue = new AbortController()
-  private readonly dials = new Map<string, string | undefined>()
+  private readonly dials = new Map<string, { token?: string; remember?: boolean }>()
   private closed = false
 
   constructor(readonly name: string) {
@@ -340,10 +340,11 @@ export class TabCoordinator {
   }
 
   /** Dial `url` from the host log (directly if this tab hosts, else by asking the host). */
-  dial(url: string, token: string | undefined): void {
-    if (token !== undefined || !this.dials.has(url)) this.dials.set(url, token)
-    if (this.host) this.host.hubs.keepConnected(url, token)
-    else this.post({ t: 'dial', url, token })
+  dial(url: string, token: string | undefined, remember?: boolean): void {
+    const before = this.dials.get(url)
+    this.dials.set(url, { token: token ?? before?.token, remember: remember ?? before?.remember })
+    if (this.host) this.host.hubs.keepConnected(url, token, remember)
+    else this.post({ t: 'dial', url, token, remember })
   }
 
   /** The window's 'online' event, for the host (if this tab is it). */
@@ -389,14 +390,17 @@ export class TabCoordinator {
     switch (msg.t) {
       case 'leader':
         // Everything this tab asked of the old host, it asks of the new one.
-        for (const [url, token] of this.dials) this.post({ t: 'dial', url, token })
+        for (const [url, { token, remember }] of this.dials) this.post({ t: 'dial', url, token, remember })
         this.client?.reconnect()
         return
       case 'hello':
         if (this.host) this.publish()
         return
       case 'dial':
-        if (this.host && typeof msg.url === 'string' && isHubUrl(msg.url)) this.host.hubs.keepConnected(msg.url, msg.token)
+        if (this.host && typeof msg.url === 'string' && isHubUrl(msg.url)) {
+          const token = typeof msg.token === 'string' ? msg.token : undefined
+          this.host.hubs.keepConnected(msg.url, token, typeof msg.remember === 'boolean' ? msg.remember : undefined)
+        }
         return
       case 'hub':
         if (!this.host && Array.isArray(msg.hubs)) {
@@ -411,7 +415,7 @@ export class TabCoordinator {
     const env = this.env!
     this.host = new Host(log, env, knownPeersDb, () => this.publish())
     this.host.listen(this.rendezvous, this.life?.name)
-    for (const [url, token] of this.dials) this.host.hubs.keepConnected(url, token)
+    for (const [url, { token, remember }] of this.dials) this.host.hubs.keepConnected(url, token, remember)
     this.host.reconnectKnown()
     this.post({ t: 'leader' })
     this.publish()

@@ -22,9 +22,20 @@ export interface IncomingPeer {
 
 export type Authenticate = (peer: IncomingPeer) => boolean | Promise<boolean>
 
+/** A remembered peer, as the store gives it back at start-up. */
+export interface KnownPeerRecord {
+  address: string
+  /** Unix ms of the last completed catch-up with it (0: never). */
+  lastSynced: number
+  /** The token it was last dialed with, if one was stored. */
+  token?: string
+}
+
+/** Where outgoing peers are remembered across restarts (the db's `hyperemitter-peers` sublevel). */
 export interface KnownPeerStore {
-  list(): Promise<string[]>
-  remember(address: string, lastSynced: number): Promise<void>
+  list(): Promise<KnownPeerRecord[]>
+  /** Store the peer (replacing what was stored for `address`): with `token` if given, without one otherwise. */
+  remember(address: string, lastSynced: number, token?: string): Promise<void>
   forget(address: string): Promise<void>
 }
 
@@ -79,6 +90,14 @@ export class Peer {
   resolveSynced!: () => void
   /** @internal */
   rejectSynced!: (err: Error) => void
+  /** @internal Kept in the store (with its token) so a restart reconnects; connect()'s `remember` option. */
+  remember = true
+  /** @internal A record of this peer is in the store (it came from there, or was saved since). */
+  stored = false
+  /** @internal Dialed at start-up with what the store held for it (the application gave it no token since). */
+  restored = false
+  /** @internal Unix ms of the last completed catch-up (0: never), as stored. */
+  lastSynced = 0
 
   constructor(
     readonly address: string,
@@ -96,6 +115,18 @@ export class Peer {
   /** True while connected and caught up with the peer. */
   get isSynced(): boolean {
     return this.state === 'synced'
+  }
+}
+
+/** Throws INVALID_ARGUMENT unless `token` is a string and `remember` a boolean (each may be undefined). */
+export function checkPeerOptions(token: unknown, remember: unknown): void {
+  if (token !== undefined && typeof token !== 'string') {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `token must be a string, got ${typeof token}`, { details: { option: 'token' } })
+  }
+  if (remember !== undefined && typeof remember !== 'boolean') {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `remember must be a boolean, got ${typeof remember}`, {
+      details: { option: 'remember' },
+    })
   }
 }
 
@@ -126,6 +157,8 @@ export class PeerManager {
   private readonly reported = new WeakSet<object>()
   /** Every channel not yet released, so close() can wait for their sockets. */
   private readonly channels = new Set<FrameChannel>()
+  /** Store writes, one after the other (a later write of a peer must land last); close() waits for them. */
+  private saving: Promise<void> = Promise.resolve()
   private closing = false
 
   /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number. */
@@ -164,9 +197,14 @@ export class PeerManager {
    * with the first attempt's error (CONNECTION_FAILED, UNAUTHORIZED,
    * VERSION_MISMATCH, CLOSED...); after a first success, lost connections are
    * retried until close(). An address already dialed gives its existing Peer.
+   * Once connected, the peer is remembered in the store with its token, so a
+   * restart reconnects by itself; with `remember` false it is not (and any
+   * record of the address is removed). A token or `remember` given for an
+   * address already dialed replaces the earlier one, in the store too.
+   * Throws INVALID_ARGUMENT, CLOSED.
    */
-  async connect(address: string, token?: string): Promise<Peer> {
-    const { peer, added } = this.peerFor(address, token)
+  async connect(address: string, token?: string, remember?: boolean): Promise<Peer> {
+    const { peer, added } = this.peerFor(address, token, remember)
     if (!added) return peer
     try {
       await this.attempt(peer)
@@ -175,7 +213,7 @@ export class PeerManager {
       this.giveUp(peer, err)
       throw err
     }
-    void this.options.store?.remember(address, 0).catch((err) => this.error(err))
+    if (peer.remember) this.save(peer)
     return peer
   }
 
@@ -183,19 +221,32 @@ export class PeerManager {
    * The Peer for `address`, dialed in the background and, unlike connect(),
    * retried with backoff from the first failed attempt on (reported on
    * status), until close() or a permanent refusal: a page may well load while
-   * its hub is unreachable. Throws CLOSED.
+   * its hub is unreachable. Remembered in the store (unless `remember` is
+   * false) once synced. Throws INVALID_ARGUMENT, CLOSED.
    */
-  keepConnected(address: string, token?: string): Peer {
-    const { peer, added } = this.peerFor(address, token)
+  keepConnected(address: string, token?: string, remember?: boolean): Peer {
+    const { peer, added } = this.peerFor(address, token, remember)
     if (added) this.attempt(peer).catch((err) => this.retry(peer, err))
     return peer
   }
 
-  /** Reconnect to every remembered peer, in the background (retried with backoff, reported on status). */
+  /**
+   * Reconnect to every remembered peer, with the token stored for it, in the
+   * background (retried with backoff, reported on status; given up on for
+   * good if it refuses us, see fail()). An address the application already
+   * dialed in this run keeps the token it was given.
+   */
   async reconnectKnown(): Promise<void> {
     const store = this.options.store
     if (!store) return
-    for (const address of await store.list()) if (!this.closing) this.keepConnected(address)
+    for (const known of await store.list()) {
+      if (this.closing) return
+      if (this.outgoing.has(known.address)) continue
+      const peer = this.keepConnected(known.address, known.token)
+      peer.stored = true
+      peer.restored = true
+      peer.lastSynced = known.lastSynced
+    }
   }
 
   /** Peers waiting out a backoff delay try again now, from the first delay on (the page came back online). */
@@ -253,6 +304,8 @@ export class PeerManager {
     }
     await Promise.all(sessions.map((session) => closeSession(session)))
     this.incoming.clear()
+    // What connect() and catch-ups stored reaches the db before the emitter closes it.
+    await this.saving
     // Sessions close their channels after a short linger; their sockets close
     // after the peer's part of the goodbye. Wait for that (bounded: the
     // transports force it within a couple of seconds), so nothing of this
@@ -270,18 +323,46 @@ export class PeerManager {
     }
   }
 
-  /** The outgoing peer for `address` (a token given replaces the earlier one), and whether it is new. Throws CLOSED. */
-  private peerFor(address: string, token: string | undefined): { peer: Peer; added: boolean } {
+  /**
+   * The outgoing peer for `address` (a token or `remember` given replaces the
+   * earlier one, in the store too), and whether it is new. Throws
+   * INVALID_ARGUMENT, CLOSED.
+   */
+  private peerFor(address: string, token: string | undefined, remember: boolean | undefined): { peer: Peer; added: boolean } {
+    checkPeerOptions(token, remember)
     if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
     const existing = this.outgoing.get(address)
     if (existing) {
-      if (token !== undefined) existing.token = token
+      const changed = (token !== undefined && token !== existing.token) || (remember !== undefined && remember !== existing.remember)
+      if (token !== undefined) {
+        existing.token = token
+        existing.restored = false
+      }
+      if (remember !== undefined) existing.remember = remember
+      // A peer already stored, or up, is stored again at once: a restart must
+      // not dial with a token the application replaced. Others are stored
+      // when they connect.
+      const up = existing.state === 'connected' || existing.state === 'synced'
+      if (changed && (!existing.remember || existing.stored || up)) this.save(existing)
       return { peer: existing, added: false }
     }
     const peer = new Peer(address, token)
+    if (remember !== undefined) peer.remember = remember
     this.outgoing.set(address, peer)
     this.failed.delete(address)
+    // Not to be remembered: a record from an earlier run (and its token) goes now.
+    if (!peer.remember) this.save(peer)
     return { peer, added: true }
+  }
+
+  /** Write `peer` as it is now to the store (its token included), or remove it if it is not to be remembered. */
+  private save(peer: Peer): void {
+    const store = this.options.store
+    if (!store) return
+    peer.stored = peer.remember
+    this.saving = this.saving
+      .then(() => (peer.remember ? store.remember(peer.address, peer.lastSynced, peer.token) : store.forget(peer.address)))
+      .catch((err) => this.error(err))
   }
 
   private setState(peer: Peer, state: PeerState): void {
@@ -330,7 +411,8 @@ export class PeerManager {
         // drops us at once keeps backing off.
         peer.attempt = 0
         peer.resolveSynced()
-        void this.options.store?.remember(peer.address, Date.now()).catch((err) => this.error(err))
+        peer.lastSynced = Date.now()
+        if (peer.remember) this.save(peer)
       })
       session.on('close', (err?: Error) => {
         if (peer.session === session) peer.session = undefined
@@ -368,13 +450,18 @@ export class PeerManager {
     this.scheduleReconnect(peer)
   }
 
-  /** Stop retrying a peer for good and say so (status 'peer:failed'). */
+  /**
+   * Stop retrying a peer for good and say so (status 'peer:failed'). The
+   * store keeps its record: the next start tries it once more, and a
+   * connect() with a new token replaces the stored one.
+   */
   private fail(peer: Peer, err: HyperEmitterError): void {
     if (this.outgoing.get(peer.address) === peer) this.outgoing.delete(peer.address)
     // Recorded before the state change, so that onChange already sees why.
     this.failed.set(peer.address, err.code)
-    this.giveUp(peer, err)
-    this.options.status.emit('peer:failed', { address: peer.address, id: peer.id, error: err })
+    const error = refusedKnown(peer, err)
+    this.giveUp(peer, error)
+    this.options.status.emit('peer:failed', { address: peer.address, id: peer.id, error })
   }
 
   private giveUp(peer: Peer, err: unknown): void {
@@ -421,6 +508,22 @@ export class PeerManager {
   private error(err: unknown): void {
     this.options.status.emit('error', err instanceof Error ? err : new Error(String(err)))
   }
+}
+
+/**
+ * For a peer dialed from the store with what was stored for it, an
+ * UNAUTHORIZED that says so: it is the remembered credentials that were
+ * refused, and the application has to give new ones. Same code, the remote's
+ * error as cause.
+ */
+function refusedKnown(peer: Peer, err: HyperEmitterError): HyperEmitterError {
+  if (err.code !== ErrorCodes.UNAUTHORIZED || !peer.restored) return err
+  const what = peer.token !== undefined ? 'the token stored for it in the db' : 'a connection without a token (none is stored for it in the db)'
+  return new HyperEmitterError(
+    ErrorCodes.UNAUTHORIZED,
+    `${peer.address}, a remembered peer, refused ${what}; not retried until connect() is called for it with a token`,
+    { cause: err, details: { address: peer.address, storedToken: peer.token !== undefined } },
+  )
 }
 
 function isPermanent(err: Error): err is HyperEmitterError {

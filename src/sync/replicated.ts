@@ -5,7 +5,7 @@ import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { EventPeerSchema, type Address } from '../gen/hyperemitter/v1/peer_pb.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { DbKnownPeers } from './known-peers.js'
-import { PeerManager, type Authenticate, type Peer } from './peers.js'
+import { checkPeerOptions, PeerManager, type Authenticate, type Peer } from './peers.js'
 import type { SessionOptions } from './session.js'
 
 /** Options for replication, on top of the core's. */
@@ -27,8 +27,29 @@ export interface ReplicationOptions extends HyperEmitterOptions {
 }
 
 export interface ConnectOptions {
-  /** Credentials for the remote's authenticate hook. */
+  /**
+   * Credentials for the remote's authenticate hook. Stored in clear with the
+   * remembered peer (unless `remember` is false), so a restart on the same db
+   * reconnects with it; a later connect() with another token replaces it.
+   */
   token?: string
+  /**
+   * Remember this peer, with its token, in the db so a restart reconnects by
+   * itself. Default true. With false nothing of it is stored (a record from an
+   * earlier run is removed): the application connects again after a restart.
+   */
+  remember?: boolean
+}
+
+/** The options argument of connect(), checked: throws INVALID_ARGUMENT for a token that is not a string, a remember that is not a boolean. */
+export function connectOptionsOf(value: unknown): ConnectOptions {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object') {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `connect() options must be an object, got ${typeof value}`)
+  }
+  const { token, remember } = value as ConnectOptions
+  checkPeerOptions(token, remember)
+  return { token, remember }
 }
 
 /** The plain shape of an EventPeer event. */
@@ -94,18 +115,19 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
    * the connection is up (`peer.synced` resolves when the first catch-up is
    * done). Rejects with CONNECTION_FAILED, UNAUTHORIZED, VERSION_MISMATCH,
    * INVALID_ARGUMENT or CLOSED. A connection that once succeeded is retried
-   * with backoff when lost, and again after a restart on the same db.
+   * with backoff when lost, and again after a restart on the same db (with
+   * `options.token`, stored with it), unless `options.remember` is false.
    */
   connect(target: string | number, host?: string | ConnectOptions | Callback<Peer>, options?: ConnectOptions | Callback<Peer>, cb?: Callback<Peer>): Promise<Peer> {
     const args = [host, options, cb].filter((a) => a !== undefined)
     const callback = typeof args[args.length - 1] === 'function' ? (args.pop() as Callback<Peer>) : undefined
     const hostArg = typeof args[0] === 'string' ? (args.shift() as string) : undefined
-    const connectOptions = (args.shift() as ConnectOptions | undefined) ?? {}
     let promise: Promise<Peer>
     try {
+      const { token, remember } = connectOptionsOf(args.shift())
       if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
       const address = this.toAddress(target, hostArg)
-      promise = this.ready().then(() => this.peerManager.connect(address, connectOptions.token))
+      promise = this.ready().then(() => this.peerManager.connect(address, token, remember))
     } catch (err) {
       promise = Promise.reject(err)
     }
