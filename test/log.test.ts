@@ -705,6 +705,23 @@ describe.each(factories)('Log on $name', (backend) => {
     expect((await log.append(enc('c'))).change).toBe(3)
   })
 
+  it('a node damaged at rest, read by key, is refused with CHECKSUM_MISMATCH', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    const [a, b] = await Promise.all([log.append(enc('a')), log.append(enc('b'))])
+    const sub = logRecords(db)
+    const chunkKey = new Uint8Array(9)
+    chunkKey[0] = 0x63
+    chunkKey[8] = 1
+    const record = (await sub.get(chunkKey))!.slice()
+    // The last byte is the last node's value ('b'): still a well-formed node, another content.
+    record[record.length - 1] ^= 1
+    await sub.put(chunkKey, record)
+    const err = (await expectCode(log.get(b.key), ErrorCodes.CHECKSUM_MISMATCH)) as Error
+    expect(err.message).toMatch(/no longer hashes/)
+    expect((await log.get(a.key))?.change).toBe(1)
+  })
+
   it('close() waits for queued writes and is idempotent; open() is idempotent', async () => {
     const log = await openLog()
     await log.open()

@@ -987,13 +987,22 @@ export class Log implements SyncableLog {
     return new Map(this.clockMap)
   }
 
-  /** The entry stored under `key`, or undefined. Rejects INVALID_ARGUMENT, CLOSED, STORAGE_FAILED. */
+  /** The entry stored under `key`, or undefined. Rejects INVALID_ARGUMENT, CLOSED, STORAGE_FAILED, or CHECKSUM_MISMATCH when its stored bytes were damaged. */
   async get(key: Uint8Array): Promise<LogEntry | undefined> {
     checkKey(key)
     await this.ready()
     for (const change of this.index.candidates(key)) {
       const chunk = await this.chunkAt(change, 'Could not read a node from the db')
-      if (equalBytes(chunk.key(change), key)) return chunk.entry(change)
+      if (!equalBytes(chunk.key(change), key)) continue
+      const entry = chunk.entry(change)
+      // Asked for by key, it is cheap to prove: a node that no longer hashes
+      // to its key was damaged at rest.
+      if (!equalBytes(this.hash(entry.bytes), key)) {
+        throw new HyperEmitterError(ErrorCodes.CHECKSUM_MISMATCH, `The node stored at change ${change} no longer hashes to its key ${toHex(key)}`, {
+          details: { change, key: toHex(key) },
+        })
+      }
+      return entry
     }
     return undefined
   }

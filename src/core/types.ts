@@ -62,7 +62,7 @@ export interface SyncableLog {
    * Verify and store nodes received from elsewhere (canonical Node bytes), in
    * one atomic batch with whatever else is queued. Resolves to the entries
    * actually stored (duplicates already held are skipped, not errors).
-   * Rejects with INVALID_NODE, CHECKSUM_MISMATCH, MISSING_LINK or
+   * Rejects with INVALID_NODE, MISSING_LINK or
    * SEQ_MISMATCH, and then stores none of `nodes`.
    */
   addMany(nodes: Uint8Array[], origin?: unknown): Promise<LogEntry[]>
