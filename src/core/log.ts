@@ -734,16 +734,17 @@ export class Log implements SyncableLog {
       const stored: LogEntry[] = []
       let writerState: { writer: Uint8Array; seq: number } | undefined
       for (const n of accepted) {
-        const size = n.bytes.length
-        const at = reserve(size)
-        const buffer = chunk!.buffer
-        for (let i = 0; i < size; i++) buffer[at + i] = n.bytes[i]
-        const key = chunk!.pushKey(n.key)
+        // reserve() may start a new chunk: read `chunk` after it.
+        const at = reserve(n.bytes.length)
+        chunk!.buffer.set(n.bytes, at)
+        chunk!.pushKey(n.key)
+        // The entry keeps the node's own arrays (same content as the chunk's copy).
+        const key = n.key
         const continuesRun = runWriter !== undefined && runSeq === n.seq - 1 && equalBytes(runWriter, n.writer)
         if (!continuesRun) ops.push(this.runStartOp(n.writer, n.seq, change + 1))
         runWriter = n.writer
         runSeq = n.seq
-        const entry: LogEntry = { key, writer: n.writer, seq: n.seq, links: n.links, value: n.value, bytes: view(buffer, at, size), change: ++change }
+        const entry: LogEntry = { key, writer: n.writer, seq: n.seq, links: n.links, value: n.value, bytes: n.bytes, change: ++change }
         if (writerState === undefined || writerState.writer !== n.writer) {
           writerState = touched.get(n.writerHex)
           if (writerState === undefined) touched.set(n.writerHex, (writerState = { writer: n.writer, seq: 0 }))
@@ -829,9 +830,15 @@ export class Log implements SyncableLog {
     // Pass 1: which keys only the db can settle (links, and possible duplicates).
     let lookup: Uint8Array[] | undefined
     let inRequest: KeySet | undefined
+    let clockHex = ''
+    let clock = 0
     for (let index = 0; index < nodes.length; index++) {
       const n = nodes[index]
-      if (n.seq <= clockAt(n.writerHex) && !pending.has(n.key) && this.locate(n.key) === UNKNOWN) (lookup ??= []).push(n.key)
+      if (n.writerHex !== clockHex) {
+        clockHex = n.writerHex
+        clock = clockAt(clockHex)
+      }
+      if (n.seq <= clock && !pending.has(n.key) && this.locate(n.key) === UNKNOWN) (lookup ??= []).push(n.key)
       for (const link of n.links) {
         if (nearby(link, index) || this.locate(link) !== UNKNOWN) continue
         if (inRequest === undefined) {
