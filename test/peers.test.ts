@@ -381,6 +381,35 @@ describe('PeerManager for a page: keepConnected, reconnectNow, dropOutgoing', ()
     await within(again.synced, 10_000, 'synced with the right token')
   })
 
+  it('a remembered hub whose stored token is refused: given up once, saying so; the store keeps it until a new token replaces it', async () => {
+    const writes: Array<[string, number, string | undefined]> = []
+    const store: KnownPeerStore = {
+      list: async () => [{ address: 'ws://fake/', lastSynced: 5, token: 'stored token' }],
+      remember: async (address, lastSynced, token) => void writes.push([address, lastSynced, token]),
+      forget: async () => {},
+    }
+    const { client, net, rec } = await setup({ store })
+    net.mode = 'refuse'
+    await client.reconnectKnown()
+    const failed = await nextEvent(rec, 'peer:failed', 0)
+    expect(isHyperEmitterError(failed.error, ErrorCodes.UNAUTHORIZED)).toBe(true)
+    expect(failed.error.message).toContain('token stored for it in the db')
+    expect(failed.error.details).toEqual({ address: 'ws://fake/', storedToken: true })
+    expect(isHyperEmitterError(failed.error.cause, ErrorCodes.UNAUTHORIZED)).toBe(true)
+    expect(client.failed.get('ws://fake/')).toBe(ErrorCodes.UNAUTHORIZED)
+    expect(rec.of('peer:reconnecting')).toEqual([])
+    const dials = net.dials
+    await new Promise((r) => setTimeout(r, 100))
+    expect(net.dials).toBe(dials)
+    expect(writes).toEqual([])
+
+    net.mode = 'up'
+    const again = client.keepConnected('ws://fake/', 'new token')
+    await within(again.synced, 10_000, 'synced with the new token')
+    await until(() => writes.length > 0, 10_000, 'the new token stored')
+    expect(writes[0]).toEqual(['ws://fake/', expect.any(Number), 'new token'])
+  })
+
   it('close() rejects the synced promise of a peer that never got through, and stops retrying', async () => {
     const { client, net, rec } = await setup({ reconnectTimeout: 20 })
     net.mode = 'down'
