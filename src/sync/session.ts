@@ -75,6 +75,8 @@ export interface SessionEvents {
   progress: (progress: { received: number; sent: number }) => void
   /** Both directions of the first catch-up finished. */
   synced: () => void
+  /** The peer holds this log's own writer's nodes through `seq`, stored (see SyncSession.storedByPeer). */
+  stored: (seq: number) => void
   /** The session ended; `err` says why unless it was a clean close. Fires once. */
   close: (err?: Error) => void
   /** The error the session is closing with, just before 'close'. */
@@ -169,6 +171,15 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private gotClock = false
   private writable = true
   private nodesAcked = 0
+  /**
+   * Our writer's seq the peer will hold once it acked each Nodes frame that
+   * carried our nodes, as [nodesSent after that frame, seq] pairs, oldest
+   * first from ownSentHead: at most one per unacked frame (see storedByPeer).
+   */
+  private ownSent: number[] = []
+  private ownSentHead = 0
+  private ownStored = 0
+  private ownHex?: string
   private catchUp?: AsyncIterator<LogEntry>
   private catchUpIsInitial = false
   private catchUpCount = 0
@@ -229,6 +240,16 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   /** The remote's writer id (hex), once its handshake was accepted. */
   get remoteWriter(): string | undefined {
     return this.remoteWriterHex
+  }
+
+  /**
+   * The highest seq of this log's own writer the peer is known to have
+   * stored (every lower one too): what its Clock said, then each Nodes frame
+   * of ours it acked (the peer acks only what its log committed, in order).
+   * 'stored' fires when it grows. 0 until then.
+   */
+  get storedByPeer(): number {
+    return this.ownStored
   }
 
   /** Sends our Handshake and runs the protocol; calling it again does nothing. */
@@ -402,6 +423,9 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     for (const [writer, seq] of clockFromWire(clock.entries, this.log.writer.byteLength)) {
       this.markRemote(writer, seq)
     }
+    // A log's clock counts committed nodes only: what it says the peer holds, it has stored.
+    this.advanceOwnStored(this.remoteClock.get(this.ownWriterHex()) ?? 0)
+    if (this.closed) return
     // Subscribe before the snapshot: anything committed from here on is either
     // in the catch-up read or in the live queue (deduped by remoteClock).
     if (this.live) this.unsubscribe = this.log.onChange(this.onLogChange)
@@ -469,8 +493,41 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       throw protocolError(`ack of ${count} nodes, only ${this.stats.nodesSent - this.nodesAcked} unacked`)
     }
     this.nodesAcked += count
+    this.ackOwnSent()
     this.maybeFinishOneShot()
     this.pump()
+  }
+
+  /** The frames now acked that carried our own nodes: the peer stored those. */
+  private ackOwnSent(): void {
+    const sent = this.ownSent
+    let i = this.ownSentHead
+    let seq = 0
+    while (i < sent.length && sent[i] <= this.nodesAcked) {
+      seq = sent[i + 1]
+      i += 2
+    }
+    if (i === this.ownSentHead) return
+    if (i === sent.length) {
+      sent.length = 0
+      this.ownSentHead = 0
+    } else if (i > 64 && i * 2 >= sent.length) {
+      this.ownSent = sent.slice(i)
+      this.ownSentHead = 0
+    } else {
+      this.ownSentHead = i
+    }
+    this.advanceOwnStored(seq)
+  }
+
+  private advanceOwnStored(seq: number): void {
+    if (seq <= this.ownStored) return
+    this.ownStored = seq
+    this.emit('stored', seq)
+  }
+
+  private ownWriterHex(): string {
+    return (this.ownHex ??= toHex(this.log.writer))
   }
 
   // ---- outbound ----------------------------------------------------------------
@@ -598,6 +655,10 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
 
   private sendNodes(batch: Uint8Array[]): void {
     this.stats.nodesSent += batch.length
+    // Only frames that move our own writer's seq need remembering (see storedByPeer).
+    const own = this.remoteClock.get(this.ownWriterHex()) ?? 0
+    const sent = this.ownSent
+    if (own > (sent.length > this.ownSentHead ? sent[sent.length - 1] : this.ownStored)) sent.push(this.stats.nodesSent, own)
     this.send(nodesFrame(batch))
     this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
   }
@@ -735,6 +796,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.held = undefined
     this.liveQueue = []
     this.inbound = []
+    this.ownSent = []
+    this.ownSentHead = 0
     // Release the log's read (a db iterator, typically).
     if (iterator?.return) iterator.return().catch(() => {})
     this.channel.off('frame', this.onFrame)
