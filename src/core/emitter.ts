@@ -73,20 +73,42 @@ export interface StatusEvents {
 /** Appends in the log's hands at once; more wait, unencoded, in the backlog. */
 const MAX_APPENDS_IN_FLIGHT = 2048
 
+/** An emit whose event is in the local log, waiting at an EmitGate to be resolved (or rejected). */
+export interface HeldEmit {
+  resolve(): void
+  reject(err: unknown): void
+}
+
+/**
+ * For a runtime layer whose emitter's log is not where events are kept for
+ * good (a browser follower tab, whose memory log replicates to the leader
+ * tab's IndexedDB one: see src/browser/tabs.ts). Once set, an emit whose
+ * event the local log committed resolves only when the gate says so.
+ */
+export interface EmitGate {
+  /**
+   * The local log committed `emit`'s event as `seq` of this emitter's writer
+   * (called in seq order): call `emit.resolve()` once it is stored where it
+   * counts, or `emit.reject(err)`. Must not throw.
+   */
+  hold(seq: number, emit: HeldEmit): void
+}
+
 /** One emit on its way to the log; told the outcome by the log itself (no promise chain per emit). */
-class PendingEmit implements AppendSink {
+class PendingEmit implements AppendSink, HeldEmit {
   constructor(
-    /** The emitter's bookkeeping once the log settled an emit it was handed. */
-    private readonly settled: () => void,
+    /** The emitter's bookkeeping once the log settled an emit it was handed; returns the emitter's gate, if any. */
+    private readonly settled: () => EmitGate | undefined,
     readonly name: string,
     readonly message: unknown,
     readonly resolve: () => void,
     readonly reject: (err: unknown) => void,
   ) {}
 
-  appended(): void {
-    this.settled()
-    this.resolve()
+  appended(entry: LogEntry): void {
+    const gate = this.settled()
+    if (gate === undefined) this.resolve()
+    else gate.hold(entry.seq, this)
   }
 
   failed(err: unknown): void {
@@ -180,6 +202,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private backlogHead = 0
   private appendsInFlight = 0
   private draining = false
+  /** Set by a runtime layer whose local log is not the durable one: emits resolve when it says (see EmitGate). */
+  protected emitGate: EmitGate | undefined
 
   constructor(db?: Db | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
   constructor(...args: unknown[]) {
@@ -289,7 +313,9 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * Resolves (and calls `cb(null)`) once the event is stored, whether or not
    * anything listens. Rejects with UNKNOWN_EVENT, MISSING_FIELD,
    * UNKNOWN_FIELD, INVALID_FIELD, CODEC_FAILED, CLOSED or STORAGE_FAILED;
-   * nothing is appended then.
+   * nothing is appended then. With an emitGate (a browser follower tab),
+   * "stored" is where the gate says; a CLOSED rejection from the gate comes
+   * after the local append, for an event the closing emitter could not hand on.
    */
   emit<K extends keyof E & string>(name: K, message: PlainInput<E[K]>, cb?: Callback): Promise<void> {
     return withCallback(this.append(name, message), cb)
@@ -323,9 +349,10 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.log.appendTo(envelope, pending)
   }
 
-  private readonly appendSettled = (): void => {
+  private readonly appendSettled = (): EmitGate | undefined => {
     this.appendsInFlight--
     this.drainBacklog(MAX_APPENDS_IN_FLIGHT)
+    return this.emitGate
   }
 
   /**
