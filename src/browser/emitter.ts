@@ -60,6 +60,11 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   private currentKey = ''
   private ownSeq = 0
   private syncedSeq = 0
+  /** emit() calls not settled yet (a closing follower waits a little for them: TabCoordinator.flush). */
+  private emitsInFlight = 0
+  private readonly emitSettled = (): void => {
+    this.emitsInFlight--
+  }
   private readonly windowListeners: Array<[string, () => void]> = []
 
   protected static override defaultOptions(): BrowserOptions {
@@ -78,6 +83,8 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   constructor(...args: ConstructorParameters<typeof ReplicatedEmitter>) {
     super(...args)
     this.tabs = coordinatorOf(this.db)
+    // A follower's emits resolve once the leader tab's log stored them (see ./tabs.ts); the leader's pass straight through.
+    if (this.tabs) this.emitGate = this.tabs.gate
     onVersionChange(this.db, () => this.reportError(versionChangeError()))
     this.current = { state: 'local', online: isOnline(), role: undefined, pending: 0, hubs: [] }
     const hostStatus = new TypedEmitter<StatusEvents>()
@@ -134,6 +141,7 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     this.onClose(async () => {
       for (const [type, listener] of this.windowListeners) removeEventListener(type, listener)
       await this.started.catch(() => {})
+      await this.tabs?.flush(() => this.emitsInFlight === 0)
       await this.tabs?.close()
       await this.single?.close()
       for (const view of this.views.values()) {
@@ -197,10 +205,14 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   /**
    * As in the core; a storage failure (quota exceeded, IndexedDB gone) also
    * goes to status 'error', and rejects STORAGE_FAILED saying what IndexedDB
-   * did, with the original error as cause.
+   * did, with the original error as cause. In a follower tab it resolves once
+   * the leader tab's log stored the event (IndexedDB committed), not when
+   * this tab's memory log has it; a follower closed before that rejects CLOSED.
    */
   override emit<K extends keyof E & string>(name: K, message: E[K], cb?: Callback): Promise<void> {
-    const promise = super.emit(name, message).catch((err: unknown) => {
+    this.emitsInFlight++
+    const promise = super.emit(name, message).then(this.emitSettled, (err: unknown) => {
+      this.emitsInFlight--
       if (!isHyperEmitterError(err, ErrorCodes.STORAGE_FAILED)) throw err
       this.reportError(storageError('could not store an event', err))
       throw storageError(`could not store the ${String(name)} event`, err)

@@ -22,8 +22,14 @@
  *  4. Hub state is relayed. The host tells all tabs, over a control
  *     BroadcastChannel, how each hub connection stands, and each tab combines
  *     that with its own link to the host into its "synced?" answer.
+ *
+ * A follower's emit resolves only once the host log stored the event (its
+ * memory log dies with the tab): the emitter's EmitGate is the coordinator's
+ * HostGate, which the link's SyncSession moves on as the host acks our nodes
+ * (SyncSession.storedByPeer). Without a host, emits wait for the next one.
  */
-import type { Db, StatusEvents } from '../core/emitter.js'
+import type { Db, EmitGate, HeldEmit, StatusEvents } from '../core/emitter.js'
+import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { HashFn } from '../core/types.js'
 import { Log } from '../core/log.js'
 import type { TypedEmitter } from '../core/typed-emitter.js'
@@ -36,6 +42,10 @@ import type { FrameChannel } from '../transport/channel.js'
 import { memoryDb, onVersionChange, openIndexedDb, storageError, TabDb, versionChangeError } from './storage.js'
 
 export type TabRole = 'leader' | 'follower' | 'single'
+
+/** How long a closing follower waits for the host to store its emits in flight, and how often it looks. */
+const FLUSH_MS = 2000
+const FLUSH_POLL_MS = 10
 
 /** How the host's connection to one hub stands. */
 export interface HubState {
@@ -167,6 +177,83 @@ export class Host {
   }
 }
 
+/**
+ * Holds the emits of a tab whose emitter log is not the host log until the
+ * host log has stored them: `advance(seq)` with the highest seq of this tab's
+ * writer the host acked (each session's SyncSession.storedByPeer; the host
+ * logs of successive leaders are one IndexedDB database, so it only grows).
+ * Holds at most the emits in flight, in seq order.
+ */
+export class HostGate implements EmitGate {
+  /** Highest seq of this tab's writer the host log is known to have stored. */
+  stored = 0
+  /** This tab's emitter log is the host log: nothing to wait for. */
+  bypassed = false
+  private closed = false
+  private seqs: number[] = []
+  private emits: Array<HeldEmit | undefined> = []
+  private head = 0
+
+  /** Emits waiting for the host. */
+  get size(): number {
+    return this.emits.length - this.head
+  }
+
+  hold(seq: number, emit: HeldEmit): void {
+    if (this.bypassed || seq <= this.stored) emit.resolve()
+    else if (this.closed) emit.reject(notHandedOn())
+    else {
+      this.seqs.push(seq)
+      this.emits.push(emit)
+    }
+  }
+
+  /** The host log holds this tab's writer's nodes through `seq`. */
+  advance(seq: number): void {
+    if (seq <= this.stored) return
+    this.stored = seq
+    let i = this.head
+    while (i < this.emits.length && this.seqs[i] <= seq) {
+      const emit = this.emits[i]!
+      this.emits[i++] = undefined
+      emit.resolve()
+    }
+    this.drop(i)
+  }
+
+  /** From now on this tab's emitter log is the host log: resolve everything. */
+  open(): void {
+    this.bypassed = true
+    this.advance(Number.MAX_SAFE_INTEGER)
+  }
+
+  /** The link to the host is gone for good: what waits now will never be handed on. */
+  close(): void {
+    if (this.bypassed || this.closed) return
+    this.closed = true
+    const waiting = this.emits.slice(this.head)
+    this.drop(this.emits.length)
+    for (const emit of waiting) emit!.reject(notHandedOn())
+  }
+
+  private drop(upTo: number): void {
+    if (upTo >= this.emits.length) {
+      this.seqs = []
+      this.emits = []
+      this.head = 0
+    } else if (upTo > 1024 && upTo * 2 >= this.emits.length) {
+      this.seqs = this.seqs.slice(upTo)
+      this.emits = this.emits.slice(upTo)
+      this.head = 0
+    } else this.head = upTo
+  }
+}
+
+/** A fresh error per emit (one object rejected twice would be shared, mutable state). */
+function notHandedOn(): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter closed before the leader tab stored this event (it was written in a follower tab)')
+}
+
 /** A follower's link to the host log: reconnects until closed. */
 class Client {
   state: LinkState = 'connecting'
@@ -181,6 +268,7 @@ class Client {
     private readonly life: string | undefined,
     private readonly env: TabEnvironment,
     private readonly onState: () => void,
+    private readonly gate: HostGate,
   ) {
     this.done = this.run()
   }
@@ -227,6 +315,7 @@ class Client {
       await new Promise<void>((resolve) => {
         session.on('accepted', () => this.set('connected'))
         session.on('synced', () => this.set('synced'))
+        session.on('stored', (seq: number) => this.gate.advance(seq))
         session.on('close', () => resolve())
         session.start()
       })
@@ -261,6 +350,8 @@ export class TabCoordinator {
   /** The latest hub states: this tab's own when hosting, else as the host last told. */
   hubs: HubState[] = []
   readonly db: TabDb
+  /** The emitter's EmitGate: holds this tab's emits until the host log stored them, unless this tab's log is it. */
+  readonly gate = new HostGate()
   private readonly leaderLock: string
   private readonly rendezvous: string
   private readonly controlName: string
@@ -308,6 +399,7 @@ export class TabCoordinator {
         .catch(reject)
     })
     this.role = got ? 'leader' : 'follower'
+    if (got) this.gate.open()
     return got ? openIndexedDb(this.name) : memoryDb()
   }
 
@@ -324,7 +416,7 @@ export class TabCoordinator {
     if (this.role === 'leader') {
       this.becomeHost(env.log, this.db)
     } else {
-      this.client = new Client(env.log, this.rendezvous, this.life?.name, env, () => env.onChange())
+      this.client = new Client(env.log, this.rendezvous, this.life?.name, env, () => env.onChange(), this.gate)
       this.post({ t: 'hello' })
       // Wait for the leader to go; then take over.
       navigator.locks
@@ -357,6 +449,17 @@ export class TabCoordinator {
     this.host?.offline()
   }
 
+  /**
+   * Before close(): while `settled()` is false (emits of this tab in flight)
+   * and this tab's emits wait for the host, keep the link up a little longer
+   * (at most FLUSH_MS) so they can still be stored and acked.
+   */
+  async flush(settled: () => boolean): Promise<void> {
+    for (let waited = 0; waited < FLUSH_MS && !this.closed && !this.gate.bypassed && !settled(); waited += FLUSH_POLL_MS) {
+      await new Promise((resolve) => setTimeout(resolve, FLUSH_POLL_MS))
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -366,6 +469,7 @@ export class TabCoordinator {
       this.control.close()
     }
     await this.client?.close()
+    this.gate.close()
     await this.host?.close()
     if (this.store) {
       await this.store.log.close().catch(() => {})
@@ -449,6 +553,8 @@ export class TabCoordinator {
     this.becomeHost(hostLog, this.store?.db)
     if (this.store) this.client?.reconnect()
     else {
+      // This tab's memory log is the host log now: its emits have nowhere further to go.
+      this.gate.open()
       await this.client?.close()
       this.client = undefined
     }
