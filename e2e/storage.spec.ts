@@ -11,7 +11,9 @@ test('a quota error rejects the failing emit with STORAGE_FAILED, reports it on 
   await expect(page.locator('#state')).toHaveText('ready')
   // DevTools' Storage.overrideQuotaForOrigin has no effect in this Chromium, so the quota error is
   // injected where IndexedDB raises it: the 2nd put of a transaction throws QuotaExceededError, after
-  // the 1st was accepted. The transaction (and so the batch) must be rolled back as a whole.
+  // the 1st was accepted. The transaction (and so the batch) must be rolled back as a whole. A batch
+  // is one record per chunk of nodes, so the failing batch is two emits of over 1 MiB fired
+  // together: two chunks, two puts.
   const result = await page.evaluate(async (schema) => {
     const { hyperemitter } = globalThis as any
     const realPut = IDBObjectStore.prototype.put
@@ -31,14 +33,19 @@ test('a quota error rejects the failing emit with STORAGE_FAILED, reports it on 
     await emitter.ready()
     for (let i = 0; i < 5; i++) await emitter.emit('Blob', { note: `kept ${i}` })
     armed = true
-    let failure: { code: string; message: string; domException?: string; causeName?: string } | undefined
-    try {
-      await emitter.emit('Blob', { note: 'refused' })
-    } catch (err: any) {
+    const big = new Uint8Array(1100 * 1024)
+    const outcomes = await Promise.allSettled([
+      emitter.emit('Blob', { data: big, note: 'refused 1' }),
+      emitter.emit('Blob', { data: big, note: 'refused 2' }),
+    ])
+    const failures = outcomes.map((o) => {
+      if (o.status === 'fulfilled') return undefined
+      const err = o.reason
       let root = err
       while (root?.cause) root = root.cause
-      failure = { code: err.code, message: err.message, domException: err.details?.domException, causeName: root?.name }
-    }
+      return { code: err.code, message: err.message, domException: err.details?.domException, causeName: root?.name }
+    })
+    const failure = failures[0]
     armed = false
     const atFailure = { length: emitter.log.length, clock: emitter.log.clock().get(emitter.log.writerId) ?? 0 }
     // The emitter keeps working once storage does.
@@ -54,11 +61,12 @@ test('a quota error rejects the failing emit with STORAGE_FAILED, reports it on 
     const reopened = { length: again.log.length, clock: again.log.clock().get(again.log.writerId) ?? 0 }
     for (let i = 0; i < 100 && notes.length < reopened.length; i++) await new Promise((r) => setTimeout(r, 20))
     await again.close()
-    return { failure, statusErrors, atFailure, reopened, notes }
+    return { failure, failures, statusErrors, atFailure, reopened, notes }
   }, SCHEMA)
 
   expect(result.failure).toMatchObject({ code: 'HYPEREMITTER_STORAGE_FAILED', domException: 'QuotaExceededError', causeName: 'QuotaExceededError' })
   expect(result.failure!.message).toMatch(/quota exceeded/)
+  expect(result.failures[1]).toMatchObject({ code: 'HYPEREMITTER_STORAGE_FAILED', domException: 'QuotaExceededError' })
   expect(result.statusErrors.some((e) => e.code === 'HYPEREMITTER_STORAGE_FAILED' && /quota exceeded/.test(e.message))).toBe(true)
   // Nothing of the failed write, neither in memory nor in IndexedDB; the next write takes its place.
   expect(result.atFailure).toEqual({ length: 5, clock: 5 })
