@@ -20,7 +20,7 @@ describe('PlainOf', () => {
     expectTypeOf<ProtoFieldName<'protocolVersion'>>().toEqualTypeOf<'protocol_version'>()
     expectTypeOf<ProtoFieldName<'constructor$'>>().toEqualTypeOf<'constructor'>()
     expectTypeOf<PlainOf<typeof HandshakeSchema>>().toEqualTypeOf<{ protocol_version: number; writer: Uint8Array; live: boolean; token: string }>()
-    expectTypeOf<PlainOf<typeof KnownPeerSchema>>().toEqualTypeOf<{ address: string; last_synced: bigint }>()
+    expectTypeOf<PlainOf<typeof KnownPeerSchema>>().toEqualTypeOf<{ address: string; last_synced: bigint; token: string }>()
     // and it is what decode() really returns
     const c = Codecs.fromSync([HandshakeSchema])
     const h = c.decode('Handshake', c.encode('Handshake', { protocolVersion: 1 })) as PlainOf<typeof HandshakeSchema>

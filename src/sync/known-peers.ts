@@ -1,18 +1,8 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
-import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire'
 import type { Db } from '../core/emitter.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { KnownPeerSchema, type KnownPeer } from '../gen/hyperemitter/v1/peer_pb.js'
 import type { KnownPeerRecord, KnownPeerStore } from './peers.js'
-
-/**
- * Field number of the token in a KnownPeer record: `string token = 3`, on
- * the wire exactly as if proto/hyperemitter/v1/peer.proto declared it. The
- * generated KnownPeer does not have it, so it travels as an unknown field:
- * records written before tokens were stored simply lack it, and code that
- * only knows fields 1 and 2 skips it.
- */
-const TOKEN_FIELD = 3
 
 /**
  * Peers this emitter connected to, kept in their own sublevel of the
@@ -43,9 +33,7 @@ export class DbKnownPeers implements KnownPeerStore {
    * non-empty), and no token otherwise: it replaces what was stored.
    */
   async remember(address: string, lastSynced: number, token?: string): Promise<void> {
-    const message = create(KnownPeerSchema, { address, lastSynced: BigInt(lastSynced) })
-    if (token) message.$unknown = [{ no: TOKEN_FIELD, wireType: WireType.LengthDelimited, data: new BinaryWriter().string(token).finish() }]
-    const value = toBinary(KnownPeerSchema, message)
+    const value = toBinary(KnownPeerSchema, create(KnownPeerSchema, { address, lastSynced: BigInt(lastSynced), token: token ?? '' }))
     await storage(() => this.peers.put(address, value))
   }
 
@@ -81,17 +69,8 @@ function decode(value: Uint8Array): { lastSynced: number; token?: string } {
   } catch {
     return { lastSynced: 0 }
   }
-  let token: string | undefined
-  // The last occurrence wins, as for any protobuf scalar field.
-  for (const field of message.$unknown ?? []) {
-    if (field.no !== TOKEN_FIELD || field.wireType !== WireType.LengthDelimited) continue
-    try {
-      token = new BinaryReader(field.data).string()
-    } catch {
-      token = undefined
-    }
-  }
-  return token ? { lastSynced: Number(message.lastSynced), token } : { lastSynced: Number(message.lastSynced) }
+  const lastSynced = Number(message.lastSynced)
+  return message.token ? { lastSynced, token: message.token } : { lastSynced }
 }
 
 async function storage<T>(op: () => Promise<T>): Promise<T> {

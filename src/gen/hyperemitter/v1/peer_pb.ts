@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hyperemitter/v1/peer.proto.
  */
 export const file_hyperemitter_v1_peer: GenFile = /*@__PURE__*/
-  fileDesc("ChpoeXBlcmVtaXR0ZXIvdjEvcGVlci5wcm90bxIPaHlwZXJlbWl0dGVyLnYxIkQKCUV2ZW50UGVlchIKCgJpZBgBIAEoCRIrCglhZGRyZXNzZXMYAiADKAsyGC5oeXBlcmVtaXR0ZXIudjEuQWRkcmVzcyIwCgdBZGRyZXNzEgoKAmlwGAEgASgJEgwKBHBvcnQYAiABKA0SCwoDdXJsGAMgASgJIjUKCUtub3duUGVlchIPCgdhZGRyZXNzGAEgASgJEhcKC2xhc3Rfc3luY2VkGAIgASgEQgIwAmIGcHJvdG8z");
+  fileDesc("ChpoeXBlcmVtaXR0ZXIvdjEvcGVlci5wcm90bxIPaHlwZXJlbWl0dGVyLnYxIkQKCUV2ZW50UGVlchIKCgJpZBgBIAEoCRIrCglhZGRyZXNzZXMYAiADKAsyGC5oeXBlcmVtaXR0ZXIudjEuQWRkcmVzcyIwCgdBZGRyZXNzEgoKAmlwGAEgASgJEgwKBHBvcnQYAiABKA0SCwoDdXJsGAMgASgJIkQKCUtub3duUGVlchIPCgdhZGRyZXNzGAEgASgJEhcKC2xhc3Rfc3luY2VkGAIgASgEQgIwAhINCgV0b2tlbhgDIAEoCWIGcHJvdG8z");
 
 /**
  * Announced by an emitter when it starts listening (and when its addresses
@@ -87,6 +87,13 @@ export type KnownPeer = Message<"hyperemitter.v1.KnownPeer"> & {
    * @generated from field: uint64 last_synced = 2 [jstype = JS_NUMBER];
    */
   lastSynced: bigint;
+
+  /**
+   * The token connect() was given for it (stored in clear), empty for none.
+   *
+   * @generated from field: string token = 3;
+   */
+  token: string;
 };
 
 /**
