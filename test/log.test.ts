@@ -212,6 +212,21 @@ describe.each(factories)('Log on $name', (backend) => {
     expect(toHex(got!.bytes)).toBe(toHex(n1.bytes))
   })
 
+  it('works on its own copy of added nodes: a caller reusing its buffer at once changes nothing stored', async () => {
+    const log = await openLog()
+    const w = randomWriter()
+    const first = foreign(w, 1, [])
+    const second = foreign(w, 2, [first.key])
+    const buffers = [first.bytes.slice(), second.bytes.slice()]
+    const adding = log.addMany(buffers)
+    for (const b of buffers) b.fill(0)
+    const stored = await adding
+    expect(stored.map((e) => toHex(e.key))).toEqual([toHex(first.key), toHex(second.key)])
+    expect(equalBytes(stored[1].bytes, second.bytes)).toBe(true)
+    expect(stored[1].links.map(toHex)).toEqual([toHex(first.key)])
+    expect(equalBytes((await log.get(second.key))!.bytes, second.bytes)).toBe(true)
+  })
+
   it('refuses tampered nodes and stores nothing of them', async () => {
     const a = await openLog()
     const b = await openLog()

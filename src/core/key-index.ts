@@ -1,16 +1,18 @@
 /**
  * Where each stored node is, by key: an in-memory open-addressing table from
- * a 32-bit fingerprint of the key to its change number, 12 bytes a slot.
+ * a 32-bit fingerprint of the key to its change number, 8 bytes a slot (so
+ * 11 to 21 bytes a node as the table fills and doubles).
  *
  * Why in memory: a per-node key record in the db is one more write per node,
  * and measured on classic-level that write alone caps a batch at ~330k
- * nodes/s where a whole batch of nodes packed into two records goes at ~1M/s.
- * The log instead stores each batch's keys packed in one record and rebuilds
- * this table from them at open (32 bytes read per node).
+ * nodes/s where a whole batch of nodes packed into one record goes at ~1M/s.
+ * The log instead stores keys packed and rebuilds this table from them at
+ * open (32 bytes read per node).
  *
  * A fingerprint can collide, so a hit is only a candidate: the log confirms
  * it against the stored key before trusting it. A miss is certain.
  */
+import { ErrorCodes, HyperEmitterError } from './errors.js'
 
 // Which four bytes of the key are used is chosen at random per process, so
 // nobody can precompute keys that pile up in one probe chain. The same word
@@ -26,11 +28,12 @@ const MIN_SLOTS = 1024
 const NONE: readonly number[] = Object.freeze([])
 // Linear probing stays short (about 2.5 probes for a hit, 8.5 for a miss) up to 3/4 full.
 const MAX_LOAD = 0.75
+// A change number must fit a slot's 32 bits (0 marks an empty slot).
+const MAX_CHANGE = 0xffffffff
 
 export class KeyIndex {
-  private words = new Uint32Array(MIN_SLOTS)
-  // 0 marks an empty slot: change numbers start at 1.
-  private changes = new Float64Array(MIN_SLOTS)
+  // Slot i is [word, change] at 2i, 2i+1: one cache line holds eight slots.
+  private slots = new Uint32Array(2 * MIN_SLOTS)
   private mask = MIN_SLOTS - 1
   private count = 0
 
@@ -38,8 +41,11 @@ export class KeyIndex {
     return this.count
   }
 
-  /** Records that the node with `key` is stored at `change` (>= 1). */
+  /** Records that the node with `key` is stored at `change` (1 to 2^32 - 1). */
   add(key: Uint8Array, change: number): void {
+    if (change > MAX_CHANGE) {
+      throw new HyperEmitterError(ErrorCodes.STORAGE_FAILED, `The log holds more than ${MAX_CHANGE} nodes, the most its key index can`)
+    }
     if (this.count + 1 > (this.mask + 1) * MAX_LOAD) this.grow()
     this.place(wordOf(key), change)
     this.count++
@@ -48,34 +54,33 @@ export class KeyIndex {
   /** Change numbers that may hold `key` (usually none or one); confirm before use. */
   candidates(key: Uint8Array): readonly number[] {
     const word = wordOf(key)
+    const slots = this.slots
     let out: number[] | undefined
-    for (let i = word & this.mask; this.changes[i] !== 0; i = (i + 1) & this.mask) {
-      if (this.words[i] === word) (out ??= []).push(this.changes[i])
+    for (let i = word & this.mask; slots[2 * i + 1] !== 0; i = (i + 1) & this.mask) {
+      if (slots[2 * i] === word) (out ??= []).push(slots[2 * i + 1])
     }
     return out ?? NONE
   }
 
   clear(): void {
-    this.words = new Uint32Array(MIN_SLOTS)
-    this.changes = new Float64Array(MIN_SLOTS)
+    this.slots = new Uint32Array(2 * MIN_SLOTS)
     this.mask = MIN_SLOTS - 1
     this.count = 0
   }
 
   private place(word: number, change: number): void {
+    const slots = this.slots
     let i = word & this.mask
-    while (this.changes[i] !== 0) i = (i + 1) & this.mask
-    this.words[i] = word
-    this.changes[i] = change
+    while (slots[2 * i + 1] !== 0) i = (i + 1) & this.mask
+    slots[2 * i] = word
+    slots[2 * i + 1] = change
   }
 
   private grow(): void {
-    const { words, changes } = this
-    const size = (this.mask + 1) * 2
-    this.words = new Uint32Array(size)
-    this.changes = new Float64Array(size)
-    this.mask = size - 1
-    for (let i = 0; i < changes.length; i++) if (changes[i] !== 0) this.place(words[i], changes[i])
+    const old = this.slots
+    this.mask = old.length - 1
+    this.slots = new Uint32Array(2 * old.length)
+    for (let i = 0; i < old.length; i += 2) if (old[i + 1] !== 0) this.place(old[i], old[i + 1])
   }
 }
 

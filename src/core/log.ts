@@ -38,7 +38,7 @@ import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
-import { decodeNode, encodedNodeSize, KEY_BYTES, type NodeFields, varintLength, WRITER_BYTES, writeNode } from './node.js'
+import { decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeFields, varintLength, WRITER_BYTES, writeNode } from './node.js'
 import type { ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
 
 export { decodeNode, encodeNode } from './node.js'
@@ -540,19 +540,26 @@ export class Log implements SyncableLog {
   }
 
   private prepare(raw: Uint8Array, index: number, lastWriter: { bytes: Uint8Array; hex: string }): Incoming {
+    if (!(raw instanceof Uint8Array)) throw new HyperEmitterError(ErrorCodes.INVALID_NODE, `node ${index} is not a Uint8Array`, { details: { index } })
+    // Everything below works on a private copy: a caller reusing its buffer
+    // cannot change a node after it was hashed, nor the links it is checked by.
+    let bytes = this.slab.alloc(raw.length)
+    bytes.set(raw)
     let node
     try {
-      node = decodeNode(raw)
+      node = decodeNode(bytes)
     } catch (err) {
       const e = err as HyperEmitterError
       throw new HyperEmitterError(ErrorCodes.INVALID_NODE, `${e.message} (node ${index})`, { cause: err, details: { ...e.details, index } })
     }
-    // Re-encode and hash the canonical form, so another encoding of the same
-    // content can never become a second node. The decoded fields stay views
-    // into `raw`: equal in content, and no second decode.
-    const size = encodedNodeSize(node)
-    const bytes = this.slab.alloc(size)
-    writeNode(bytes, 0, node)
+    // The canonical form is what is hashed and stored, so another encoding of
+    // the same content can never become a second node. Nodes mostly arrive
+    // canonical; others are re-encoded (and decoded again, for views into it).
+    if (!isCanonical(bytes, node)) {
+      bytes = this.slab.alloc(encodedNodeSize(node))
+      writeNode(bytes, 0, node)
+      node = decodeNode(bytes)
+    }
     // Runs of nodes from one writer are the norm: reuse its hex.
     if (!equalBytes(node.writer, lastWriter.bytes)) {
       lastWriter.bytes = node.writer

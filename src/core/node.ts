@@ -109,6 +109,20 @@ function invalid(message: string, details?: Record<string, unknown>): HyperEmitt
   return new HyperEmitterError(ErrorCodes.INVALID_NODE, message, details ? { details } : {})
 }
 
+/** A decoded node, and whether its fields came in canonical order (1, 2, 3..., 4, each known one once). */
+export interface DecodedNode extends NodeFields {
+  inOrder: boolean
+}
+
+/**
+ * Whether `bytes`, decoded into `node`, are already the canonical encoding:
+ * in canonical order and no longer than canonical (a repeated or unknown
+ * field, a longer varint or an empty field present would each add bytes).
+ */
+export function isCanonical(bytes: Uint8Array, node: DecodedNode): boolean {
+  return node.inOrder && encodedNodeSize(node) === bytes.length
+}
+
 // Decoder cursor kept at module level: closures per call measured ~5x slower
 // than these plain functions. Safe because decoding never yields.
 let buf: Uint8Array = new Uint8Array(0)
@@ -134,7 +148,8 @@ function readVarint(): number {
 function readLengthDelimited(): Uint8Array {
   const len = readVarint()
   if (!(len <= end - pos)) throw invalid('node truncated: a length runs past the end', { offset: pos })
-  const view = buf.subarray(pos, pos + len)
+  // A view built directly: subarray() measured several times slower in V8.
+  const view = new Uint8Array(buf.buffer, buf.byteOffset + pos, len)
   pos += len
   return view
 }
@@ -166,7 +181,7 @@ function skipUnknown(wireType: number): void {
  * 32-byte links. The returned fields are views into `bytes`. Throws
  * INVALID_NODE on anything else.
  */
-export function decodeNode(bytes: Uint8Array): NodeFields {
+export function decodeNode(bytes: Uint8Array): DecodedNode {
   if (!(bytes instanceof Uint8Array)) throw invalid('node bytes must be a Uint8Array')
   buf = bytes
   pos = 0
@@ -175,6 +190,8 @@ export function decodeNode(bytes: Uint8Array): NodeFields {
   let seq = 0
   const links: Uint8Array[] = []
   let value: Uint8Array = EMPTY
+  let lastField = 0
+  let inOrder = true
   try {
     while (pos < end) {
       const tag = readVarint()
@@ -182,6 +199,9 @@ export function decodeNode(bytes: Uint8Array): NodeFields {
       const field = Math.floor(tag / 8)
       const wireType = tag % 8
       if (field === 0) throw invalid('node has field number 0', { offset: pos })
+      // Canonical order: 1, 2, 3 (repeated), 4, each known field once.
+      if (field < lastField || (field === lastField && field !== 3) || field > 4) inOrder = false
+      lastField = field
       if (field <= 4 && wireType !== (field === 2 ? 0 : 2)) {
         throw invalid(`node field ${field} has wire type ${wireType}`, { field, wireType })
       }
@@ -216,5 +236,5 @@ export function decodeNode(bytes: Uint8Array): NodeFields {
   for (let i = 0; i < links.length; i++) {
     if (links[i].length !== KEY_BYTES) throw invalid(`node links must be ${KEY_BYTES} bytes, got ${links[i].length}`, { field: 'links' })
   }
-  return { writer, seq, links, value }
+  return { writer, seq, links, value, inOrder }
 }
