@@ -8,7 +8,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
 import { fromHex, toHex } from '../core/bytes.js'
-import { readVarint, varintLength, writeVarint } from '../core/varint.js'
+import { varintLength, writeVarint } from '../core/varint.js'
 import {
   AckSchema,
   ClockEntrySchema,
@@ -151,15 +151,20 @@ export function nodesFrame(nodes: readonly Uint8Array[]): Uint8Array {
  * will refuse such a node anyway).
  */
 export function peekNodeId(node: Uint8Array): { writer: Uint8Array; seq: number } | undefined {
-  if (node.byteLength < 2 || node[0] !== 0x0a) return undefined
-  const len = readVarint(node, 1)
-  if (!len) return undefined
-  const start = len.pos
-  const end = start + len.value
+  // Canonical nodes start 0x0a, length, writer, 0x10, seq varint: read in
+  // place (this runs once per received node).
+  if (node.byteLength < 2 || node[0] !== 0x0a || node[1] >= 0x80) return undefined
+  const start = 2
+  const end = start + node[1]
   if (end >= node.byteLength || node[end] !== 0x10) return undefined
-  const seq = readVarint(node, end + 1)
-  if (!seq) return undefined
-  return { writer: node.subarray(start, end), seq: seq.value }
+  let seq = 0
+  let scale = 1
+  for (let pos = end + 1; pos < node.byteLength && scale <= 2 ** 49; pos++, scale *= 128) {
+    const b = node[pos]
+    seq += (b & 0x7f) * scale
+    if (b < 0x80) return { writer: new Uint8Array(node.buffer, node.byteOffset + start, end - start), seq }
+  }
+  return undefined
 }
 
 /** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */

@@ -440,10 +440,20 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     if (nodes.length === 0) return
     // The peer holds what it sends; recording it first keeps other sessions'
     // relays of the same nodes from being sent back while we store them.
+    // Frames carry runs of one writer's nodes: mark once per run, at its highest seq.
+    let runWriter: Uint8Array | undefined
+    let runSeq = 0
     for (const node of nodes) {
       const id = peekNodeId(node)
-      if (id) this.markRemote(this.writerHex(id.writer), id.seq)
+      if (!id) continue
+      if (runWriter === undefined || !sameBytes(runWriter, id.writer)) {
+        if (runWriter !== undefined) this.markRemote(this.writerHex(runWriter), runSeq)
+        runWriter = id.writer
+        runSeq = 0
+      }
+      if (id.seq > runSeq) runSeq = id.seq
     }
+    if (runWriter !== undefined) this.markRemote(this.writerHex(runWriter), runSeq)
     this.storing.push(
       this.log.addMany(nodes, this).then(
         () => this.onStored(nodes.length),
