@@ -148,6 +148,7 @@ async function main(): Promise<void> {
     for (let e: any = err, i = 0; e && i < 6; e = e.cause, i++) text += ` ${e.code ?? ''} ${e.message ?? String(e)}`
     if (/EADDRINUSE/.test(text)) console.error(`port ${port} is in use: try PORT=8081 npm start`)
     else if (/LEVEL_LOCKED|LOCK/.test(text)) console.error(`${dataDir} is in use by another hub (LevelDB lock): stop it, or set DATA_DIR`)
+    else if (/storage format/.test(text)) console.error(`${dataDir} was written by another version of hyperemitter (${text.trim()}): move it away, or set DATA_DIR`)
     else console.error(err)
     process.exit(1)
   }
