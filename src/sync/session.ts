@@ -50,7 +50,7 @@ export interface SessionOptions {
   maxBatchBytes?: number
   /** Nodes sent and not yet acked before we stop reading the log (default 8192). */
   maxInFlight?: number
-  /** Live entries queued in memory before we drop them and re-read from the log instead (default 4096). */
+  /** Live entries queued in memory before we drop them and re-read from the log instead (default 16384: about 4 MB for a peer that lags). */
   maxLiveQueue?: number
   /** ms between Pings when nothing arrives (default 15000; 0 disables); no answer within 2 intervals closes with TIMEOUT. */
   keepAliveInterval?: number
@@ -88,7 +88,7 @@ export const DEFAULT_MAX_BATCH_BYTES = 64 * 1024
 /** Default nodes sent and not yet acked. */
 export const DEFAULT_MAX_IN_FLIGHT = 8192
 /** Default live entries held in memory before falling back to reading the log. */
-export const DEFAULT_MAX_LIVE_QUEUE = 4096
+export const DEFAULT_MAX_LIVE_QUEUE = 16384
 /** Default ms between keep-alive Pings on an idle session. */
 export const DEFAULT_KEEP_ALIVE_INTERVAL = 15_000
 
