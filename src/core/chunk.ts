@@ -103,6 +103,45 @@ export class ChunkBuilder {
   }
 }
 
+/**
+ * The chunks of one batch: starts a new one when the current is full, and
+ * sizes each from what the batch still expects, so one buffer usually fits.
+ */
+export class ChunkSequence {
+  /** The chunk the last reserve() made room in. */
+  current: ChunkBuilder | undefined
+  private readonly done: ChunkBuilder[] = []
+
+  constructor(
+    private bytesLeft: number,
+    private nodesLeft: number,
+  ) {}
+
+  /** Room for the node at change `change`, of `size` bytes: its offset in `current.buffer`. */
+  reserve(size: number, change: number): number {
+    let chunk = this.current
+    if (chunk === undefined || chunk.full) {
+      if (chunk !== undefined) this.done.push(chunk)
+      chunk = this.current = new ChunkBuilder(change, this.bytesLeft, this.nodesLeft)
+    }
+    this.bytesLeft -= size
+    this.nodesLeft--
+    return chunk.reserve(size)
+  }
+
+  /** Nodes that will not come after all (a refused request): for sizing only. */
+  skip(nodes: number): void {
+    this.nodesLeft -= nodes
+  }
+
+  /** The chunks with at least one node, in order. */
+  finish(): ChunkBuilder[] {
+    if (this.current !== undefined && this.current.count > 0) this.done.push(this.current)
+    this.current = undefined
+    return this.done
+  }
+}
+
 function corrupt(first: number, why: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.STORAGE_FAILED, `The chunk at change ${first} is corrupt: ${why}`, { details: { change: first } })
 }

@@ -33,7 +33,7 @@
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { compareBytes, equalBytes, fromHex, readUint64BE, toHex, uint64BE, writeUint64BE } from './bytes.js'
-import { Chunk, ChunkBuilder, numberedKey, P_CHUNK, view } from './chunk.js'
+import { Chunk, ChunkSequence, numberedKey, P_CHUNK, view } from './chunk.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
@@ -668,17 +668,16 @@ export class Log implements SyncableLog {
     const writerHex = this.writerHex
     const writer = this.writerBytes
     let ownSeq = this.clockMap.get(writerHex) ?? 0
-    // Foreign writers touched in this batch, with their new seq.
-    const touched = new Map<string, { writer: Uint8Array; seq: number }>()
-    const batchKeys = new LazyKeySet()
+    // Foreign writers touched in this batch, with their new seq, and the
+    // keys it stored (both only made when a request from elsewhere comes).
+    let touched: Map<string, { writer: Uint8Array; seq: number }> | undefined
+    let batchKeys: LazyKeySet | undefined
     // The node stored just before the next one: a next node of the same
     // writer with the next seq continues its run in the writer index.
     let runWriter = this.lastWriter
     let runSeq = this.lastSeq
-    const clockAt = (hex: string): number =>
-      hex === writerHex ? ownSeq : (touched.get(hex)?.seq ?? this.clockMap.get(hex) ?? 0)
 
-    // Chunks are sized from what is queued, so one buffer usually fits all.
+    // Chunks are sized from what is queued.
     let bytesLeft = 0
     let nodesLeft = 0
     for (const req of taken) {
@@ -686,23 +685,9 @@ export class Log implements SyncableLog {
       if (req.kind === APPEND) bytesLeft += req.value.length + 48 + (2 + KEY_BYTES) * Math.min(heads.length, 4)
       else for (const n of req.nodes) bytesLeft += n.bytes.length + 3
     }
-    let chunk: ChunkBuilder | undefined
+    const chunks = new ChunkSequence(bytesLeft, nodesLeft)
     // Reused for every append of the batch: only written, then copied into the chunk.
     const appendFields: NodeFields = { writer, seq: 0, links: heads, value: EMPTY }
-    const flush = () => {
-      if (chunk === undefined || chunk.count === 0) return
-      ops.push({ type: 'put', sublevel: this.sub, key: numberedKey(P_CHUNK, chunk.first), value: chunk.value() })
-    }
-    /** The chunk the next node (of `size` bytes) goes into, and its offset there. */
-    const reserve = (size: number): number => {
-      if (chunk === undefined || chunk.full) {
-        flush()
-        chunk = new ChunkBuilder(change + 1, bytesLeft, nodesLeft)
-      }
-      bytesLeft -= size
-      nodesLeft--
-      return chunk.reserve(size)
-    }
 
     for (const req of taken) {
       if (req.kind === APPEND) {
@@ -711,11 +696,11 @@ export class Log implements SyncableLog {
         appendFields.links = heads
         appendFields.value = req.value
         const size = encodedNodeSize(appendFields)
-        const at = reserve(size)
-        const buffer = chunk!.buffer
-        writeNode(buffer, at, appendFields)
-        const bytes = view(buffer, at, size)
-        const key = chunk!.pushKey(this.hash(bytes))
+        const at = chunks.reserve(size, change + 1)
+        const chunk = chunks.current!
+        writeNode(chunk.buffer, at, appendFields)
+        const bytes = view(chunk.buffer, at, size)
+        const key = chunk.pushKey(this.hash(bytes))
         if (!(runWriter === writer && runSeq === seq - 1)) ops.push(this.runStartOp(writer, seq, change + 1))
         runWriter = writer
         runSeq = seq
@@ -729,22 +714,25 @@ export class Log implements SyncableLog {
 
       // A foreign request: verify it alone against the batch so far, and only
       // then merge it, so its failure costs nobody else anything.
+      touched ??= new Map()
+      batchKeys ??= new LazyKeySet()
+      const foreign = touched
+      const clockAt = (hex: string): number => (hex === writerHex ? ownSeq : (foreign.get(hex)?.seq ?? this.clockMap.get(hex) ?? 0))
       let accepted: Incoming[]
       try {
         accepted = await this.verify(req, clockAt, batchKeys, heads)
       } catch (err) {
         req.failed = true
         req.reject(err)
-        nodesLeft -= req.size
+        chunks.skip(req.size)
         continue
       }
       const stored: LogEntry[] = []
       let writerState: { writer: Uint8Array; seq: number } | undefined
       for (const n of accepted) {
-        // reserve() may start a new chunk: read `chunk` after it.
-        const at = reserve(n.bytes.length)
-        chunk!.buffer.set(n.bytes, at)
-        chunk!.pushKey(n.key)
+        const at = chunks.reserve(n.bytes.length, change + 1)
+        chunks.current!.buffer.set(n.bytes, at)
+        chunks.current!.pushKey(n.key)
         // The entry keeps the node's own arrays (same content as the chunk's copy).
         const key = n.key
         const continuesRun = runWriter !== undefined && runSeq === n.seq - 1 && equalBytes(runWriter, n.writer)
@@ -765,10 +753,12 @@ export class Log implements SyncableLog {
       }
       req.result = stored
     }
-    flush()
+    for (const chunk of chunks.finish()) {
+      ops.push({ type: 'put', sublevel: this.sub, key: numberedKey(P_CHUNK, chunk.first), value: chunk.value() })
+    }
 
     if (entries.length > 0) {
-      if (touched.size > 0) {
+      if (touched !== undefined && touched.size > 0) {
         // Foreign nodes moved the heads: local appends alone need no record (see the top).
         const record = new Uint8Array(16 + heads.length * KEY_BYTES)
         writeUint64BE(record, 0, change)
@@ -776,7 +766,7 @@ export class Log implements SyncableLog {
         for (let i = 0; i < heads.length; i++) record.set(heads[i], 16 + i * KEY_BYTES)
         ops.push({ type: 'put', sublevel: this.sub, key: HEADS_KEY, value: record })
       }
-      for (const { writer: w, seq } of touched.values()) ops.push({ type: 'put', sublevel: this.sub, key: clockKey(w), value: uint64BE(seq) })
+      if (touched !== undefined) for (const { writer: w, seq } of touched.values()) ops.push({ type: 'put', sublevel: this.sub, key: clockKey(w), value: uint64BE(seq) })
       const checkpoint = this.unindexedCount + entries.length >= KEY_CHECKPOINT
       if (checkpoint) ops.push({ type: 'put', sublevel: this.sub, key: numberedKey(P_KEYS, this.changes - this.unindexedCount + 1), value: this.checkpointKeys(entries) })
 
@@ -800,7 +790,7 @@ export class Log implements SyncableLog {
       this.lastWriter = runWriter
       this.lastSeq = runSeq
       if (ownSeq > 0) this.clockMap.set(writerHex, ownSeq)
-      for (const [hex, { seq }] of touched) this.clockMap.set(hex, seq)
+      if (touched !== undefined) for (const [hex, { seq }] of touched) this.clockMap.set(hex, seq)
       if (checkpoint) this.unindexedCount = 0
       for (const e of entries) {
         this.index.add(e.key, e.change)
