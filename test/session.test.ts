@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { create, toBinary } from '@bufbuild/protobuf'
-import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../src/core/errors.js'
+import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { encodeNode } from '../src/core/node.js'
 import { toHex } from '../src/core/bytes.js'
 import type { LogEntry } from '../src/core/types.js'
