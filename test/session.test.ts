@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { create, toBinary } from '@bufbuild/protobuf'
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { encodeNode } from '../src/core/node.js'
 import { toHex } from '../src/core/bytes.js'
@@ -48,6 +48,36 @@ async function allEntries(log: TestLog): Promise<LogEntry[]> {
 }
 
 describe('protocol helpers', () => {
+  it('decodeFrame reads any bytes that start like a Nodes frame exactly as protobuf-es does', () => {
+    const general = (bytes: Uint8Array) => {
+      try {
+        const body = fromBinary(FrameSchema, bytes, { readUnknownFields: false }).body
+        return body.case === 'nodes' ? { nodes: body.value.nodes.map((n) => [...n]) } : { case: body.case }
+      } catch {
+        return 'error'
+      }
+    }
+    const fast = (bytes: Uint8Array) => {
+      try {
+        const body = decodeFrame(bytes)
+        return body.case === 'nodes' ? { nodes: body.value.nodes.map((n) => [...n]) } : { case: body.case }
+      } catch {
+        return 'error'
+      }
+    }
+    const items = fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 6 })
+    fc.assert(
+      fc.property(items, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.nat(8), (nodes, flips, cut) => {
+        const bytes = nodesFrame(nodes)
+        for (const [at, value] of flips) bytes[at % bytes.length] = value
+        bytes[0] = 0x1a
+        const framed = bytes.subarray(0, Math.max(1, bytes.length - cut))
+        expect(fast(framed)).toEqual(general(framed))
+      }),
+      { numRuns: 500 },
+    )
+  })
+
   it('hand-written Nodes frames are byte-identical to protobuf-es output', () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }), (nodes) => {
