@@ -57,6 +57,23 @@ describe('BrowserHyperEmitter against a Node hub', () => {
     await until(() => atHub.includes('from the page'), 'the page event at the hub')
   })
 
+  it('a failure to remember a hub reaches status "error" (the connection itself goes on)', async () => {
+    const h = await hub()
+    const db = new MemoryLevel()
+    // The db refuses writes of the known-peer records, as a full disk would.
+    db.hooks.prewrite.add((op: { key: unknown }) => {
+      if (String(op.key).includes('hyperemitter-peers')) throw new Error('disk full')
+    })
+    const page = browser({ db })
+    const errors: Error[] = []
+    page.status.on('error', (err: Error) => void errors.push(err))
+    const peer = await page.connect(h.url)
+    await peer.synced
+    await until(() => errors.length > 0, 'the status error')
+    expect(errors.some((e) => /known peers|disk full/.test(`${e.message} ${(e as any).cause?.message} ${(e as any).cause?.cause?.message}`))).toBe(true)
+    expect(page.connection.state).toBe('synced')
+  })
+
   it('counts what it wrote while the hub was away, and syncs it when the hub is back', async () => {
     const h = await hub()
     const port = h.port

@@ -89,6 +89,8 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     this.current = { state: 'local', online: isOnline(), role: undefined, pending: 0, hubs: [] }
     const hostStatus = new TypedEmitter<StatusEvents>()
     for (const event of FORWARDED) hostStatus.on(event, (info: any) => this.forward(event, info))
+    // Failures of the host's own bookkeeping (remembering hubs) are this emitter's to report.
+    hostStatus.on('error', (err: Error) => this.reportError(err))
     const options = this.options as BrowserOptions
     const env: TabEnvironment = {
       log: this.log,
