@@ -17,7 +17,7 @@ import { writeUint64BE } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { decodeNode, KEY_BYTES } from './node.js'
 import type { LogEntry } from './types.js'
-import { varintLength, writeVarint } from './varint.js'
+import { VarintReader, varintLength, writeVarint } from './varint.js'
 
 /** Nodes per chunk at most; a bigger batch writes several chunks. */
 const CHUNK_MAX_NODES = 1024
@@ -159,18 +159,12 @@ export class Chunk {
     readonly first: number,
     private readonly record: Uint8Array,
   ) {
-    let count = 0
-    let scale = 1
-    let pos = 0
-    for (let b = 0x80; b >= 0x80; scale *= 128) {
-      if (pos >= record.length || scale > 2 ** 21) throw corrupt(first, 'its node count is malformed')
-      b = record[pos++]
-      count += (b & 0x7f) * scale
-    }
-    if (count === 0 || pos + count * KEY_BYTES > record.length) throw corrupt(first, `it cannot hold ${count} keys`)
+    const reader = new VarintReader(record)
+    const count = reader.next()
+    if (count <= 0 || reader.pos + count * KEY_BYTES > record.length) throw corrupt(first, `it cannot hold ${count} keys`)
     this.count = count
-    this.keysAt = pos
-    this.nodesAt = pos + count * KEY_BYTES
+    this.keysAt = reader.pos
+    this.nodesAt = reader.pos + count * KEY_BYTES
   }
 
   /** Change number of the last node. */
@@ -205,21 +199,14 @@ export class Chunk {
     const record = this.record
     const starts = new Uint32Array(this.count)
     const ends = new Uint32Array(this.count)
-    let pos = this.nodesAt
+    const reader = new VarintReader(record, this.nodesAt)
     for (let i = 0; i < this.count; i++) {
-      // The length varint, read inline: this runs once per node on catch-up.
-      let length = 0
-      let scale = 1
-      for (let b = 0x80; b >= 0x80; scale *= 128) {
-        if (pos >= record.length || scale > 2 ** 28) throw corrupt(this.first, `node ${this.first + i} has a malformed length`)
-        b = record[pos++]
-        length += (b & 0x7f) * scale
-      }
-      if (pos + length > record.length) throw corrupt(this.first, `node ${this.first + i} runs past the record`)
-      starts[i] = pos
-      pos = ends[i] = pos + length
+      const length = reader.next()
+      if (length < 0 || reader.pos + length > record.length) throw corrupt(this.first, `node ${this.first + i} has a malformed length`)
+      starts[i] = reader.pos
+      reader.pos = ends[i] = reader.pos + length
     }
-    if (pos !== record.length) throw corrupt(this.first, 'bytes left over after its last node')
+    if (reader.pos !== record.length) throw corrupt(this.first, 'bytes left over after its last node')
     this.starts = starts
     this.ends = ends
   }

@@ -1,5 +1,5 @@
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { varintLength, writeVarint } from './varint.js'
+import { VarintReader, varintLength, writeVarint } from './varint.js'
 
 /**
  * The Event envelope (proto `hyperemitter.v1.Event { string name = 1; bytes
@@ -82,24 +82,9 @@ function decodeName(bytes: Uint8Array, start: number, end: number): string {
 
 const EMPTY = new Uint8Array(0)
 
-// Decoder cursor at module level, as in node.ts: decoding never yields.
-let pos = 0
-
-/** Reads a varint at `pos` of `bytes` (at most 2^53); throws INVALID_NODE when malformed. */
-function varint(bytes: Uint8Array): number {
-  let value = 0
-  let scale = 1
-  for (let i = 0; i < 8; i++) {
-    if (pos >= bytes.length) break
-    const b = bytes[pos++]
-    value += (b & 0x7f) * scale
-    if (b < 0x80) {
-      if (!Number.isSafeInteger(value)) break
-      return value
-    }
-    scale *= 128
-  }
-  throw invalid('malformed varint')
+function wellFormed(varint: number): number {
+  if (varint < 0) throw invalid('malformed varint')
+  return varint
 }
 
 /**
@@ -110,24 +95,26 @@ function varint(bytes: Uint8Array): number {
 export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
   let name = ''
   let payload: Uint8Array = EMPTY
-  pos = 0
-  while (pos < bytes.length) {
-    const tag = varint(bytes)
+  const reader = new VarintReader(bytes)
+  while (reader.pos < bytes.length) {
+    const tag = wellFormed(reader.next())
     const field = Math.floor(tag / 8)
     const wire = tag & 7
+    const afterTag = reader.pos
     if (wire === 2) {
-      const len = varint(bytes)
-      if (pos + len > bytes.length) throw invalid('truncated field')
-      if (field === 1) name = decodeName(bytes, pos, pos + len)
-      else if (field === 2) payload = new Uint8Array(bytes.buffer, bytes.byteOffset + pos, len)
-      pos += len
+      const len = wellFormed(reader.next())
+      const start = reader.pos
+      if (start + len > bytes.length) throw invalid('truncated field')
+      if (field === 1) name = decodeName(bytes, start, start + len)
+      else if (field === 2) payload = new Uint8Array(bytes.buffer, bytes.byteOffset + start, len)
+      reader.pos = start + len
     } else if (wire === 0) {
       if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
-      varint(bytes)
+      wellFormed(reader.next())
     } else if (wire === 1 || wire === 5) {
       if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
-      pos += wire === 1 ? 8 : 4
-      if (pos > bytes.length) throw invalid('truncated field')
+      reader.pos = afterTag + (wire === 1 ? 8 : 4)
+      if (reader.pos > bytes.length) throw invalid('truncated field')
     } else {
       throw invalid(`unsupported wire type ${wire}`)
     }

@@ -24,15 +24,27 @@ export function writeVarint(out: Uint8Array, pos: number, n: number): number {
   return pos
 }
 
-/** Reads a varint at `pos`: its value and the position after it; undefined if truncated, too long or above 2^53. */
-export function readVarint(bytes: Uint8Array, pos: number): { value: number; pos: number } | undefined {
-  let value = 0
-  let scale = 1
-  for (let i = 0; i < 8 && pos < bytes.byteLength; i++) {
-    const b = bytes[pos++]
-    value += (b & 0x7f) * scale
-    if (b < 0x80) return Number.isSafeInteger(value) ? { value, pos } : undefined
-    scale *= 128
+/**
+ * Reads varints from `bytes` in turn, for the decoders on hot paths: one
+ * reader per message rather than a result object per varint.
+ */
+export class VarintReader {
+  constructor(
+    readonly bytes: Uint8Array,
+    public pos = 0,
+  ) {}
+
+  /** The varint at `pos`, which moves past it; -1 when truncated, longer than 8 bytes or above 2^53. */
+  next(): number {
+    const bytes = this.bytes
+    let value = 0
+    let scale = 1
+    for (let i = 0; i < 8 && this.pos < bytes.length; i++) {
+      const b = bytes[this.pos++]
+      value += (b & 0x7f) * scale
+      if (b < 0x80) return Number.isSafeInteger(value) ? value : -1
+      scale *= 128
+    }
+    return -1
   }
-  return undefined
 }

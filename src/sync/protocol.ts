@@ -8,7 +8,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
 import { fromHex, toHex } from '../core/bytes.js'
-import { varintLength, writeVarint } from '../core/varint.js'
+import { VarintReader, varintLength, writeVarint } from '../core/varint.js'
 import {
   AckSchema,
   ClockEntrySchema,
@@ -81,25 +81,16 @@ export function decodeFrame(bytes: Uint8Array): FrameBody & { case: NonNullable<
  */
 function decodeNodesFrame(bytes: Uint8Array): Uint8Array[] | undefined {
   if (bytes.length < 2 || bytes[0] !== TAG_NODES) return undefined
-  let pos = 1
-  const varint = (): number => {
-    let value = 0
-    for (let scale = 1; scale <= 2 ** 28 && pos < bytes.length; scale *= 128) {
-      const b = bytes[pos++]
-      value += (b & 0x7f) * scale
-      if (b < 0x80) return value
-    }
-    return -1
-  }
-  const body = varint()
-  if (body < 0 || pos + body !== bytes.length) return undefined
+  const reader = new VarintReader(bytes, 1)
+  const body = reader.next()
+  if (body < 0 || reader.pos + body !== bytes.length) return undefined
   const nodes: Uint8Array[] = []
-  while (pos < bytes.length) {
-    if (bytes[pos++] !== TAG_NODES_ITEM) return undefined
-    const length = varint()
-    if (length < 0 || pos + length > bytes.length) return undefined
-    nodes.push(new Uint8Array(bytes.buffer, bytes.byteOffset + pos, length))
-    pos += length
+  while (reader.pos < bytes.length) {
+    if (bytes[reader.pos++] !== TAG_NODES_ITEM) return undefined
+    const length = reader.next()
+    if (length < 0 || reader.pos + length > bytes.length) return undefined
+    nodes.push(new Uint8Array(bytes.buffer, bytes.byteOffset + reader.pos, length))
+    reader.pos += length
   }
   return nodes
 }
@@ -190,14 +181,9 @@ export function peekNodeId(node: Uint8Array): { writer: Uint8Array; seq: number 
   const start = 2
   const end = start + node[1]
   if (end >= node.byteLength || node[end] !== 0x10) return undefined
-  let seq = 0
-  let scale = 1
-  for (let pos = end + 1; pos < node.byteLength && scale <= 2 ** 49; pos++, scale *= 128) {
-    const b = node[pos]
-    seq += (b & 0x7f) * scale
-    if (b < 0x80) return { writer: new Uint8Array(node.buffer, node.byteOffset + start, end - start), seq }
-  }
-  return undefined
+  const seq = new VarintReader(node, end + 1).next()
+  if (seq < 0) return undefined
+  return { writer: new Uint8Array(node.buffer, node.byteOffset + start, end - start), seq }
 }
 
 /** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */
