@@ -8,6 +8,7 @@ import { Log } from '../src/core/log.js'
 import { SyncSession } from '../src/sync/session.js'
 import { connectBroadcast, listenBroadcast } from '../src/transport/broadcast.js'
 import type { FrameChannel } from '../src/transport/channel.js'
+import { until } from './session-helpers.js'
 
 const cleanups: Array<() => void | Promise<void>> = []
 afterEach(async () => {
@@ -57,13 +58,6 @@ function collect(channel: FrameChannel): Uint8Array[] {
   return frames
 }
 
-async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 function closed(channel: FrameChannel): Promise<Error | undefined> {
   return new Promise((resolve) => channel.on('close', (err) => resolve(err)))
@@ -77,7 +71,7 @@ describe('BroadcastChannel frame channel', () => {
     const sizes = [0, 1, 7, 1000, 65_536, 300_000]
     for (const size of sizes) client.send(new Uint8Array(size).map((_, i) => (i * 7 + size) & 255))
     for (let i = 0; i < 1000; i++) host.send(Uint8Array.of(i & 255, i >> 8))
-    await until(() => atHost.length === sizes.length && atClient.length === 1000, 'all frames')
+    await until(() => atHost.length === sizes.length && atClient.length === 1000, 10_000, 'all frames')
     expect(atHost.map((f) => f.byteLength)).toEqual(sizes)
     for (const f of atHost) expect(f.every((b, i) => b === ((i * 7 + f.byteLength) & 255))).toBe(true)
     expect(atClient.map((f) => f[0] | (f[1] << 8))).toEqual(Array.from({ length: 1000 }, (_, i) => i))
@@ -92,7 +86,7 @@ describe('BroadcastChannel frame channel', () => {
     const reused = Uint8Array.of(1, 2, 3)
     client.send(reused)
     reused.fill(0)
-    await until(() => atHost.length === 2, 'two frames')
+    await until(() => atHost.length === 2, 10_000, 'two frames')
     expect(atHost[0].buffer.byteLength).toBe(4)
     expect([...atHost[0]]).toEqual([9, 9, 9, 9])
     expect([...atHost[1]]).toEqual([1, 2, 3])
@@ -104,12 +98,12 @@ describe('BroadcastChannel frame channel', () => {
     cleanups.push(listenBroadcast(name, (c) => void accepted.push(c)))
     const one = await connectBroadcast(name)
     const two = await connectBroadcast(name)
-    await until(() => accepted.length === 2, 'two host channels')
+    await until(() => accepted.length === 2, 10_000, 'two host channels')
     cleanups.push(() => [one, two, ...accepted].forEach((c) => c.close()))
     const got = accepted.map(collect)
     one.send(Uint8Array.of(1))
     two.send(Uint8Array.of(2))
-    await until(() => got[0].length + got[1].length === 2, 'both frames')
+    await until(() => got[0].length + got[1].length === 2, 10_000, 'both frames')
     expect(got.map((frames) => frames.map((f) => f[0]))).toEqual([[1], [2]])
   })
 
@@ -125,14 +119,14 @@ describe('BroadcastChannel frame channel', () => {
     for (let i = 0; i < 5; i++) client.send(Uint8Array.of(i))
     await new Promise((r) => setTimeout(r, 50))
     const got = collect(host)
-    await until(() => got.length === 5, 'frames held for the listener')
+    await until(() => got.length === 5, 10_000, 'frames held for the listener')
     host.pause()
     for (let i = 5; i < 10; i++) client.send(Uint8Array.of(i))
     // Frames sent before a pause that are already delivered stay delivered; none arrive while paused.
     await new Promise((r) => setTimeout(r, 50))
     expect(got.length).toBe(5)
     host.resume()
-    await until(() => got.length === 10, 'frames after resume')
+    await until(() => got.length === 10, 10_000, 'frames after resume')
     expect(got.map((f) => f[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
   })
 
@@ -166,7 +160,7 @@ describe('BroadcastChannel frame channel', () => {
     for (let i = 0; i < 3; i++) client.send(Uint8Array.of(i))
     client.close()
     client.close()
-    await until(() => hostCloses.length === 1, 'host close')
+    await until(() => hostCloses.length === 1, 10_000, 'host close')
     expect(hostCloses).toEqual([undefined])
     expect(got.map((f) => f[0])).toEqual([0, 1, 2])
     expect(() => client.send(Uint8Array.of(1))).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }))
@@ -187,7 +181,7 @@ describe('BroadcastChannel frame channel', () => {
       events.push(`frame ${f[0]}`)
       if (f[0] === 2) host.pause()
     })
-    await until(() => events.length === 3, 'both frames and the close')
+    await until(() => events.length === 3, 10_000, 'both frames and the close')
     expect(events).toEqual(['frame 1', 'frame 2', 'close clean'])
   })
 
@@ -208,7 +202,7 @@ describe('BroadcastChannel frame channel', () => {
     expect(b.length).toBe(800)
     await a.append(Uint8Array.of(3))
     await b.append(Uint8Array.of(4))
-    await until(() => a.length === 802 && b.length === 802, 'live nodes')
+    await until(() => a.length === 802 && b.length === 802, 10_000, 'live nodes')
     expect(a.clock()).toEqual(b.clock())
     sa.close()
     await a.close()

@@ -7,6 +7,7 @@ import { BrowserHyperEmitter, HyperEmitter as BrowserEmitter, type ConnectionSta
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { HyperEmitter, type NodeHyperEmitter } from '../src/index.js'
 import { DbKnownPeers } from '../src/sync/known-peers.js'
+import { until } from './session-helpers.js'
 
 const SCHEMA = 'syntax = "proto3"; message Note { string text = 1; }'
 const cleanups: Array<() => Promise<void> | void> = []
@@ -27,13 +28,6 @@ function browser(options: object = {}): BrowserHyperEmitter {
   return emitter
 }
 
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 describe('BrowserHyperEmitter against a Node hub', () => {
   it('syncs both ways and says so: connect() resolves, peer.synced, connection state "synced"', async () => {
@@ -51,10 +45,10 @@ describe('BrowserHyperEmitter against a Node hub', () => {
     expect(page.connection).toMatchObject({ state: 'synced', pending: 0, hubs: [{ address: h.url, state: 'synced' }] })
     expect(states).toContain('connecting')
     await h.emitter.emit('Note', { text: 'from the hub' })
-    await until(() => got.includes('from the hub'), 'the hub event')
+    await until(() => got.includes('from the hub'), 10_000, 'the hub event')
     const atHub: string[] = []
     h.emitter.on('Note', (m: { text: string }) => void atHub.push(m.text), { from: 'beginning' })
-    await until(() => atHub.includes('from the page'), 'the page event at the hub')
+    await until(() => atHub.includes('from the page'), 10_000, 'the page event at the hub')
   })
 
   it('a failure to remember a hub reaches status "error" (the connection itself goes on)', async () => {
@@ -69,7 +63,7 @@ describe('BrowserHyperEmitter against a Node hub', () => {
     page.status.on('error', (err: Error) => void errors.push(err))
     const peer = await page.connect(h.url)
     await peer.synced
-    await until(() => errors.length > 0, 'the status error')
+    await until(() => errors.length > 0, 10_000, 'the status error')
     expect(errors.some((e) => /known peers|disk full/.test(`${e.message} ${(e as any).cause?.message} ${(e as any).cause?.cause?.message}`))).toBe(true)
     expect(page.connection.state).toBe('synced')
   })
@@ -81,15 +75,15 @@ describe('BrowserHyperEmitter against a Node hub', () => {
     const peer = await page.connect(h.url)
     await peer.synced
     await h.emitter.close()
-    await until(() => page.connection.state === 'offline', 'offline')
+    await until(() => page.connection.state === 'offline', 10_000, 'offline')
     for (let i = 0; i < 3; i++) await page.emit('Note', { text: `pending ${i}` })
     expect(page.connection.pending).toBe(3)
     const again = await hub(port)
-    await until(() => page.connection.state === 'synced', 'synced again')
+    await until(() => page.connection.state === 'synced', 10_000, 'synced again')
     expect(page.connection.pending).toBe(0)
     const atHub: string[] = []
     again.emitter.on('Note', (m: { text: string }) => void atHub.push(m.text), { from: 'beginning' })
-    await until(() => atHub.length === 3, 'the pending events at the hub')
+    await until(() => atHub.length === 3, 10_000, 'the pending events at the hub')
   })
 
   it('keeps trying a hub that is down when connect() is called, and resolves once it is up', async () => {
@@ -98,7 +92,7 @@ describe('BrowserHyperEmitter against a Node hub', () => {
     await h.emitter.close()
     const page = browser()
     const connecting = page.connect(`ws://127.0.0.1:${port}/`)
-    await until(() => page.connection.state === 'offline', 'offline while the hub is down')
+    await until(() => page.connection.state === 'offline', 10_000, 'offline while the hub is down')
     await hub(port)
     const peer = await connecting
     await peer.synced
@@ -114,7 +108,7 @@ describe('BrowserHyperEmitter against a Node hub', () => {
     await known.remember(h.url, 0)
     const page = BrowserEmitter(db, SCHEMA, { reconnectTimeout: 20, maxReconnectTimeout: 100 })
     cleanups.push(() => page.close())
-    await until(() => page.connection.state === 'synced', 'synced with the remembered hub')
+    await until(() => page.connection.state === 'synced', 10_000, 'synced with the remembered hub')
     expect(page.peers.map((p) => p.address)).toEqual([h.url])
   })
 

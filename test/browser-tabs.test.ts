@@ -11,6 +11,7 @@ import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { Log } from '../src/core/log.js'
 import { SyncSession } from '../src/sync/session.js'
 import { connectBroadcast, listenBroadcast } from '../src/transport/broadcast.js'
+import { until } from './session-helpers.js'
 
 /** The fake IndexedDB's state, shared with the module mock below (which vitest hoists above the imports). */
 const idb = vi.hoisted(() => ({
@@ -122,7 +123,7 @@ async function tab(name: string, role?: 'leader' | 'follower'): Promise<Tab> {
   const texts: string[] = []
   emitter.on('Note', (m: { text: string }) => void texts.push(m.text), { from: 'beginning' })
   await emitter.ready()
-  await until(() => emitter.role !== undefined, 'a role')
+  await until(() => emitter.role !== undefined, 10_000, 'a role')
   if (role) expect(emitter.role).toBe(role)
   return { emitter, texts }
 }
@@ -163,13 +164,6 @@ function track(promise: Promise<unknown>): { state: 'pending' | 'resolved' | 're
   return outcome
 }
 
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
@@ -188,23 +182,23 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     const leader = await tab(name, 'leader')
     const follower = await tab(name, 'follower')
     await leader.emitter.emit('Note', { text: 'hello' })
-    await until(() => follower.texts.includes('hello'), 'the link to the leader')
+    await until(() => follower.texts.includes('hello'), 10_000, 'the link to the leader')
     const writer = await follower.emitter.getId()
 
     const release = holdWrites()
     const emit = track(follower.emitter.emit('Note', { text: 'from the follower' }))
-    await until(() => follower.texts.includes('from the follower'), 'the local listener')
+    await until(() => follower.texts.includes('from the follower'), 10_000, 'the local listener')
     // The leader has the frame and is writing it; IndexedDB has not committed it.
     await sleep(300)
     expect(emit.state).toBe('pending')
     expect(hostSeq(leader.emitter, writer)).toBe(0)
 
     release()
-    await until(() => emit.state !== 'pending', 'the emit to settle', 5000)
+    await until(() => emit.state !== 'pending', 5000, 'the emit to settle')
     expect(emit.state).toBe('resolved')
     // By the time the follower's emit resolved, the leader's log had committed it.
     expect(hostSeq(leader.emitter, writer)).toBe(1)
-    await until(() => leader.texts.includes('from the follower'), 'the leader listener')
+    await until(() => leader.texts.includes('from the follower'), 10_000, 'the leader listener')
 
     // Many in flight at once resolve as the acks come, all of them.
     const emits = Array.from({ length: 500 }, (_, i) => follower.emitter.emit('Note', { text: `burst ${i}` }))
@@ -221,7 +215,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     await sleep(100)
     expect(emit.state).toBe('pending')
     release()
-    await until(() => emit.state === 'resolved', 'the leader emit')
+    await until(() => emit.state === 'resolved', 10_000, 'the leader emit')
     const single = BrowserEmitter({ name: dbName(), schema: SCHEMA, tabs: false })
     cleanups.push(() => single.close())
     await single.emit('Note', { text: 'single' })
@@ -234,7 +228,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     const a = await tab(name, 'follower')
     const b = await tab(name, 'follower')
     await leader.emitter.emit('Note', { text: 'first' })
-    await until(() => a.texts.includes('first') && b.texts.includes('first'), 'both links')
+    await until(() => a.texts.includes('first') && b.texts.includes('first'), 10_000, 'both links')
     const writers = { a: await a.emitter.getId(), b: await b.emitter.getId() }
 
     // The next leader cannot open IndexedDB yet: nobody hosts the log.
@@ -246,7 +240,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     expect([fromA.state, fromB.state]).toEqual(['pending', 'pending'])
 
     release()
-    await until(() => fromA.state !== 'pending' && fromB.state !== 'pending', 'both emits', 10_000)
+    await until(() => fromA.state !== 'pending' && fromB.state !== 'pending', 10_000, 'both emits')
     expect([fromA.state, fromB.state]).toEqual(['resolved', 'resolved'])
     const [newLeader, follower] = a.emitter.role === 'leader' ? [a.emitter, b.emitter] : [b.emitter, a.emitter]
     expect([newLeader.role, follower.role]).toEqual(['leader', 'follower'])
@@ -257,7 +251,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     await follower.close()
     await newLeader.close()
     const again = await tab(name, 'leader')
-    await until(() => again.texts.length === 3, 'the stored events')
+    await until(() => again.texts.length === 3, 10_000, 'the stored events')
     expect([...again.texts].sort()).toEqual(['a, no host', 'b, no host', 'first'])
   })
 
@@ -266,7 +260,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     const leader = await tab(name, 'leader')
     const follower = await tab(name, 'follower')
     await leader.emitter.emit('Note', { text: 'hello' })
-    await until(() => follower.texts.includes('hello'), 'the link to the leader')
+    await until(() => follower.texts.includes('hello'), 10_000, 'the link to the leader')
 
     // emit() then close() at once: close keeps the link until the host stored it.
     const flushed = track(follower.emitter.emit('Note', { text: 'emit then close' }))
@@ -275,13 +269,13 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     expect(leader.texts).toContain('emit then close')
 
     const other = await tab(name, 'follower')
-    await until(() => other.texts.includes('emit then close'), 'the link of a second follower')
+    await until(() => other.texts.includes('emit then close'), 10_000, 'the link of a second follower')
     const release = holdWrites()
     const lost = track(other.emitter.emit('Note', { text: 'never acked' }))
     const started = Date.now()
     await other.emitter.close()
     expect(Date.now() - started).toBeLessThan(5000)
-    await until(() => lost.state !== 'pending', 'the emit to settle')
+    await until(() => lost.state !== 'pending', 10_000, 'the emit to settle')
     expect(lost.state).toBe('rejected')
     expect(isHyperEmitterError(lost.error, ErrorCodes.CLOSED)).toBe(true)
     release()
@@ -326,7 +320,7 @@ describe('SyncSession.storedByPeer', () => {
     peer.start()
     await mine.synced
     // The peer's clock said 2, its ack of the catch-up frame made it 3.
-    await until(() => mine.storedByPeer === 3, 'the catch-up ack')
+    await until(() => mine.storedByPeer === 3, 10_000, 'the catch-up ack')
     expect(stored).toEqual([2, 3])
 
     held = new Promise<void>((resolve) => (gate = resolve))
@@ -335,7 +329,7 @@ describe('SyncSession.storedByPeer', () => {
     expect(mine.storedByPeer).toBe(3)
     held = undefined
     gate!()
-    await until(() => mine.storedByPeer === 4, 'the live ack')
+    await until(() => mine.storedByPeer === 4, 10_000, 'the live ack')
     expect(stored).toEqual([2, 3, 4])
   })
 })

@@ -6,6 +6,7 @@ import type { FrameChannel } from '../src/transport/channel.js'
 import { connectTcp, encodeFrame } from '../src/transport/tcp.js'
 import { connectWebSocket } from '../src/transport/websocket.js'
 import { HubServer, type HubPeerInfo, type HubServerOptions } from '../src/node/hub-server.js'
+import { until } from './session-helpers.js'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -53,13 +54,6 @@ async function startHub(options: Partial<HubServerOptions> = {}) {
 }
 
 /** Poll `predicate` until true; rejects after `ms` (a bound, not an assertion). */
-async function until(predicate: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 function nextFrame(channel: FrameChannel): Promise<Uint8Array> {
   return within<Uint8Array>((cb) => {
@@ -215,7 +209,7 @@ describe('HubServer', () => {
     expect(await httpGet(port, '/')).toEqual({ status: 200, body: 'app page' })
     const client = await connectWebSocket(`ws://127.0.0.1:${port}/sync`)
     cleanups.push(() => client.close())
-    await until(() => channels.length === 1, 'onChannel')
+    await until(() => channels.length === 1, 10_000, 'onChannel')
     expect(channels[0].info.transport).toBe('websocket')
     const got = nextFrame(channels[0].channel)
     client.send(text('over attach'))
@@ -351,7 +345,7 @@ describe('HubServer', () => {
     const count = (kind: string) => process.getActiveResourcesInfo().filter((r) => r === kind).length
     const tcpHandles = () => count('TCPServerWrap') + count('TCPSocketWrap')
     // Sockets of earlier tests may still be finishing their close: start from none.
-    await until(() => tcpHandles() === 0, 'earlier sockets to close')
+    await until(() => tcpHandles() === 0, 10_000, 'earlier sockets to close')
     const before = { servers: count('TCPServerWrap'), sockets: count('TCPSocketWrap'), timeouts: count('Timeout') }
 
     const closes: Array<Error | undefined> = []
@@ -368,7 +362,7 @@ describe('HubServer', () => {
     const silent = net.connect(port, '127.0.0.1')
     silent.on('error', () => {})
     await within<void>((cb) => silent.once('connect', () => cb()), 'connect')
-    await until(() => hub.channels.size === 2, 'two channels')
+    await until(() => hub.channels.size === 2, 10_000, 'two channels')
     const hubChannels = [...hub.channels]
     for (const c of [tcpClient, wsClient, ...hubChannels]) c.on('close', (err) => closes.push(err))
     expect(count('TCPServerWrap')).toBe(before.servers + 1)
@@ -378,7 +372,7 @@ describe('HubServer', () => {
     await Promise.all([closeOf(tcpClient), closeOf(wsClient), silentClosed])
     keepAlive.destroy()
     // Client-side handles (ours, in this process) finish closing asynchronously.
-    await until(() => tcpHandles() === 0, 'every TCP handle to close')
+    await until(() => tcpHandles() === 0, 10_000, 'every TCP handle to close')
 
     expect(hub.channels.size).toBe(0)
     for (const c of [tcpClient, wsClient, ...hubChannels]) expect(c.closed).toBe(true)
