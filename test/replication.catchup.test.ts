@@ -9,6 +9,7 @@ import { MemoryLevel } from 'memory-level'
 import { HyperEmitter, type Db } from '../src/index.js'
 import type { Log } from '../src/core/log.js'
 import { within } from './session-helpers.js'
+import { nextStatus } from './helpers/watch.js'
 
 const SCHEMA = 'message Hello { required string from = 1; optional string message = 2; }'
 const HOST = '127.0.0.1'
@@ -32,18 +33,6 @@ function logOf(e: Emitter): Log {
   return (e as unknown as { log: Log }).log
 }
 
-function nextStatus(e: Emitter, event: string, match: (info: any) => boolean = () => true, ms = 20_000): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const handler = (info: any) => {
-      if (!match(info)) return
-      clearTimeout(timer)
-      e.status.off(event, handler)
-      resolve(info)
-    }
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms)
-    e.status.on(event, handler)
-  })
-}
 
 async function emitMany(e: Emitter, n: number, tag: string): Promise<void> {
   for (let i = 0; i < n; i += 2000) {

@@ -6,7 +6,7 @@
  * speak the protocol by hand where a test needs to misbehave.
  */
 import { readFileSync } from 'node:fs'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import * as net from 'node:net'
 import { create, toBinary } from '@bufbuild/protobuf'
@@ -22,6 +22,7 @@ import { encodeFrame as lengthPrefixed, FrameDecoder } from '../src/transport/tc
 import { classicFactory, memoryFactory, type DbFactory } from './helpers/dbs.js'
 import { rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
 import { randomWriter, until, within } from './session-helpers.js'
+import { collectEscapes, nextStatus } from './helpers/watch.js'
 
 // The seed's fixture schema: Hello, userAdded, userRemoved (proto2).
 const SCHEMA = readFileSync(new URL('./fixtures/messages.proto', import.meta.url), 'utf8')
@@ -99,38 +100,13 @@ afterAll(() => {
 })
 
 // Anything escaping (an unhandled rejection, an uncaught exception) fails the suite.
-const escaped: unknown[] = []
-const onEscape = (err: unknown): void => {
-  escaped.push(err)
-}
-beforeAll(() => {
-  process.on('unhandledRejection', onEscape)
-  process.on('uncaughtException', onEscape)
-})
+const escaped = collectEscapes()
 afterAll(() => {
-  process.off('unhandledRejection', onEscape)
-  process.off('uncaughtException', onEscape)
   expect(escaped).toEqual([])
 })
 
 // ---- small helpers ----
 
-/** Resolves with the next status `event` whose payload passes `match`; rejects after `ms`. */
-function nextStatus(e: Emitter, event: string, match: (info: any) => boolean = () => true, ms = 15_000): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const handler = (info: any) => {
-      if (!match(info)) return
-      clearTimeout(timer)
-      e.status.off(event, handler)
-      resolve(info)
-    }
-    const timer = setTimeout(() => {
-      e.status.off(event, handler)
-      reject(new Error(`timed out waiting for status ${event}`))
-    }, ms)
-    e.status.on(event, handler)
-  })
-}
 
 /** Records every `name` event a listener gets. */
 function record<T = any>(e: Emitter, name: string): T[] {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { create, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, isHyperEmitterError, type HyperEmitterError } from '../src/core/errors.js'
@@ -18,22 +18,12 @@ import {
 import { clockFrame, nodesFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
 import type { SyncSession } from '../src/sync/session.js'
 import { appendMany, makeLog, randomWriter, withRawPeer, within, type TestLog } from './session-helpers.js'
+import { collectEscapes } from './helpers/watch.js'
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCodes))
 
 // Any rejection or exception escaping the session fails the property, not just the run.
-const escaped: unknown[] = []
-const onEscape = (err: unknown): void => {
-  escaped.push(err)
-}
-beforeAll(() => {
-  process.on('unhandledRejection', onEscape)
-  process.on('uncaughtException', onEscape)
-})
-afterAll(() => {
-  process.off('unhandledRejection', onEscape)
-  process.off('uncaughtException', onEscape)
-})
+const escaped = collectEscapes()
 
 /** Nodes the target log can never accept as sent: a foreign writer's seq >= 3, linking nodes it lacks. */
 let foreignNodes: Uint8Array[] = []
