@@ -255,6 +255,99 @@ describe('emit and on', () => {
   })
 })
 
+describe('emits fired together', () => {
+  /** A memory db whose batches are counted, and failed on demand. */
+  function countedDb() {
+    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+    const original = db.batch.bind(db)
+    const spy = { db, batches: 0, failNext: 0 }
+    ;(db as any).batch = (...args: unknown[]) => {
+      spy.batches++
+      if (spy.failNext > 0) {
+        spy.failNext--
+        return Promise.reject(new Error('injected batch failure'))
+      }
+      return (original as any)(...args)
+    }
+    return spy
+  }
+
+  async function storedFroms(e: { events(o: { from: 'beginning' }): AsyncIterable<{ payload: any }> }, n: number): Promise<string[]> {
+    const froms: string[] = []
+    if (n === 0) return froms
+    for await (const ev of e.events({ from: 'beginning' })) {
+      froms.push(ev.payload.from)
+      if (froms.length === n) break
+    }
+    return froms
+  }
+
+  it('go in one batch; a bad one among them is refused alone, at once', async () => {
+    const spy = countedDb()
+    const e = track(HyperEmitter(spy.db, SCHEMA))
+    await e.ready()
+    const before = spy.batches
+    const good = ['a', 'b', 'c', 'd'].map((from) => e.emit('Hello', { from }))
+    const bad = e.emit('Hello', { from: 7 } as any)
+    const settled: string[] = []
+    bad.catch(() => settled.push('bad'))
+    good[0].then(() => settled.push('good'))
+    await expect(bad).rejects.toMatchObject({ code: ErrorCodes.INVALID_FIELD })
+    await Promise.all(good)
+    expect(settled[0]).toBe('bad')
+    expect(spy.batches - before).toBe(1)
+    expect(await storedFroms(e, 4)).toEqual(['a', 'b', 'c', 'd'])
+  })
+
+  it('more than a batch holds are split into batches of 1000, all stored in order', async () => {
+    const spy = countedDb()
+    const e = track(HyperEmitter(spy.db, SCHEMA))
+    await e.ready()
+    const before = spy.batches
+    const pending = Array.from({ length: 2500 }, (_, i) => e.emit('Hello', { from: `e${i}` }))
+    await Promise.all(pending)
+    expect(new Set(pending).size).toBe(3)
+    expect(spy.batches - before).toBe(3)
+    const froms = await storedFroms(e, 2500)
+    expect(froms.filter((f, i) => f !== `e${i}`)).toEqual([])
+  })
+
+  it('a failed batch rejects all its emits with STORAGE_FAILED, stores none, and the emitter goes on', async () => {
+    const spy = countedDb()
+    const e = track(HyperEmitter(spy.db, SCHEMA))
+    await e.ready()
+    spy.failNext = 1
+    const results = await Promise.allSettled([e.emit('Hello', { from: 'x' }), e.emit('Hello', { from: 'y' })])
+    expect(results.map((r) => r.status === 'rejected' && (r.reason as HyperEmitterError).code)).toEqual([
+      ErrorCodes.STORAGE_FAILED,
+      ErrorCodes.STORAGE_FAILED,
+    ])
+    await e.emit('Hello', { from: 'z' })
+    expect(await storedFroms(e, 1)).toEqual(['z'])
+  })
+
+  it('encode the message during the call, even before ready: changing it afterwards changes nothing', async () => {
+    const e = track(HyperEmitter(null, SCHEMA))
+    const message = { from: 'original' }
+    const stored = e.emit('Hello', message)
+    message.from = 'changed later'
+    await stored
+    expect(await storedFroms(e, 1)).toEqual(['original'])
+  })
+
+  it("keep their order across ready: emits made before it come before a 'ready' handler's", async () => {
+    const e = track(HyperEmitter(null, SCHEMA))
+    let fromHandler: Promise<void> | undefined
+    e.status.on('ready', () => {
+      fromHandler = e.emit('Hello', { from: 'in ready handler' })
+    })
+    const early = [e.emit('Hello', { from: 'early 1' }), e.emit('Hello', { from: 'early 2' })]
+    await Promise.all(early)
+    await fromHandler
+    expect(await storedFroms(e, 3)).toEqual(['early 1', 'early 2', 'in ready handler'])
+  })
+})
+
 describe('registerCodec', () => {
   const json = {
     encode: (v: unknown) => new TextEncoder().encode(JSON.stringify(v)),

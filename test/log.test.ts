@@ -419,6 +419,48 @@ describe.each(factories)('Log on $name', (backend) => {
     expect(log.heads().map(toHex)).toEqual([toHex(entries[N - 1].key)])
   })
 
+  it('appendAll stores its values as consecutive nodes in one batch, tells the sink once, and refuses bad arguments', async () => {
+    const db = backend.create()
+    const spy = spyBatch(db)
+    const log = await openLog(db)
+    await log.append(enc('first'))
+    const calls = spy.calls
+    const told: Array<['appended', LogEntry] | ['failed', unknown]> = []
+    const sink = { appended: (last: LogEntry) => told.push(['appended', last]), failed: (err: unknown) => told.push(['failed', err]) }
+    log.appendAll([enc('a'), enc('b'), enc('c')], sink)
+    await log.append(enc('after'))
+    expect(told).toHaveLength(1)
+    expect(told[0][0]).toBe('appended')
+    expect((told[0][1] as LogEntry).seq).toBe(4)
+    const values = (await all(log.read())).map((e) => new TextDecoder().decode(e.value))
+    expect(values).toEqual(['first', 'a', 'b', 'c', 'after'])
+    // The group and the append queued behind it went in one batch.
+    expect(spy.calls - calls).toBe(1)
+
+    for (const bad of [[], ['x'], [enc('ok'), 7], 'x']) {
+      const refused: unknown[] = []
+      log.appendAll(bad as any, { appended: () => refused.push('appended'), failed: (err) => refused.push(err) })
+      expect(refused).toEqual([expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT })])
+    }
+    expect(log.length).toBe(5)
+  })
+
+  it('a failing batch fails every appendAll in it, each with its own error, and stores none of their values', async () => {
+    const db = backend.create()
+    const spy = spyBatch(db)
+    const log = await openLog(db)
+    spy.failNext = 1
+    const errors: unknown[] = []
+    const sink = { appended: () => errors.push('appended'), failed: (err: unknown) => errors.push(err) }
+    log.appendAll([enc('a'), enc('b')], sink)
+    log.appendAll([enc('c')], sink)
+    await expectCode(log.append(enc('d')), ErrorCodes.STORAGE_FAILED)
+    expect(errors).toEqual([expect.objectContaining({ code: ErrorCodes.STORAGE_FAILED }), expect.objectContaining({ code: ErrorCodes.STORAGE_FAILED })])
+    expect(errors[0]).not.toBe(errors[1])
+    expect(log.length).toBe(0)
+    expect((await log.append(enc('e'))).seq).toBe(1)
+  })
+
   it('fires onChange after commit, before the promises resolve, once per origin run', async () => {
     const a = await openLog()
     const b = await openLog()

@@ -70,8 +70,8 @@ export interface StatusEvents {
   [event: string]: (...args: any[]) => void
 }
 
-/** Appends in the log's hands at once; more wait, unencoded, in the backlog. */
-const MAX_APPENDS_IN_FLIGHT = 2048
+/** Emits one group holds at most: a log batch's worth (the log's default maxBatch). */
+const MAX_GROUP = 1000
 
 /** An emit whose event is in the local log, waiting at an EmitGate to be resolved (or rejected). */
 export interface HeldEmit {
@@ -94,27 +94,46 @@ export interface EmitGate {
   hold(seq: number, emit: HeldEmit): void
 }
 
-/** One emit on its way to the log; told the outcome by the log itself (no promise chain per emit). */
-class PendingEmit implements AppendSink, HeldEmit {
-  constructor(
-    /** The emitter's bookkeeping once the log settled an emit it was handed; returns the emitter's gate, if any. */
-    private readonly settled: () => EmitGate | undefined,
-    readonly name: string,
-    readonly message: unknown,
-    readonly resolve: () => void,
-    readonly reject: (err: unknown) => void,
-  ) {}
+/**
+ * The emits of one turn (up to MAX_GROUP), appended together: one
+ * appendAll() and one promise for all of them, since one batch stores them
+ * all or none anyway. A promise per emit, alive until its batch committed,
+ * was what garbage collection spent most on with many emits in flight.
+ */
+class EmitGroup implements AppendSink, HeldEmit {
+  readonly values: Uint8Array[] = []
+  readonly promise: Promise<void>
+  resolve!: () => void
+  reject!: (err: unknown) => void
 
-  appended(entry: LogEntry): void {
-    const gate = this.settled()
+  constructor(
+    /** The emitter's gate, if any, when the group is stored. */
+    private readonly gate: () => EmitGate | undefined,
+  ) {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
+
+  appended(last: LogEntry): void {
+    const gate = this.gate()
+    // Held at its last seq: the gate releases in seq order.
     if (gate === undefined) this.resolve()
-    else gate.hold(entry.seq, this)
+    else gate.hold(last.seq, this)
   }
 
   failed(err: unknown): void {
-    this.settled()
     this.reject(err)
   }
+}
+
+/** An emit made before a streamed schema loaded: encoded once it has. */
+interface EarlyEmit {
+  name: string
+  message: unknown
+  resolve: () => void
+  reject: (err: unknown) => void
 }
 
 interface Listener {
@@ -197,11 +216,16 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private readonly subscriptions = new Set<Subscription>()
   private readonly subscriptionSource: SubscriptionSource
   private readonly closeHooks: Array<() => Promise<void> | void> = []
-  /** Emits not yet handed to the log (see drainBacklog), and how many are in the log's hands. */
-  private backlog: PendingEmit[] = []
-  private backlogHead = 0
-  private appendsInFlight = 0
-  private draining = false
+  /** Emits made before a streamed schema loaded, in order. */
+  private early: EarlyEmit[] = []
+  /** The group this turn's emits join; handed to the log at the end of the turn, or once full. */
+  private group: EmitGroup | undefined
+  /** Full groups made before ready, waiting for it (the open group waits too). */
+  private sealed: EmitGroup[] = []
+  private readonly endTurn = (): void => {
+    if (this.isReady) this.seal()
+  }
+  private readonly currentGate = (): EmitGate | undefined => this.emitGate
   /** Set by a runtime layer whose local log is not the durable one: emits resolve when it says (see EmitGate). */
   protected emitGate: EmitGate | undefined
 
@@ -228,13 +252,14 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     const log = this.log
     this.readyPromise = this.init()
     // Failures reach callers of emit()/ready() and status 'error'; never unhandled.
-    this.readyPromise.then(
-      () => this.drainBacklog(MAX_APPENDS_IN_FLIGHT),
-      (err) => {
-        this.rejectBacklog(err)
-        this.reportError(err)
-      },
-    )
+    this.readyPromise.catch((err) => {
+      // A fresh error per caller (per group: its emits share one promise anyway).
+      for (const e of this.early.splice(0)) e.reject(notReady(err))
+      if (this.group !== undefined) this.sealed.push(this.group)
+      this.group = undefined
+      for (const g of this.sealed.splice(0)) g.reject(notReady(err))
+      this.reportError(err)
+    })
   }
 
   /** Options a runtime entry supplies when the caller leaves them out (the Node entry: node:crypto's hash). */
@@ -257,6 +282,10 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     await this.log.open()
     this.log.onChange((entries) => this.onCommit(entries))
     this.isReady = true
+    // Before anything that could emit (a 'ready' handler), so emits keep their order.
+    for (const e of this.early.splice(0)) this.enqueue(e.name, e.message).then(e.resolve, e.reject)
+    for (const g of this.sealed.splice(0)) this.log.appendAll(g.values, g)
+    this.seal()
     for (const listener of this.listeners) listener.subscription.name = this.canonical(listener.rawName)
     for (const subscription of this.subscriptions) subscription.start()
     this.status.emit('ready')
@@ -313,7 +342,10 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * Resolves (and calls `cb(null)`) once the event is stored, whether or not
    * anything listens. Rejects with UNKNOWN_EVENT, MISSING_FIELD,
    * UNKNOWN_FIELD, INVALID_FIELD, CODEC_FAILED, CLOSED or STORAGE_FAILED;
-   * nothing is appended then. With an emitGate (a browser follower tab),
+   * nothing is appended then. The message is encoded at once (with a
+   * streamed schema not loaded yet: once it is), so changing it afterwards
+   * changes nothing. Emits of one turn share one promise: one batch stores
+   * them all or none. With an emitGate (a browser follower tab),
    * "stored" is where the gate says; a CLOSED rejection from the gate comes
    * after the local append, for an event the closing emitter could not hand on.
    */
@@ -324,68 +356,39 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private append(name: string, message: unknown): Promise<void> {
     if (this.closing) return Promise.reject(closedError())
     if (typeof name !== 'string' || name === '') return Promise.reject(invalidArgument('event name must be a non-empty string'))
-    return new Promise((resolve, reject) => {
-      const pending = new PendingEmit(this.appendSettled, name, message, resolve, reject)
-      if (!this.isReady || this.appendsInFlight >= MAX_APPENDS_IN_FLIGHT || this.backlogHead < this.backlog.length) {
-        this.backlog.push(pending)
-      } else {
-        this.submit(pending)
-      }
-    })
-  }
-
-  /** Encode one event and hand it to the log. */
-  private submit(pending: PendingEmit): void {
-    let envelope: Uint8Array
-    try {
-      const schema = this.schema!
-      const payload = schema.encode(pending.name, pending.message)
-      envelope = encodeEnvelope(schema.canonicalName(pending.name), payload)
-    } catch (err) {
-      pending.reject(err)
-      return
-    }
-    this.appendsInFlight++
-    this.log.appendTo(envelope, pending)
-  }
-
-  private readonly appendSettled = (): EmitGate | undefined => {
-    this.appendsInFlight--
-    this.drainBacklog(MAX_APPENDS_IN_FLIGHT)
-    return this.emitGate
+    if (this.schema === undefined) return new Promise((resolve, reject) => this.early.push({ name, message, resolve, reject }))
+    return this.enqueue(name, message)
   }
 
   /**
-   * Emits fired faster than the log commits wait here as (name, message)
-   * pairs and are encoded only when a slot frees: with everything in flight
-   * at once, garbage collection of 100k live payloads and promises cost
-   * more than the writes (measured), and group commit needs only ~2000.
+   * Encode one event now (a bad one is refused alone, and changing `message`
+   * afterwards changes nothing) and add it to this turn's group.
    */
-  private drainBacklog(limit: number): void {
-    // An append the log refuses at once settles inside submit(): the loop
-    // below goes on with the next rather than recursing once per emit.
-    if (this.draining) return
-    this.draining = true
+  private enqueue(name: string, message: unknown): Promise<void> {
+    let envelope: Uint8Array
     try {
-      while (this.isReady && this.appendsInFlight < limit && this.backlogHead < this.backlog.length) this.submit(this.backlog[this.backlogHead++])
-    } finally {
-      this.draining = false
+      const schema = this.schema!
+      envelope = encodeEnvelope(schema.canonicalName(name), schema.encode(name, message))
+    } catch (err) {
+      return Promise.reject(err)
     }
-    const backlog = this.backlog
-    if (this.backlogHead === backlog.length) {
-      backlog.length = 0
-      this.backlogHead = 0
-    } else if (this.backlogHead > 65_536) {
-      this.backlog = backlog.slice(this.backlogHead)
-      this.backlogHead = 0
+    let group = this.group
+    if (group === undefined) {
+      group = this.group = new EmitGroup(this.currentGate)
+      queueMicrotask(this.endTurn)
     }
+    group.values.push(envelope)
+    if (group.values.length >= MAX_GROUP) this.seal()
+    return group.promise
   }
 
-  private rejectBacklog(err: unknown): void {
-    // A fresh error per caller: one object thrown twice is shared, mutable state.
-    for (let i = this.backlogHead; i < this.backlog.length; i++) this.backlog[i].reject(notReady(err))
-    this.backlog = []
-    this.backlogHead = 0
+  /** Close the open group: hand it to the log, or before ready keep it for then. */
+  private seal(): void {
+    const group = this.group
+    if (group === undefined) return
+    this.group = undefined
+    if (this.isReady) this.log.appendAll(group.values, group)
+    else this.sealed.push(group)
   }
 
   /**
@@ -549,8 +552,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     // Consumers' last positions reach the db before it closes.
     await Promise.all(this.pendingFlushes)
     await this.readyPromise.catch(noop)
-    // Emits made before close() still land: hand the whole backlog to the log, which commits what it holds before closing.
-    this.drainBacklog(Infinity)
+    // Emits made before close() still land: the log commits what it holds before closing.
+    this.seal()
     await this.log.close()
     if (this.ownsDb) await this.db.close()
     this.status.emit('close')

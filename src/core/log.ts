@@ -202,16 +202,20 @@ interface Incoming {
 const APPEND = 0
 const ADD = 1
 
-/** Told the outcome of one append, once, after its batch: lets the emitter skip a promise per append. */
+/**
+ * Told the outcome of one appendAll() once, after its batch: lets the
+ * emitter settle a whole group of emits without a promise per append.
+ */
 export interface AppendSink {
-  appended(entry: LogEntry): void
+  /** All the values are stored; `last` is the entry of the last one. */
+  appended(last: LogEntry): void
   failed(err: unknown): void
 }
 
 interface AppendRequest {
   kind: typeof APPEND
   size: number
-  value: Uint8Array
+  values: Uint8Array[]
   sink: AppendSink
   result: LogEntry | undefined
 }
@@ -484,17 +488,23 @@ export class Log implements SyncableLog {
    * CLOSED or STORAGE_FAILED.
    */
   append(value: Uint8Array): Promise<LogEntry> {
-    return new Promise<LogEntry>((resolve, reject) => this.appendTo(value, { appended: resolve, failed: reject }))
+    if (!(value instanceof Uint8Array)) return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'append() takes a Uint8Array'))
+    return new Promise<LogEntry>((resolve, reject) => this.appendAll([value], { appended: resolve, failed: reject }))
   }
 
-  /** append() reporting to `sink` instead of a promise; a refusal (as append() lists) goes to sink.failed at once. */
-  appendTo(value: Uint8Array, sink: AppendSink): void {
-    if (!(value instanceof Uint8Array)) {
-      sink.failed(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'append() takes a Uint8Array'))
+  /**
+   * Appends `values` as consecutive nodes of this writer, all in one batch
+   * (all stored or none), and tells `sink` once; a refusal (as append()
+   * lists) goes to sink.failed at once. The log keeps the array and its
+   * values until then: do not mutate them.
+   */
+  appendAll(values: Uint8Array[], sink: AppendSink): void {
+    if (!Array.isArray(values) || values.length === 0 || !values.every((v) => v instanceof Uint8Array)) {
+      sink.failed(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'appendAll() takes a non-empty array of Uint8Array'))
     } else if (this.state === 'closing' || this.state === 'closed') {
       sink.failed(closedError())
     } else {
-      this.queue.push({ kind: APPEND, size: 1, value, sink, result: undefined })
+      this.queue.push({ kind: APPEND, size: values.length, values, sink, result: undefined })
       this.pump()
     }
   }
@@ -682,7 +692,7 @@ export class Log implements SyncableLog {
     let nodesLeft = 0
     for (const req of taken) {
       nodesLeft += req.size
-      if (req.kind === APPEND) bytesLeft += req.value.length + 48 + (2 + KEY_BYTES) * Math.min(heads.length, 4)
+      if (req.kind === APPEND) for (const v of req.values) bytesLeft += v.length + 48 + (2 + KEY_BYTES) * Math.min(heads.length, 4)
       else for (const n of req.nodes) bytesLeft += n.bytes.length + 3
     }
     const chunks = new ChunkSequence(bytesLeft, nodesLeft)
@@ -691,24 +701,26 @@ export class Log implements SyncableLog {
 
     for (const req of taken) {
       if (req.kind === APPEND) {
-        const seq = ++ownSeq
-        appendFields.seq = seq
-        appendFields.links = heads
-        appendFields.value = req.value
-        const size = encodedNodeSize(appendFields)
-        const at = chunks.reserve(size, change + 1)
-        const chunk = chunks.current!
-        writeNode(chunk.buffer, at, appendFields)
-        const bytes = view(chunk.buffer, at, size)
-        const key = chunk.pushKey(this.hash(bytes))
-        if (!(runWriter === writer && runSeq === seq - 1)) ops.push(this.runStartOp(writer, seq, change + 1))
-        runWriter = writer
-        runSeq = seq
-        const entry = new AppendedEntry(key, seq, heads.length, req.value.length, bytes, ++change)
-        heads = [key]
-        entries.push(entry)
-        origins.push(undefined)
-        req.result = entry
+        for (const value of req.values) {
+          const seq = ++ownSeq
+          appendFields.seq = seq
+          appendFields.links = heads
+          appendFields.value = value
+          const size = encodedNodeSize(appendFields)
+          const at = chunks.reserve(size, change + 1)
+          const chunk = chunks.current!
+          writeNode(chunk.buffer, at, appendFields)
+          const bytes = view(chunk.buffer, at, size)
+          const key = chunk.pushKey(this.hash(bytes))
+          if (!(runWriter === writer && runSeq === seq - 1)) ops.push(this.runStartOp(writer, seq, change + 1))
+          runWriter = writer
+          runSeq = seq
+          const entry = new AppendedEntry(key, seq, heads.length, value.length, bytes, ++change)
+          heads = [key]
+          entries.push(entry)
+          origins.push(undefined)
+          req.result = entry
+        }
         continue
       }
 
