@@ -6,6 +6,7 @@ import { compareBytes, toHex } from '../src/core/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
 import { decodeNode, encodeNode, Log } from '../src/core/log.js'
+import { nodeSize } from '../src/core/node.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
 import { NodeSchema } from '../src/gen/hyperemitter/v1/log_pb.js'
 
@@ -64,6 +65,15 @@ describe('Node codec', () => {
     fc.assert(
       fc.property(anyFields, (fields) => {
         expect(hex(encodeNode(fields))).toBe(hex(protobufEs(fields)))
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it("nodeSize (how the log sizes chunks) is the encoded size of any node of the log's shape", () => {
+    fc.assert(
+      fc.property(validFields, (fields) => {
+        expect(nodeSize(fields.seq, fields.links.length, fields.value.length)).toBe(encodeNode(fields).length)
       }),
       { numRuns: 500 },
     )

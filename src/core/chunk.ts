@@ -40,37 +40,51 @@ export function view(arr: Uint8Array, start: number, length: number): Uint8Array
 }
 
 /** Grows `arr` to hold at least `need` bytes, keeping its first `used`. Old views stay valid (they keep the old buffer). */
-function grown(arr: Uint8Array, used: number, need: number, max = Infinity): Uint8Array {
+function grown(arr: Uint8Array, used: number, need: number): Uint8Array {
   if (need <= arr.length) return arr
-  const out = new Uint8Array(Math.max(need, Math.min(arr.length * 2, max)))
+  const out = new Uint8Array(Math.max(need, arr.length * 2))
   out.set(arr.subarray(0, used))
   return out
 }
 
 /**
- * Builds one chunk while a batch is committed: nodes are written straight
- * into its buffer (entries handed to listeners are views into it).
+ * Builds one chunk while a batch is committed, in its record layout: room
+ * for the count and `capacity` keys first, then the nodes, written straight
+ * in (entries handed to listeners are views into it). When the batch fills
+ * it as sized, the buffer is the record itself: one allocation per chunk
+ * instead of a buffer for nodes, one for keys and a record copied from both
+ * (each array over 64 bytes has its own off-heap store: for a one-node
+ * batch, the awaited emit, those allocations measured more than the copy).
  */
 export class ChunkBuilder {
   count = 0
   /** The buffer nodes are written into; replaced (not moved) when it grows. */
   buffer: Uint8Array
-  private pos = 0
-  /** The keys, 32 bytes each, in node order. */
-  keys: Uint8Array
+  /** Where the keys start (after the count) and the nodes start (after `capacity` keys). */
+  private readonly keysAt: number
+  private readonly nodesAt: number
+  private pos: number
 
+  /**
+   * `expectedNodes` is an upper bound on the nodes to come; `expectedBytes`
+   * the bytes they take (each a varint length and the node), exact when
+   * known: a wrong guess only costs a copy.
+   */
   constructor(
     readonly first: number,
     expectedBytes: number,
     expectedNodes: number,
   ) {
-    this.buffer = new Uint8Array(Math.max(64, Math.min(expectedBytes, CHUNK_MAX_BYTES + 4096)))
-    this.keys = new Uint8Array(KEY_BYTES * Math.max(1, Math.min(expectedNodes, CHUNK_MAX_NODES)))
+    const capacity = Math.max(1, Math.min(expectedNodes, CHUNK_MAX_NODES))
+    this.keysAt = varintLength(capacity)
+    this.nodesAt = this.keysAt + capacity * KEY_BYTES
+    this.pos = this.nodesAt
+    this.buffer = new Uint8Array(this.nodesAt + Math.max(16, Math.min(expectedBytes, CHUNK_MAX_BYTES + 4096)))
   }
 
   /** Whether the next node belongs in a new chunk. */
   get full(): boolean {
-    return this.count >= CHUNK_MAX_NODES || this.pos >= CHUNK_MAX_BYTES
+    return this.keysAt + this.count * KEY_BYTES >= this.nodesAt || this.pos - this.nodesAt >= CHUNK_MAX_BYTES
   }
 
   /** Makes room for the next node of `size` bytes; returns its offset in `buffer`. */
@@ -84,21 +98,26 @@ export class ChunkBuilder {
 
   /** Stores the key of the node just reserved; returns a view of it. */
   pushKey(key: Uint8Array): Uint8Array {
-    const at = this.count * KEY_BYTES
-    this.keys = grown(this.keys, at, at + KEY_BYTES, CHUNK_MAX_NODES * KEY_BYTES)
-    for (let i = 0; i < KEY_BYTES; i++) this.keys[at + i] = key[i]
+    const at = this.keysAt + this.count * KEY_BYTES
+    const buffer = this.buffer
+    for (let i = 0; i < KEY_BYTES; i++) buffer[at + i] = key[i]
     this.count++
-    return view(this.keys, at, KEY_BYTES)
+    return view(buffer, at, KEY_BYTES)
   }
 
   /** The record's value: a standalone array (IndexedDB's structured clone would store a view's whole buffer). */
   value(): Uint8Array {
+    if (this.keysAt + this.count * KEY_BYTES === this.nodesAt && this.pos === this.buffer.length) {
+      writeVarint(this.buffer, 0, this.count)
+      return this.buffer
+    }
+    // Fewer nodes or bytes than sized for (refused or duplicate nodes, a guess off): pack a copy.
     const keyBytes = this.count * KEY_BYTES
     const head = varintLength(this.count)
-    const out = new Uint8Array(head + keyBytes + this.pos)
+    const out = new Uint8Array(head + keyBytes + this.pos - this.nodesAt)
     writeVarint(out, 0, this.count)
-    out.set(this.keys.subarray(0, keyBytes), head)
-    out.set(this.buffer.subarray(0, this.pos), head + keyBytes)
+    out.set(this.buffer.subarray(this.keysAt, this.keysAt + keyBytes), head)
+    out.set(this.buffer.subarray(this.nodesAt, this.pos), head + keyBytes)
     return out
   }
 }

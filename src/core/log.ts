@@ -38,7 +38,7 @@ import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
-import { decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeFields, varintLength, WRITER_BYTES, writeNode } from './node.js'
+import { decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeFields, nodeSize, varintLength, WRITER_BYTES, writeNode } from './node.js'
 import type { ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
 
 export { decodeNode, encodeNode } from './node.js'
@@ -687,13 +687,24 @@ export class Log implements SyncableLog {
     let runWriter = this.lastWriter
     let runSeq = this.lastSeq
 
-    // Chunks are sized from what is queued.
+    // Chunks are sized from what is queued: exactly, unless foreign nodes
+    // (whose links move the heads) come before local appends.
     let bytesLeft = 0
     let nodesLeft = 0
+    let sizedLinks = heads.length
+    let sizedSeq = ownSeq
     for (const req of taken) {
       nodesLeft += req.size
-      if (req.kind === APPEND) for (const v of req.values) bytesLeft += v.length + 48 + (2 + KEY_BYTES) * Math.min(heads.length, 4)
-      else for (const n of req.nodes) bytesLeft += n.bytes.length + 3
+      if (req.kind === APPEND) {
+        for (const v of req.values) {
+          const size = nodeSize(++sizedSeq, sizedLinks, v.length)
+          bytesLeft += varintLength(size) + size
+          sizedLinks = 1
+        }
+      } else {
+        for (const n of req.nodes) bytesLeft += varintLength(n.bytes.length) + n.bytes.length
+        sizedLinks = heads.length + 1
+      }
     }
     const chunks = new ChunkSequence(bytesLeft, nodesLeft)
     // Reused for every append of the batch: only written, then copied into the chunk.
@@ -706,7 +717,7 @@ export class Log implements SyncableLog {
           appendFields.seq = seq
           appendFields.links = heads
           appendFields.value = value
-          const size = encodedNodeSize(appendFields)
+          const size = nodeSize(seq, heads.length, value.length)
           const at = chunks.reserve(size, change + 1)
           const chunk = chunks.current!
           writeNode(chunk.buffer, at, appendFields)

@@ -90,6 +90,17 @@ export function encodedNodeSize(node: NodeFields): number {
   return size
 }
 
+/**
+ * encodedNodeSize() of a node of this log's shape (16-byte writer, seq >= 1,
+ * `linkCount` 32-byte links, a `valueLength`-byte value), by arithmetic:
+ * how the log sizes a batch's chunk before writing it.
+ */
+export function nodeSize(seq: number, linkCount: number, valueLength: number): number {
+  return (
+    2 + WRITER_BYTES + 1 + varintLength(seq) + linkCount * (2 + KEY_BYTES) + (valueLength > 0 ? 1 + varintLength(valueLength) + valueLength : 0)
+  )
+}
+
 /** Writes the canonical encoding of `node` (already sized by encodedNodeSize) at `pos` of `out`. */
 export function writeNode(out: Uint8Array, pos: number, node: NodeFields): void {
   const { writer, seq, links, value } = node
