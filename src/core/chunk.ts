@@ -96,13 +96,12 @@ export class ChunkBuilder {
     return at
   }
 
-  /** Stores the key of the node just reserved; returns a view of it. */
-  pushKey(key: Uint8Array): Uint8Array {
+  /** Stores (a copy of) the key of the node just reserved. */
+  pushKey(key: Uint8Array): void {
     const at = this.keysAt + this.count * KEY_BYTES
     const buffer = this.buffer
     for (let i = 0; i < KEY_BYTES; i++) buffer[at + i] = key[i]
     this.count++
-    return view(buffer, at, KEY_BYTES)
   }
 
   /** The record's value: a standalone array (IndexedDB's structured clone would store a view's whole buffer). */

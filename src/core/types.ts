@@ -4,7 +4,7 @@
  * change notifications).
  */
 
-/** A synchronous hash: SHA-256 of `data`, 32 bytes. */
+/** A synchronous hash: SHA-256 of `data`, as a new 32-byte array (the log keeps it as the node's key). */
 export type HashFn = (data: Uint8Array) => Uint8Array
 
 /** One node of the log, as stored, with its position in local change order. */
