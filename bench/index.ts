@@ -1,13 +1,50 @@
 // `npm run bench`: runs every scenario in its own process (so each peak RSS
 // is its own) and prints one JSON document. Baselines run in the same
 // invocation: compare against them, not against numbers from another day.
+// Every suite runs BENCH_RUNS times (default 3, interleaved) and each
+// scenario reports its median run, with every run's figure beside it: on a
+// shared machine one run can be off by a third either way.
 // BENCH_N overrides the event count; BENCH_ONLY=emit,baseline picks suites.
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 
 const N = process.env.BENCH_N ?? '100000'
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+if (!Number.isSafeInteger(RUNS) || RUNS < 1) throw new Error(`BENCH_RUNS must be a positive integer, got ${process.env.BENCH_RUNS}`)
 const only = process.env.BENCH_ONLY?.split(',')
+
+type Result = Record<string, unknown>
+
+/** Fields that tell one scenario's results apart from another's. */
+const IDENTITY = ['bench', 'scenario', 'db', 'mode', 'transport', 'path', 'storage', 'tabs']
+/** The figure a scenario's runs are ranked by, and whether higher is better. */
+const METRICS: Array<[string, boolean]> = [
+  ['eventsPerSecond', true],
+  ['singlePutsPerSecond', true],
+  ['p99Ms', false],
+]
+
+/** One result per scenario: its median run by its metric, with every run's figure (or every run, if it has no metric). */
+function medians(runs: Result[]): Result[] {
+  const groups = new Map<string, Result[]>()
+  for (const r of runs) {
+    const id = JSON.stringify(IDENTITY.map((k) => r[k]))
+    groups.set(id, [...(groups.get(id) ?? []), r])
+  }
+  const out: Result[] = []
+  for (const group of groups.values()) {
+    const metric = METRICS.find(([key]) => group.every((r) => typeof r[key] === 'number'))
+    if (metric === undefined) {
+      out.push(...group)
+      continue
+    }
+    const [key, higherIsBetter] = metric
+    const sorted = [...group].sort((a, b) => (higherIsBetter ? 1 : -1) * ((a[key] as number) - (b[key] as number)))
+    out.push({ ...sorted[Math.floor((sorted.length - 1) / 2)], runs: group.length, [`${key}Runs`]: sorted.map((r) => r[key]) })
+  }
+  return out
+}
 
 interface Scenario {
   suite: string
@@ -31,20 +68,22 @@ for (const [suite, script] of [
   if (existsSync(script)) scenarios.push({ suite, script, args: [] })
 }
 
-const results: unknown[] = []
+const runs: Result[] = []
 const failures: Array<{ script: string; args: string[]; error: string }> = []
-for (const { suite, script, args } of scenarios) {
-  if (only && !only.includes(suite)) continue
-  try {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', script, ...args], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      timeout: 15 * 60_000,
-      env: { ...process.env, BENCH_N: N },
-    })
-    for (const line of out.split('\n')) if (line.trim().startsWith('{')) results.push(JSON.parse(line))
-  } catch (err) {
-    failures.push({ script, args, error: err instanceof Error ? err.message.split('\n')[0] : String(err) })
+for (let run = 0; run < RUNS; run++) {
+  for (const { suite, script, args } of scenarios) {
+    if (only && !only.includes(suite)) continue
+    try {
+      const out = execFileSync(process.execPath, ['--import', 'tsx', script, ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        timeout: 15 * 60_000,
+        env: { ...process.env, BENCH_N: N },
+      })
+      for (const line of out.split('\n')) if (line.trim().startsWith('{')) runs.push(JSON.parse(line))
+    } catch (err) {
+      failures.push({ script, args, error: err instanceof Error ? err.message.split('\n')[0] : String(err) })
+    }
   }
 }
 
@@ -57,7 +96,8 @@ console.log(
       memoryGb: Math.round(totalmem() / 2 ** 30),
       loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
       events: Number(N),
-      results,
+      runs: RUNS,
+      results: medians(runs),
       failures,
     },
     null,
