@@ -1,7 +1,8 @@
 import type { AbstractLevel } from 'abstract-level'
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
-import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import { PackedBytes } from './bytes.js'
+import { addEnvelope, decodeEnvelope } from './envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { Log, type AppendSink } from './log.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './schema.js'
@@ -101,7 +102,8 @@ export interface EmitGate {
  * was what garbage collection spent most on with many emits in flight.
  */
 class EmitGroup implements AppendSink, HeldEmit {
-  readonly values: Uint8Array[] = []
+  /** The envelopes, packed. */
+  readonly values = new PackedBytes()
   readonly promise: Promise<void>
   resolve!: () => void
   reject!: (err: unknown) => void
@@ -365,10 +367,12 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * afterwards changes nothing) and add it to this turn's group.
    */
   private enqueue(name: string, message: unknown): Promise<void> {
-    let envelope: Uint8Array
+    let canonical: string
+    let payload: Uint8Array
     try {
       const schema = this.schema!
-      envelope = encodeEnvelope(schema.canonicalName(name), schema.encode(name, message))
+      canonical = schema.canonicalName(name)
+      payload = schema.encode(name, message)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -377,7 +381,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
       group = this.group = new EmitGroup(this.currentGate)
       queueMicrotask(this.endTurn)
     }
-    group.values.push(envelope)
+    addEnvelope(group.values, canonical, payload)
     if (group.values.length >= MAX_GROUP) this.seal()
     return group.promise
   }

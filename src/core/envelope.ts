@@ -1,3 +1,4 @@
+import type { PackedBytes } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { VarintReader, varintLength, writeVarint } from './varint.js'
 
@@ -29,14 +30,16 @@ function nameBytes(name: string): Uint8Array {
   return bytes
 }
 
-/** Encode an Event envelope (proto3: empty fields are omitted, as protobuf-es does). */
-export function encodeEnvelope(name: string, payload: Uint8Array): Uint8Array {
-  const nb = nameBytes(name)
+/** Bytes the envelope of a `nameLength`-byte name and a `payloadLength`-byte payload takes. */
+function envelopeSize(nameLength: number, payloadLength: number): number {
   let size = 0
-  if (nb.length > 0) size += 1 + varintLength(nb.length) + nb.length
-  if (payload.length > 0) size += 1 + varintLength(payload.length) + payload.length
-  const out = new Uint8Array(size)
-  let pos = 0
+  if (nameLength > 0) size += 1 + varintLength(nameLength) + nameLength
+  if (payloadLength > 0) size += 1 + varintLength(payloadLength) + payloadLength
+  return size
+}
+
+/** Writes the envelope at `pos` of `out` (sized by envelopeSize). */
+function writeEnvelope(out: Uint8Array, pos: number, nb: Uint8Array, payload: Uint8Array): void {
   if (nb.length > 0) {
     out[pos++] = 0x0a
     pos = writeVarint(out, pos, nb.length)
@@ -48,7 +51,21 @@ export function encodeEnvelope(name: string, payload: Uint8Array): Uint8Array {
     pos = writeVarint(out, pos, payload.length)
     out.set(payload, pos)
   }
+}
+
+/** Encode an Event envelope (proto3: empty fields are omitted, as protobuf-es does). */
+export function encodeEnvelope(name: string, payload: Uint8Array): Uint8Array {
+  const nb = nameBytes(name)
+  const out = new Uint8Array(envelopeSize(nb.length, payload.length))
+  writeEnvelope(out, 0, nb, payload)
   return out
+}
+
+/** Encodes the envelope of `name` and `payload` as the next value of `list` (the payload is copied: it may be reused at once). */
+export function addEnvelope(list: PackedBytes, name: string, payload: Uint8Array): void {
+  const nb = nameBytes(name)
+  const at = list.reserve(envelopeSize(nb.length, payload.length))
+  writeEnvelope(list.buffer, at, nb, payload)
 }
 
 function invalid(reason: string): HyperEmitterError {

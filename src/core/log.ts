@@ -32,7 +32,7 @@
  * exactly as it was.
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
-import { compareBytes, equalBytes, fromHex, readUint64BE, toHex, uint64BE, writeUint64BE } from './bytes.js'
+import { compareBytes, equalBytes, fromHex, PackedBytes, readUint64BE, toHex, uint64BE, writeUint64BE } from './bytes.js'
 import { Chunk, ChunkSequence, numberedKey, P_CHUNK, view } from './chunk.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
@@ -211,10 +211,21 @@ export interface AppendSink {
   failed(err: unknown): void
 }
 
+/** The values of an append request: an array, or values packed one after another (the emitter's). */
+type Values = Uint8Array[] | PackedBytes
+
+function valueAt(values: Values, index: number): Uint8Array {
+  return values instanceof PackedBytes ? values.at(index) : values[index]
+}
+
+function valueSize(values: Values, index: number): number {
+  return values instanceof PackedBytes ? values.sizeAt(index) : values[index].length
+}
+
 interface AppendRequest {
   kind: typeof APPEND
   size: number
-  values: Uint8Array[]
+  values: Values
   sink: AppendSink
   result: LogEntry | undefined
 }
@@ -547,9 +558,10 @@ export class Log implements SyncableLog {
    * lists) goes to sink.failed at once. The log keeps the array and its
    * values until then: do not mutate them.
    */
-  appendAll(values: Uint8Array[], sink: AppendSink): void {
-    if (!Array.isArray(values) || values.length === 0 || !values.every((v) => v instanceof Uint8Array)) {
-      sink.failed(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'appendAll() takes a non-empty array of Uint8Array'))
+  appendAll(values: Uint8Array[] | PackedBytes, sink: AppendSink): void {
+    const valid = values instanceof PackedBytes || (Array.isArray(values) && values.every((v) => v instanceof Uint8Array))
+    if (!valid || values.length === 0) {
+      sink.failed(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'appendAll() takes a non-empty array of Uint8Array, or PackedBytes'))
     } else if (this.state === 'closing' || this.state === 'closed') {
       sink.failed(closedError())
     } else {
@@ -780,8 +792,8 @@ export class Log implements SyncableLog {
     for (const req of taken) {
       nodesLeft += req.size
       if (req.kind === APPEND) {
-        for (const v of req.values) {
-          const size = nodeSize(++sizedSeq, sizedLinks, v.length)
+        for (let i = 0; i < req.values.length; i++) {
+          const size = nodeSize(++sizedSeq, sizedLinks, valueSize(req.values, i))
           bytesLeft += varintLength(size) + size
           sizedLinks = 1
         }
@@ -799,7 +811,8 @@ export class Log implements SyncableLog {
   private appendValues(batch: PendingBatch, req: AppendRequest): void {
     const writer = this.writerBytes
     const fields = batch.appendFields
-    for (const value of req.values) {
+    for (let i = 0; i < req.values.length; i++) {
+      const value = valueAt(req.values, i)
       const seq = ++batch.ownSeq
       const heads = batch.heads
       fields.seq = seq
