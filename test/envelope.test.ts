@@ -1,7 +1,8 @@
 import { create, toBinary } from '@bufbuild/protobuf'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decodeEnvelope, encodeEnvelope } from '../src/core/envelope.js'
+import { PackedBytes } from '../src/core/bytes.js'
+import { addEnvelope, decodeEnvelope, encodeEnvelope } from '../src/core/envelope.js'
 import { ErrorCodes } from '../src/core/errors.js'
 import { EventSchema } from '../src/gen/hyperemitter/v1/log_pb.js'
 
@@ -28,5 +29,20 @@ describe('event envelope', () => {
     }
     expect(() => decodeEnvelope(new Uint8Array([0x0a, 0x01, 0xff]))).toThrowError(expect.objectContaining({ code: ErrorCodes.INVALID_NODE }))
     expect(() => decodeEnvelope(new Uint8Array([0x08, 0x01]))).toThrowError(expect.objectContaining({ code: ErrorCodes.INVALID_NODE }))
+  })
+
+  it('packs envelopes into PackedBytes byte-identically to encodeEnvelope, across the buffer growing', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.string(), fc.uint8Array({ maxLength: 700 })), { maxLength: 40 }), (envelopes) => {
+        const list = new PackedBytes()
+        for (const [name, payload] of envelopes) addEnvelope(list, name, payload)
+        expect(list.length).toBe(envelopes.length)
+        envelopes.forEach(([name, payload], i) => {
+          expect(list.sizeAt(i)).toBe(encodeEnvelope(name, payload).length)
+          expect(list.at(i)).toEqual(encodeEnvelope(name, payload))
+        })
+      }),
+      { numRuns: 200 },
+    )
   })
 })

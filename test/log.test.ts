@@ -1,6 +1,6 @@
 import type { AbstractLevel } from 'abstract-level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { compareBytes, equalBytes, toHex } from '../src/core/bytes.js'
+import { compareBytes, equalBytes, PackedBytes, toHex } from '../src/core/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
 import { decodeNode, encodeNode, Log } from '../src/core/log.js'
@@ -437,12 +437,18 @@ describe.each(factories)('Log on $name', (backend) => {
     // The group and the append queued behind it went in one batch.
     expect(spy.calls - calls).toBe(1)
 
-    for (const bad of [[], ['x'], [enc('ok'), 7], 'x']) {
+    // Values packed into one buffer are appended the same way.
+    const packed = new PackedBytes()
+    for (const v of ['p1', 'p2']) packed.buffer.set(enc(v), packed.reserve(enc(v).length))
+    await new Promise<LogEntry>((resolve, reject) => log.appendAll(packed, { appended: resolve, failed: reject }))
+    expect((await all(log.read({ since: 5 }))).map((e) => new TextDecoder().decode(e.value))).toEqual(['p1', 'p2'])
+
+    for (const bad of [[], ['x'], [enc('ok'), 7], 'x', new PackedBytes()]) {
       const refused: unknown[] = []
       log.appendAll(bad as any, { appended: () => refused.push('appended'), failed: (err) => refused.push(err) })
       expect(refused).toEqual([expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT })])
     }
-    expect(log.length).toBe(5)
+    expect(log.length).toBe(7)
   })
 
   it('a failing batch fails every appendAll in it, each with its own error, and stores none of their values', async () => {
