@@ -335,6 +335,24 @@ describe('emits fired together', () => {
     expect(await storedFroms(e, 1)).toEqual(['original'])
   })
 
+  it('keep their order across a streamed schema loading while the db still opens', async () => {
+    // A db that opens slowly, so there is a window with the schema loaded and the log not open.
+    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+    const open = db.open.bind(db)
+    ;(db as any).open = async (...args: unknown[]) => {
+      await new Promise((r) => setTimeout(r, 100))
+      return (open as any)(...args)
+    }
+    const e = track(HyperEmitter(db, Readable.from([Buffer.from(SCHEMA)])))
+    const first = e.emit('Hello', { from: 'while the schema loads' })
+    await vi.waitFor(() => expect(Object.keys(e.messages)).toContain('Hello'))
+    expect(db.status).not.toBe('open')
+    const second = e.emit('Hello', { from: 'after it loaded' })
+    await Promise.all([first, second])
+    expect(await storedFroms(e, 2)).toEqual(['while the schema loads', 'after it loaded'])
+    await db.close()
+  })
+
   it("keep their order across ready: emits made before it come before a 'ready' handler's", async () => {
     const e = track(HyperEmitter(null, SCHEMA))
     let fromHandler: Promise<void> | undefined

@@ -281,11 +281,12 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private async init(): Promise<void> {
     if (this.schema === undefined) this.schema = await Codecs.load(this.options.schema as SchemaStream)
     for (const [name, codec] of this.pendingCodecs.splice(0)) this.schema.register(name, codec)
+    // Emits made while a streamed schema loaded go first, ahead of any made from now on.
+    for (const e of this.early.splice(0)) this.enqueue(e.name, e.message).then(e.resolve, e.reject)
     await this.log.open()
     this.log.onChange((entries) => this.onCommit(entries))
     this.isReady = true
     // Before anything that could emit (a 'ready' handler), so emits keep their order.
-    for (const e of this.early.splice(0)) this.enqueue(e.name, e.message).then(e.resolve, e.reject)
     for (const g of this.sealed.splice(0)) this.log.appendAll(g.values, g)
     this.seal()
     for (const listener of this.listeners) listener.subscription.name = this.canonical(listener.rawName)
