@@ -17,13 +17,19 @@ const only = process.env.BENCH_ONLY?.split(',')
 type Result = Record<string, unknown>
 
 /** Fields that tell one scenario's results apart from another's. */
-const IDENTITY = ['bench', 'scenario', 'db', 'mode', 'transport', 'path', 'storage', 'tabs']
-/** The figure a scenario's runs are ranked by, and whether higher is better. */
+const IDENTITY = ['bench', 'scenario', 'db', 'mode', 'transport', 'path', 'network', 'storage', 'tabs']
+/** The figure a scenario's runs are ranked by (a dotted path for a nested one), and whether higher is better. */
 const METRICS: Array<[string, boolean]> = [
   ['eventsPerSecond', true],
   ['singlePutsPerSecond', true],
+  ['putsPerSecond', true],
+  ['write-per-frame.framesPerSecond', true],
   ['p99Ms', false],
 ]
+
+function figure(result: Result, path: string): unknown {
+  return path.split('.').reduce<unknown>((value, key) => (value as Result | undefined)?.[key], result)
+}
 
 /** One result per scenario: its median run by its metric, with every run's figure (or every run, if it has no metric). */
 function medians(runs: Result[]): Result[] {
@@ -34,14 +40,15 @@ function medians(runs: Result[]): Result[] {
   }
   const out: Result[] = []
   for (const group of groups.values()) {
-    const metric = METRICS.find(([key]) => group.every((r) => typeof r[key] === 'number'))
+    const metric = METRICS.find(([path]) => group.every((r) => typeof figure(r, path) === 'number'))
     if (metric === undefined) {
       out.push(...group)
       continue
     }
-    const [key, higherIsBetter] = metric
-    const sorted = [...group].sort((a, b) => (higherIsBetter ? 1 : -1) * ((a[key] as number) - (b[key] as number)))
-    out.push({ ...sorted[Math.floor((sorted.length - 1) / 2)], runs: group.length, [`${key}Runs`]: sorted.map((r) => r[key]) })
+    const [path, higherIsBetter] = metric
+    const value = (r: Result) => figure(r, path) as number
+    const sorted = [...group].sort((a, b) => (higherIsBetter ? 1 : -1) * (value(a) - value(b)))
+    out.push({ ...sorted[Math.floor((sorted.length - 1) / 2)], runs: group.length, [`${path}Runs`]: sorted.map(value) })
   }
   return out
 }
