@@ -366,6 +366,45 @@ describe('emits fired together', () => {
   })
 })
 
+describe('delivery by name', () => {
+  it('named listeners get only their events, in order, beside an iterator that gets all; a node whose value is no event is reported and skipped', async () => {
+    const e = track(HyperEmitter(null, SCHEMA))
+    await e.ready()
+    const added: number[] = []
+    const removed: number[] = []
+    e.on('userAdded', (m: any) => {
+      added.push(m.id)
+    })
+    e.on('userRemoved', (m: any) => {
+      removed.push(m.id)
+    })
+    const errors: Error[] = []
+    e.status.on('error', (err) => errors.push(err))
+    const all: string[] = []
+    const reading = (async () => {
+      for await (const ev of e.events()) {
+        all.push(`${ev.name}:${(ev.payload as any).id ?? (ev.payload as any).from}`)
+        if (all.length === 7) break
+      }
+    })()
+    await new Promise((r) => setTimeout(r, 0))
+    const emits = [e.emit('userAdded', { id: 1 }), e.emit('Hello', { from: 'x' }), e.emit('userRemoved', { id: 1 }), e.emit('userAdded', { id: 2 })]
+    await Promise.all(emits)
+    // A node from elsewhere whose value is not an event envelope (wire type 7 is no protobuf).
+    const log = (e as any).log
+    await log.append(Uint8Array.of(0x0f, 0x01))
+    await Promise.all([e.emit('userAdded', { id: 3 }), e.emit('Hello', { from: 'y' }), e.emit('userRemoved', { id: 3 })])
+    await reading
+    // With the iterator gone only named listeners are left: events nobody takes are read by name only.
+    await log.append(Uint8Array.of(0x0f, 0x02))
+    await Promise.all([e.emit('Hello', { from: 'z' }), e.emit('userAdded', { id: 4 }), e.emit('Hello', { from: 'w' }), e.emit('userRemoved', { id: 4 })])
+    await vi.waitFor(() => expect(removed).toEqual([1, 3, 4]))
+    expect(added).toEqual([1, 2, 3, 4])
+    expect(all).toEqual(['userAdded:1', 'Hello:x', 'userRemoved:1', 'userAdded:2', 'userAdded:3', 'Hello:y', 'userRemoved:3'])
+    expect(errors.map((err) => (err as HyperEmitterError).code)).toEqual([ErrorCodes.INVALID_NODE, ErrorCodes.INVALID_NODE])
+  })
+})
+
 describe('registerCodec', () => {
   const json = {
     encode: (v: unknown) => new TextEncoder().encode(JSON.stringify(v)),

@@ -2,7 +2,7 @@ import type { AbstractLevel } from 'abstract-level'
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
 import { PackedBytes } from './bytes.js'
-import { addEnvelope, decodeEnvelope } from './envelope.js'
+import { addEnvelope, decodeEnvelopeIf } from './envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { Log, type AppendSink } from './log.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './schema.js'
@@ -696,8 +696,14 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   }
 
   private toDelivery(entry: LogEntry): Delivery | undefined {
+    return this.toDeliveryIf(entry, undefined) ?? undefined
+  }
+
+  /** The entry's delivery; null when `keep` refuses its canonical name; undefined (reported) when its value is no event. */
+  private toDeliveryIf(entry: LogEntry, keep: ((name: string) => boolean) | undefined): Delivery | null | undefined {
     try {
-      const envelope = decodeEnvelope(entry.value)
+      const envelope = decodeEnvelopeIf(entry.value, keep)
+      if (envelope === undefined) return null
       return { change: entry.change, name: this.canonical(envelope.name), payload: envelope.payload }
     } catch (err) {
       // A well-hashed node may still carry a value that is no event (a peer's bug): skip it, loudly.
@@ -708,10 +714,25 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
 
   private onCommit(entries: LogEntry[]): void {
     if (this.subscriptions.size === 0) return
+    // The names some subscription takes (none: one takes every event). An
+    // event no one takes is read only as far as its name: a replicated
+    // emitter's discovery listens for EventPeer events alone.
+    let wanted: Set<string> | undefined = new Set()
+    for (const subscription of this.subscriptions) {
+      if (subscription.name === undefined) {
+        wanted = undefined
+        break
+      }
+      wanted.add(subscription.name)
+    }
+    const keep = wanted && ((name: string) => wanted.has(this.canonical(name)))
     for (const entry of entries) {
-      const delivery = this.toDelivery(entry)
-      if (delivery === undefined) continue
-      for (const subscription of this.subscriptions) subscription.push(delivery)
+      const delivery = this.toDeliveryIf(entry, keep)
+      if (delivery === null) {
+        for (const subscription of this.subscriptions) subscription.pass(entry.change)
+      } else if (delivery !== undefined) {
+        for (const subscription of this.subscriptions) subscription.push(delivery)
+      }
     }
   }
 }

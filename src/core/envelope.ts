@@ -104,14 +104,15 @@ function wellFormed(varint: number): number {
   return varint
 }
 
-/**
- * Decode an Event envelope. Values come from peers, so this validates
- * everything and throws INVALID_NODE rather than misreading. Unknown fields
- * are skipped, as protobuf would. `payload` is a view into `bytes`.
- */
-export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
+// Where scan() found the payload: module level, as node.ts keeps its
+// cursor, so reading only the name allocates nothing.
+let payloadStart = -1
+let payloadEnd = -1
+
+/** Parses and validates an envelope; returns its name and leaves the payload's place in payloadStart/End (-1: none). */
+function scan(bytes: Uint8Array): string {
   let name = ''
-  let payload: Uint8Array = EMPTY
+  payloadStart = payloadEnd = -1
   const reader = new VarintReader(bytes)
   while (reader.pos < bytes.length) {
     const tag = wellFormed(reader.next())
@@ -123,7 +124,10 @@ export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
       const start = reader.pos
       if (start + len > bytes.length) throw invalid('truncated field')
       if (field === 1) name = decodeName(bytes, start, start + len)
-      else if (field === 2) payload = new Uint8Array(bytes.buffer, bytes.byteOffset + start, len)
+      else if (field === 2) {
+        payloadStart = start
+        payloadEnd = start + len
+      }
       reader.pos = start + len
     } else if (wire === 0) {
       if (field === 1 || field === 2) throw invalid(`field ${field} has the wrong wire type`)
@@ -136,5 +140,25 @@ export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
       throw invalid(`unsupported wire type ${wire}`)
     }
   }
+  return name
+}
+
+/**
+ * Decode an Event envelope. Values come from peers, so this validates
+ * everything and throws INVALID_NODE rather than misreading. Unknown fields
+ * are skipped, as protobuf would. `payload` is a view into `bytes`.
+ */
+export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
+  return decodeEnvelopeIf(bytes, undefined)!
+}
+
+/**
+ * decodeEnvelope(), or undefined, with nothing made but the name, when
+ * `keep` refuses the event's name: for readers that skip most events.
+ */
+export function decodeEnvelopeIf(bytes: Uint8Array, keep: ((name: string) => boolean) | undefined): EventEnvelope | undefined {
+  const name = scan(bytes)
+  if (keep !== undefined && !keep(name)) return undefined
+  const payload = payloadStart < 0 ? EMPTY : new Uint8Array(bytes.buffer, bytes.byteOffset + payloadStart, payloadEnd - payloadStart)
   return { name, payload }
 }

@@ -92,8 +92,7 @@ export class Subscription {
 
   /** Offer a freshly committed event (called in change order). */
   push(delivery: Delivery): void {
-    if (this.closed || !this.started || this.lagging || delivery.change <= this.cursor) return
-    this.cursor = delivery.change
+    if (!this.advance(delivery.change)) return
     if (this.name !== undefined && delivery.name !== this.name) return
     if (!this.running && this.pending() === 0) {
       // Idle fast path: a synchronous handler runs right here, no queue, no await.
@@ -110,6 +109,18 @@ export class Subscription {
       this.lagging = true
     }
     this.kick()
+  }
+
+  /** A freshly committed event of a name this subscription does not take: only the cursor moves past it. */
+  pass(change: number): void {
+    this.advance(change)
+  }
+
+  /** Moves the cursor to a freshly committed `change`; false when this subscription is not taking pushed events. */
+  private advance(change: number): boolean {
+    if (this.closed || !this.started || this.lagging || change <= this.cursor) return false
+    this.cursor = change
+    return true
   }
 
   /** Stop delivering; queued events are dropped. */
