@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import { MemoryLevel } from 'memory-level'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { ErrorCodes, HyperEmitter, HyperEmitterError } from '../src/index.js'
-import { dbFactories } from './helpers/dbs.js'
+import { dbFactories, spyBatch } from './helpers/dbs.js'
 
 // The seed's fixture schema: Hello, userAdded, userRemoved (proto2).
 const SCHEMA = readFileSync(new URL('./fixtures/messages.proto', import.meta.url), 'utf8')
@@ -259,17 +259,7 @@ describe('emits fired together', () => {
   /** A memory db whose batches are counted, and failed on demand. */
   function countedDb() {
     const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const original = db.batch.bind(db)
-    const spy = { db, batches: 0, failNext: 0 }
-    ;(db as any).batch = (...args: unknown[]) => {
-      spy.batches++
-      if (spy.failNext > 0) {
-        spy.failNext--
-        return Promise.reject(new Error('injected batch failure'))
-      }
-      return (original as any)(...args)
-    }
-    return spy
+    return { db, spy: spyBatch(db) }
   }
 
   async function storedFroms(e: { events(o: { from: 'beginning' }): AsyncIterable<{ payload: any }> }, n: number): Promise<string[]> {
@@ -283,10 +273,10 @@ describe('emits fired together', () => {
   }
 
   it('go in one batch; a bad one among them is refused alone, at once', async () => {
-    const spy = countedDb()
-    const e = track(HyperEmitter(spy.db, SCHEMA))
+    const { db, spy } = countedDb()
+    const e = track(HyperEmitter(db, SCHEMA))
     await e.ready()
-    const before = spy.batches
+    const before = spy.calls
     const good = ['a', 'b', 'c', 'd'].map((from) => e.emit('Hello', { from }))
     const bad = e.emit('Hello', { from: 7 } as any)
     const settled: string[] = []
@@ -295,26 +285,26 @@ describe('emits fired together', () => {
     await expect(bad).rejects.toMatchObject({ code: ErrorCodes.INVALID_FIELD })
     await Promise.all(good)
     expect(settled[0]).toBe('bad')
-    expect(spy.batches - before).toBe(1)
+    expect(spy.calls - before).toBe(1)
     expect(await storedFroms(e, 4)).toEqual(['a', 'b', 'c', 'd'])
   })
 
   it('more than a batch holds are split into batches of 1000, all stored in order', async () => {
-    const spy = countedDb()
-    const e = track(HyperEmitter(spy.db, SCHEMA))
+    const { db, spy } = countedDb()
+    const e = track(HyperEmitter(db, SCHEMA))
     await e.ready()
-    const before = spy.batches
+    const before = spy.calls
     const pending = Array.from({ length: 2500 }, (_, i) => e.emit('Hello', { from: `e${i}` }))
     await Promise.all(pending)
     expect(new Set(pending).size).toBe(3)
-    expect(spy.batches - before).toBe(3)
+    expect(spy.calls - before).toBe(3)
     const froms = await storedFroms(e, 2500)
     expect(froms.filter((f, i) => f !== `e${i}`)).toEqual([])
   })
 
   it('a failed batch rejects all its emits with STORAGE_FAILED, stores none, and the emitter goes on', async () => {
-    const spy = countedDb()
-    const e = track(HyperEmitter(spy.db, SCHEMA))
+    const { db, spy } = countedDb()
+    const e = track(HyperEmitter(db, SCHEMA))
     await e.ready()
     spy.failNext = 1
     const results = await Promise.allSettled([e.emit('Hello', { from: 'x' }), e.emit('Hello', { from: 'y' })])

@@ -5,7 +5,7 @@ import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
 import { decodeNode, encodeNode, Log } from '../src/core/log.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
-import { dbFactories } from './helpers/dbs.js'
+import { dbFactories, spyBatch } from './helpers/dbs.js'
 
 type Db = AbstractLevel<any, any, any>
 
@@ -60,21 +60,6 @@ function logRecords(db: Db) {
 
 function randomWriter(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(16))
-}
-
-/** Counts db.batch calls and can make the next one fail. Sublevels forward to the root's batch(). */
-function spyBatch(db: Db) {
-  const original = db.batch.bind(db)
-  const spy = { calls: 0, failNext: 0 }
-  ;(db as any).batch = (...args: unknown[]) => {
-    spy.calls++
-    if (spy.failNext > 0) {
-      spy.failNext--
-      return Promise.reject(new Error('injected batch failure'))
-    }
-    return (original as any)(...args)
-  }
-  return spy
 }
 
 afterEach(() => {

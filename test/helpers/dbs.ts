@@ -51,3 +51,18 @@ export function classicFactory(): DbFactory {
 
 /** Every db the db-facing suites run on. */
 export const dbFactories = [memoryFactory, classicFactory]
+
+/** Counts db.batch calls and can make the next one fail. Sublevels forward to the root's batch(). */
+export function spyBatch(db: Db) {
+  const original = db.batch.bind(db)
+  const spy = { calls: 0, failNext: 0 }
+  ;(db as any).batch = (...args: unknown[]) => {
+    spy.calls++
+    if (spy.failNext > 0) {
+      spy.failNext--
+      return Promise.reject(new Error('injected batch failure'))
+    }
+    return (original as any)(...args)
+  }
+  return spy
+}
