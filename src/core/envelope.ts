@@ -158,7 +158,10 @@ export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
  */
 export function decodeEnvelopeIf(bytes: Uint8Array, keep: ((name: string) => boolean) | undefined): EventEnvelope | undefined {
   const name = scan(bytes)
+  // Read before keep(), which could decode another envelope.
+  const start = payloadStart
+  const end = payloadEnd
   if (keep !== undefined && !keep(name)) return undefined
-  const payload = payloadStart < 0 ? EMPTY : new Uint8Array(bytes.buffer, bytes.byteOffset + payloadStart, payloadEnd - payloadStart)
+  const payload = start < 0 ? EMPTY : new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start)
   return { name, payload }
 }
