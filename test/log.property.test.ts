@@ -6,7 +6,7 @@ import { compareBytes, toHex } from '../src/core/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
 import { decodeNode, encodeNode, Log } from '../src/core/log.js'
-import { nodeSize } from '../src/core/node.js'
+import { decodeCanonicalNode, isCanonical, nodeSize } from '../src/core/node.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
 import { NodeSchema } from '../src/gen/hyperemitter/v1/log_pb.js'
 
@@ -77,6 +77,35 @@ describe('Node codec', () => {
       }),
       { numRuns: 500 },
     )
+  })
+
+  it('decodeCanonicalNode reads exactly what decodeNode reads of canonical bytes, and turns down any other encoding', () => {
+    const mutated = fc.tuple(validFields, fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 3 }), fc.nat(20))
+    fc.assert(
+      fc.property(mutated, ([fields, edits, cut]) => {
+        const canonical = encodeNode(fields)
+        expect(decodeCanonicalNode(canonical)).toEqual(decodeNode(canonical))
+        // Damaged, truncated or re-encoded bytes: either refused, or read as decodeNode reads them, canonical.
+        const bytes = canonical.slice(0, Math.max(0, canonical.length - (cut % 3 === 0 ? cut : 0)))
+        for (const { at, byte } of edits) if (bytes.length > 0) bytes[at % bytes.length] = byte
+        const fast = decodeCanonicalNode(bytes)
+        if (fast === undefined) return
+        const full = decodeNode(bytes)
+        expect(fast).toEqual(full)
+        expect(isCanonical(bytes, full)).toBe(true)
+      }),
+      { numRuns: 2000 },
+    )
+    // Other valid encodings of the same node are left to decodeNode.
+    const fields = { writer: new Uint8Array(16).fill(1), seq: 5, links: [new Uint8Array(32).fill(2)], value: Uint8Array.of(7) }
+    const canonical = encodeNode(fields)
+    const longSeq = Uint8Array.of(...canonical.subarray(0, 18), 0x10, 0x85, 0x00, ...canonical.subarray(20))
+    expect(decodeNode(longSeq).seq).toBe(5)
+    expect(decodeCanonicalNode(longSeq)).toBeUndefined()
+    const unknownField = Uint8Array.of(...canonical, 0x28, 0x01)
+    expect(decodeCanonicalNode(unknownField)).toBeUndefined()
+    const emptyValue = Uint8Array.of(...encodeNode({ ...fields, value: new Uint8Array(0) }), 0x22, 0x00)
+    expect(decodeCanonicalNode(emptyValue)).toBeUndefined()
   })
 
   it('decodeNode reads any encoding protobuf-es reads the same way, and re-encodes canonically', () => {

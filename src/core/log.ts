@@ -38,7 +38,7 @@ import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
-import { decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeFields, nodeSize, varintLength, WRITER_BYTES, writeNode } from './node.js'
+import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeFields, nodeSize, varintLength, WRITER_BYTES, writeNode } from './node.js'
 import type { ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
 
 export { decodeNode, encodeNode } from './node.js'
@@ -616,20 +616,23 @@ export class Log implements SyncableLog {
     // cannot change a node after it was hashed, nor the links it is checked by.
     let bytes = this.slab.alloc(raw.length)
     bytes.set(raw)
-    let node
-    try {
-      node = decodeNode(bytes)
-    } catch (err) {
-      const e = err as HyperEmitterError
-      throw new HyperEmitterError(ErrorCodes.INVALID_NODE, `${e.message} (node ${index})`, { cause: err, details: { ...e.details, index } })
-    }
     // The canonical form is what is hashed and stored, so another encoding of
     // the same content can never become a second node. Nodes mostly arrive
-    // canonical; others are re-encoded (and decoded again, for views into it).
-    if (!isCanonical(bytes, node)) {
-      bytes = this.slab.alloc(encodedNodeSize(node))
-      writeNode(bytes, 0, node)
-      node = decodeNode(bytes)
+    // canonical (the fast path); others are decoded in full and re-encoded
+    // (and decoded again, for views into it).
+    let node = decodeCanonicalNode(bytes)
+    if (node === undefined) {
+      try {
+        node = decodeNode(bytes)
+      } catch (err) {
+        const e = err as HyperEmitterError
+        throw new HyperEmitterError(ErrorCodes.INVALID_NODE, `${e.message} (node ${index})`, { cause: err, details: { ...e.details, index } })
+      }
+      if (!isCanonical(bytes, node)) {
+        bytes = this.slab.alloc(encodedNodeSize(node))
+        writeNode(bytes, 0, node)
+        node = decodeNode(bytes)
+      }
     }
     // Runs of nodes from one writer are the norm: reuse its hex.
     if (!equalBytes(node.writer, lastWriter.bytes)) {

@@ -186,6 +186,65 @@ function skipUnknown(wireType: number): void {
 }
 
 /**
+ * decodeNode() for bytes laid out exactly as writeNode() writes them (what
+ * peers send): writer, seq, links and value at fixed tags, each length and
+ * varint minimal, nothing else. Returns undefined for anything else, which
+ * decodeNode() then judges. A result is always canonical, so the caller
+ * needs no isCanonical(). Small and branch-light: V8 optimises it early
+ * where decodeNode() took ~100 ms to compile.
+ */
+export function decodeCanonicalNode(bytes: Uint8Array): DecodedNode | undefined {
+  const end = bytes.length
+  // writer: 0x0a, 16, 16 bytes
+  if (end < 2 + WRITER_BYTES + 2 || bytes[0] !== TAG_WRITER || bytes[1] !== WRITER_BYTES || bytes[2 + WRITER_BYTES] !== TAG_SEQ) return undefined
+  let pos = 2 + WRITER_BYTES + 1
+  // seq: a minimal varint >= 1, below 2^53
+  let seq = 0
+  let scale = 1
+  for (let i = 0; ; i++) {
+    if (pos >= end || i === 8) return undefined
+    const b = bytes[pos++]
+    seq += (b & 0x7f) * scale
+    if (b < 0x80) {
+      if (b === 0 && i > 0) return undefined
+      break
+    }
+    scale *= 128
+  }
+  if (seq < 1 || seq > Number.MAX_SAFE_INTEGER) return undefined
+  const base = bytes.byteOffset
+  const buffer = bytes.buffer
+  let links: Uint8Array[] | undefined
+  while (pos < end && bytes[pos] === TAG_LINK) {
+    if (bytes[pos + 1] !== KEY_BYTES || pos + 2 + KEY_BYTES > end) return undefined
+    const link = new Uint8Array(buffer, base + pos + 2, KEY_BYTES)
+    if (links === undefined) links = [link]
+    else links.push(link)
+    pos += 2 + KEY_BYTES
+  }
+  let value: Uint8Array = EMPTY
+  if (pos < end) {
+    if (bytes[pos++] !== TAG_VALUE) return undefined
+    // a minimal, non-zero length that ends exactly at the end
+    let length = 0
+    let shift = 1
+    for (let i = 0; ; i++) {
+      if (pos >= end || i === 4) return undefined
+      const b = bytes[pos++]
+      length += (b & 0x7f) * shift
+      if (b < 0x80) {
+        if (b === 0 && i > 0) return undefined
+        break
+      }
+      shift *= 128
+    }
+    if (length === 0 || pos + length !== end) return undefined
+    value = new Uint8Array(buffer, base + pos, length)
+  }
+  return { writer: new Uint8Array(buffer, base + 2, WRITER_BYTES), seq, links: links ?? [], value, inOrder: true }
+}
+
+/**
  * Parses any valid protobuf encoding of a Node (fields in any order, repeated
  * scalars last-wins, unknown fields skipped; groups refused) and checks the
  * shape a stored node must have: 16-byte writer, seq >= 1 (a safe integer),
