@@ -14,7 +14,9 @@ import {
   decodeFrame,
   errorFrame,
   nodesFrame,
+  isNodeBy,
   peekNodeId,
+  peekNodeSeq,
   pingFrame,
   PROTOCOL_VERSION,
   syncedFrame,
@@ -90,21 +92,29 @@ describe('protocol helpers', () => {
     )
   })
 
-  it('peekNodeId reads writer and seq of canonical nodes', () => {
+  it('peekNodeId, peekNodeSeq and isNodeBy read writer and seq of canonical nodes in place', () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ minLength: 16, maxLength: 16 }),
         fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
         fc.uint8Array({ maxLength: 50 }),
         (writer, seq, value) => {
-          const id = peekNodeId(encodeNode({ writer, seq, links: [new Uint8Array(32)], value }))
+          const node = encodeNode({ writer, seq, links: [new Uint8Array(32)], value })
+          const id = peekNodeId(node)
           expect(id && [...id.writer]).toEqual([...writer])
           expect(id?.seq).toBe(seq)
+          expect(peekNodeSeq(node)).toBe(seq)
+          expect(isNodeBy(node, writer)).toBe(true)
+          const other = writer.slice()
+          other[15] ^= 1
+          expect(isNodeBy(node, other)).toBe(false)
         },
       ),
     )
-    expect(peekNodeId(new Uint8Array([0x0a, 0x05, 1]))).toBeUndefined()
-    expect(peekNodeId(new Uint8Array([]))).toBeUndefined()
+    for (const garbage of [new Uint8Array([0x0a, 0x05, 1]), new Uint8Array([]), new Uint8Array([0x10, 0x01])]) {
+      expect(peekNodeId(garbage)).toBeUndefined()
+      expect(peekNodeSeq(garbage)).toBe(-1)
+    }
   })
 
   it('decodeFrame refuses garbage and empty frames with PROTOCOL_ERROR', () => {

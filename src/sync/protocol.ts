@@ -170,20 +170,34 @@ export function nodesFrame(nodes: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * Reads writer and seq from the front of a canonical Node encoding without
- * decoding the rest; undefined when the bytes do not start that way (the log
- * will refuse such a node anyway).
+ * The seq at the front of a canonical Node encoding (0x0a, length, writer,
+ * 0x10, seq varint), read in place without decoding the rest; -1 when the
+ * bytes do not start that way (the log will refuse such a node anyway).
+ * Runs once per received node: no object per call.
  */
+export function peekNodeSeq(node: Uint8Array): number {
+  if (node.byteLength < 2 || node[0] !== 0x0a || node[1] >= 0x80) return -1
+  const end = 2 + node[1]
+  if (end >= node.byteLength || node[end] !== 0x10) return -1
+  return new VarintReader(node, end + 1).next()
+}
+
+/** Whether a node peekNodeSeq() could read is by `writer`, compared in place. */
+export function isNodeBy(node: Uint8Array, writer: Uint8Array): boolean {
+  if (node[1] !== writer.length) return false
+  for (let i = 0; i < writer.length; i++) if (node[2 + i] !== writer[i]) return false
+  return true
+}
+
+/** The writer of a node peekNodeSeq() could read, as a view. */
+export function peekNodeWriter(node: Uint8Array): Uint8Array {
+  return new Uint8Array(node.buffer, node.byteOffset + 2, node[1])
+}
+
+/** Writer and seq from the front of a canonical Node encoding; undefined when it does not start that way. */
 export function peekNodeId(node: Uint8Array): { writer: Uint8Array; seq: number } | undefined {
-  // Canonical nodes start 0x0a, length, writer, 0x10, seq varint: read in
-  // place (this runs once per received node).
-  if (node.byteLength < 2 || node[0] !== 0x0a || node[1] >= 0x80) return undefined
-  const start = 2
-  const end = start + node[1]
-  if (end >= node.byteLength || node[end] !== 0x10) return undefined
-  const seq = new VarintReader(node, end + 1).next()
-  if (seq < 0) return undefined
-  return { writer: new Uint8Array(node.buffer, node.byteOffset + start, end - start), seq }
+  const seq = peekNodeSeq(node)
+  return seq < 0 ? undefined : { writer: peekNodeWriter(node), seq }
 }
 
 /** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */

@@ -25,7 +25,9 @@ import {
   nodesFrame,
   nodesFrameSize,
   nodeWireSize,
-  peekNodeId,
+  isNodeBy,
+  peekNodeSeq,
+  peekNodeWriter,
   pingFrame,
   pongFrame,
   PROTOCOL_VERSION,
@@ -444,14 +446,14 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     let runWriter: Uint8Array | undefined
     let runSeq = 0
     for (const node of nodes) {
-      const id = peekNodeId(node)
-      if (!id) continue
-      if (runWriter === undefined || !sameBytes(runWriter, id.writer)) {
+      const seq = peekNodeSeq(node)
+      if (seq < 0) continue
+      if (runWriter === undefined || !isNodeBy(node, runWriter)) {
         if (runWriter !== undefined) this.markRemote(this.writerHex(runWriter), runSeq)
-        runWriter = id.writer
+        runWriter = peekNodeWriter(node)
         runSeq = 0
       }
-      if (id.seq > runSeq) runSeq = id.seq
+      if (seq > runSeq) runSeq = seq
     }
     if (runWriter !== undefined) this.markRemote(this.writerHex(runWriter), runSeq)
     this.storing.push(
