@@ -15,7 +15,7 @@
  */
 import { writeUint64BE } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { decodeNode, KEY_BYTES } from './node.js'
+import { decodeCanonicalNode, decodeNode, KEY_BYTES } from './node.js'
 import type { LogEntry } from './types.js'
 import { VarintReader, varintLength, writeVarint } from './varint.js'
 
@@ -206,7 +206,8 @@ export class Chunk {
     const bytes = view(this.record, start, this.ends![i] - start)
     let node
     try {
-      node = decodeNode(bytes)
+      // Stored nodes are canonical: the fixed-layout reader takes them (decodeNode judges anything else).
+      node = decodeCanonicalNode(bytes) ?? decodeNode(bytes)
     } catch (err) {
       throw corrupt(this.first, `node ${change} does not decode (${(err as Error).message})`)
     }
