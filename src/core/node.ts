@@ -194,29 +194,25 @@ function skipUnknown(wireType: number): void {
  * where decodeNode() took ~100 ms to compile.
  */
 export function decodeCanonicalNode(bytes: Uint8Array): DecodedNode | undefined {
-  const end = bytes.length
   // writer: 0x0a, 16, 16 bytes
-  if (end < 2 + WRITER_BYTES + 2 || bytes[0] !== TAG_WRITER || bytes[1] !== WRITER_BYTES || bytes[2 + WRITER_BYTES] !== TAG_SEQ) return undefined
-  let pos = 2 + WRITER_BYTES + 1
-  // seq: a minimal varint >= 1, below 2^53
-  let seq = 0
-  let scale = 1
-  for (let i = 0; ; i++) {
-    if (pos >= end || i === 8) return undefined
-    const b = bytes[pos++]
-    seq += (b & 0x7f) * scale
-    if (b < 0x80) {
-      if (b === 0 && i > 0) return undefined
-      break
-    }
-    scale *= 128
-  }
+  if (bytes.length < 2 + WRITER_BYTES + 2 || bytes[0] !== TAG_WRITER || bytes[1] !== WRITER_BYTES || bytes[2 + WRITER_BYTES] !== TAG_SEQ) return undefined
+  buf = bytes
+  pos = 2 + WRITER_BYTES + 1
+  end = bytes.length
+  const node = readCanonicalRest()
+  buf = EMPTY
+  return node
+}
+
+/** decodeCanonicalNode() after the writer and the seq tag, on the module cursor. */
+function readCanonicalRest(): DecodedNode | undefined {
+  const seq = readMinimalVarint(8)
   if (seq < 1 || seq > Number.MAX_SAFE_INTEGER) return undefined
-  const base = bytes.byteOffset
-  const buffer = bytes.buffer
+  const base = buf.byteOffset
+  const buffer = buf.buffer
   let links: Uint8Array[] | undefined
-  while (pos < end && bytes[pos] === TAG_LINK) {
-    if (bytes[pos + 1] !== KEY_BYTES || pos + 2 + KEY_BYTES > end) return undefined
+  while (pos < end && buf[pos] === TAG_LINK) {
+    if (buf[pos + 1] !== KEY_BYTES || pos + 2 + KEY_BYTES > end) return undefined
     const link = new Uint8Array(buffer, base + pos + 2, KEY_BYTES)
     if (links === undefined) links = [link]
     else links.push(link)
@@ -224,24 +220,26 @@ export function decodeCanonicalNode(bytes: Uint8Array): DecodedNode | undefined 
   }
   let value: Uint8Array = EMPTY
   if (pos < end) {
-    if (bytes[pos++] !== TAG_VALUE) return undefined
-    // a minimal, non-zero length that ends exactly at the end
-    let length = 0
-    let shift = 1
-    for (let i = 0; ; i++) {
-      if (pos >= end || i === 4) return undefined
-      const b = bytes[pos++]
-      length += (b & 0x7f) * shift
-      if (b < 0x80) {
-        if (b === 0 && i > 0) return undefined
-        break
-      }
-      shift *= 128
-    }
-    if (length === 0 || pos + length !== end) return undefined
+    if (buf[pos++] !== TAG_VALUE) return undefined
+    // A non-zero length that ends exactly at the end.
+    const length = readMinimalVarint(4)
+    if (length < 1 || pos + length !== end) return undefined
     value = new Uint8Array(buffer, base + pos, length)
   }
   return { writer: new Uint8Array(buffer, base + 2, WRITER_BYTES), seq, links: links ?? [], value, inOrder: true }
+}
+
+/** A varint of at most `maxBytes` at the cursor, in its shortest form; -1 when it is not one. */
+function readMinimalVarint(maxBytes: number): number {
+  let value = 0
+  let scale = 1
+  for (let i = 0; i < maxBytes && pos < end; i++) {
+    const b = buf[pos++]
+    value += (b & 0x7f) * scale
+    if (b < 0x80) return b === 0 && i > 0 ? -1 : value
+    scale *= 128
+  }
+  return -1
 }
 
 /**
