@@ -15,8 +15,8 @@ import {
   errorFrame,
   nodesFrame,
   isNodeBy,
-  peekNodeId,
   peekNodeSeq,
+  peekNodeWriter,
   pingFrame,
   PROTOCOL_VERSION,
   syncedFrame,
@@ -92,7 +92,7 @@ describe('protocol helpers', () => {
     )
   })
 
-  it('peekNodeId, peekNodeSeq and isNodeBy read writer and seq of canonical nodes in place', () => {
+  it('peekNodeSeq, peekNodeWriter and isNodeBy read writer and seq of canonical nodes in place', () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ minLength: 16, maxLength: 16 }),
@@ -100,10 +100,8 @@ describe('protocol helpers', () => {
         fc.uint8Array({ maxLength: 50 }),
         (writer, seq, value) => {
           const node = encodeNode({ writer, seq, links: [new Uint8Array(32)], value })
-          const id = peekNodeId(node)
-          expect(id && [...id.writer]).toEqual([...writer])
-          expect(id?.seq).toBe(seq)
           expect(peekNodeSeq(node)).toBe(seq)
+          expect([...peekNodeWriter(node)]).toEqual([...writer])
           expect(isNodeBy(node, writer)).toBe(true)
           const other = writer.slice()
           other[15] ^= 1
@@ -112,7 +110,6 @@ describe('protocol helpers', () => {
       ),
     )
     for (const garbage of [new Uint8Array([0x0a, 0x05, 1]), new Uint8Array([]), new Uint8Array([0x10, 0x01])]) {
-      expect(peekNodeId(garbage)).toBeUndefined()
       expect(peekNodeSeq(garbage)).toBe(-1)
     }
   })
@@ -201,8 +198,8 @@ describe('SyncSession', () => {
     expect(bToA).toHaveLength(15)
     // No echo: whatever went one way never comes back the other.
     expect(aToB.filter((n) => bToA.includes(n))).toEqual([])
-    for (const n of nodesIn(c.sentByA)) expect(hex(peekNodeId(n)!.writer)).toBe(hex(A.writer))
-    for (const n of nodesIn(c.sentByB)) expect(hex(peekNodeId(n)!.writer)).toBe(hex(B.writer))
+    for (const n of nodesIn(c.sentByA)) expect(hex(peekNodeWriter(n))).toBe(hex(A.writer))
+    for (const n of nodesIn(c.sentByB)) expect(hex(peekNodeWriter(n))).toBe(hex(B.writer))
     c.a.close()
     expect(await within(c.closedB, 5000, 'B close')).toBeUndefined()
   })

@@ -194,12 +194,6 @@ export function peekNodeWriter(node: Uint8Array): Uint8Array {
   return new Uint8Array(node.buffer, node.byteOffset + 2, node[1])
 }
 
-/** Writer and seq from the front of a canonical Node encoding; undefined when it does not start that way. */
-export function peekNodeId(node: Uint8Array): { writer: Uint8Array; seq: number } | undefined {
-  const seq = peekNodeSeq(node)
-  return seq < 0 ? undefined : { writer: peekNodeWriter(node), seq }
-}
-
 /** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */
 export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigint }[], writerLength: number): Clock {
   const clock: Clock = new Map()
