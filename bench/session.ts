@@ -101,6 +101,7 @@ async function sessionOnly(source: Log): Promise<Record<string, number>> {
     length: 0,
     clock: () => new Map(),
     readMissing: async function* () {},
+    readMissingPages: async function* () {},
     addMany: async (nodes) => {
       stored += nodes.length
       return []

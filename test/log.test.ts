@@ -587,6 +587,10 @@ describe.each(factories)('Log on $name', (backend) => {
       const got = await all(hub.readMissing(remote))
       expect(got.map((e) => e.change)).toEqual(expected)
       for (const e of got) expect(toHex(e.key)).toBe(toHex(sha256(e.bytes)))
+      // The same entries a page at a time, no page empty.
+      const pages = await all(hub.readMissingPages(remote))
+      expect(pages.every((page) => page.length > 0)).toBe(true)
+      expect(pages.flat().map((e) => e.change)).toEqual(expected)
     }
     const full = hub.clock()
     const nearly = new Map([...full].map(([w, s]) => [w, Math.max(0, s - 2)]))
@@ -613,6 +617,9 @@ describe.each(factories)('Log on $name', (backend) => {
     const remote = new Map([[a.writerId, 100], [b.writerId, 1090]])
     const got = await all(b.readMissing(remote))
     expect(got.length).toBe(1110)
+    const pages = await all(b.readMissingPages(remote))
+    expect(pages.length).toBeGreaterThan(1)
+    expect(pages.flat().map((e) => e.change)).toEqual(got.map((e) => e.change))
     expect(got.map((e) => e.change)).toEqual([...Array.from({ length: 1100 }, (_, i) => 101 + i), ...Array.from({ length: 10 }, (_, i) => 2291 + i)])
   })
 

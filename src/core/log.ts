@@ -1194,6 +1194,15 @@ export class Log implements SyncableLog {
    * missing. Iteration rejects CLOSED or STORAGE_FAILED.
    */
   async *readMissing(remote: Clock): AsyncGenerator<LogEntry, void, undefined> {
+    for await (const page of this.readMissingPages(remote)) yield* page
+  }
+
+  /**
+   * readMissing() a page at a time (up to ~1000 entries each): what the sync
+   * layer reads. An async generator's promise per entry measured more than
+   * reading the entries (0.7-0.9 against 0.4-0.65 us per entry).
+   */
+  async *readMissingPages(remote: Clock): AsyncGenerator<LogEntry[], void, undefined> {
     if (!(remote instanceof Map)) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'readMissing() takes a Clock (Map of writer hex to seq)')
     }
@@ -1224,6 +1233,7 @@ export class Log implements SyncableLog {
       while (sent < missing && after < length && this.state === 'open') {
         const page = await this.readPage(after, Math.min(MISSING_PAGE, length - after))
         if (page.length === 0) break
+        const lacking: LogEntry[] = []
         for (const e of page) {
           if (!equalBytes(e.writer, lastWriter)) {
             lastWriter = e.writer
@@ -1231,9 +1241,10 @@ export class Log implements SyncableLog {
           }
           if (e.seq > lastKnown) {
             sent++
-            yield e
+            lacking.push(e)
           }
         }
+        if (lacking.length > 0) yield lacking
         after = page[page.length - 1].change
       }
       return
@@ -1256,10 +1267,12 @@ export class Log implements SyncableLog {
         else heap.fix()
       }
       let chunk: Chunk | undefined
+      const lacking: LogEntry[] = []
       for (const change of changes) {
         if (chunk === undefined || !chunk.has(change)) chunk = await this.chunkAt(change, 'Could not read nodes from the db')
-        yield chunk.entry(change)
+        lacking.push(chunk.entry(change))
       }
+      yield lacking
     }
   }
 }

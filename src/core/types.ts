@@ -58,6 +58,8 @@ export interface SyncableLog {
    * grows with the number of missing entries, not with the log's size.
    */
   readMissing(remote: Clock): AsyncIterable<LogEntry>
+  /** readMissing() a page (a non-empty array of entries) at a time. */
+  readMissingPages(remote: Clock): AsyncIterable<LogEntry[]>
   /**
    * Verify and store nodes received from elsewhere (canonical Node bytes), in
    * one atomic batch with whatever else is queued. Resolves to the entries

@@ -182,7 +182,10 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private ownSentHead = 0
   private ownStored = 0
   private ownHex?: string
-  private catchUp?: AsyncIterator<LogEntry>
+  private catchUp?: AsyncIterator<LogEntry[]>
+  /** The catch-up page being sent, and the next entry of it to look at. */
+  private catchUpPage: LogEntry[] = []
+  private catchUpAt = 0
   private catchUpIsInitial = false
   private catchUpCount = 0
   /** Pulled from the catch-up iterator but did not fit the last batch. */
@@ -431,7 +434,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     // Subscribe before the snapshot: anything committed from here on is either
     // in the catch-up read or in the live queue (deduped by remoteClock).
     if (this.live) this.unsubscribe = this.log.onChange(this.onLogChange)
-    this.catchUp = this.log.readMissing(new Map(this.remoteClock))[Symbol.asyncIterator]()
+    this.startCatchUp()
     this.catchUpIsInitial = true
     this.pump()
   }
@@ -588,7 +591,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         if (this.refetch) {
           this.refetch = false
           this.liveQueue = []
-          this.catchUp = this.log.readMissing(new Map(this.remoteClock))[Symbol.asyncIterator]()
+          this.startCatchUp()
           continue
         }
         if (this.liveQueue.length > 0) {
@@ -611,7 +614,14 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   }
 
   /** Sends one batch from the catch-up iterator; true when it is exhausted. */
-  private async sendFromCatchUp(iterator: AsyncIterator<LogEntry>): Promise<boolean> {
+  /** Reads what the peer lacks from the log, from now. */
+  private startCatchUp(): void {
+    this.catchUp = this.log.readMissingPages(new Map(this.remoteClock))[Symbol.asyncIterator]()
+    this.catchUpPage = []
+    this.catchUpAt = 0
+  }
+
+  private async sendFromCatchUp(iterator: AsyncIterator<LogEntry[]>): Promise<boolean> {
     const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
     const batch: Uint8Array[] = []
     let body = 0
@@ -620,13 +630,18 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.held = undefined
     while (batch.length < budget) {
       if (!next) {
-        const result = await iterator.next()
-        if (this.closed) return true
-        if (result.done) {
-          done = true
-          break
+        if (this.catchUpAt >= this.catchUpPage.length) {
+          const result = await iterator.next()
+          if (this.closed) return true
+          if (result.done) {
+            done = true
+            break
+          }
+          this.catchUpPage = result.value
+          this.catchUpAt = 0
+          continue
         }
-        next = result.value
+        next = this.catchUpPage[this.catchUpAt++]
       }
       const entry = next
       next = undefined
@@ -805,6 +820,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.unsubscribe = undefined
     const iterator = this.catchUp
     this.catchUp = undefined
+    this.catchUpPage = []
     this.held = undefined
     this.liveQueue = []
     this.inbound = []
