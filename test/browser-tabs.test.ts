@@ -100,7 +100,7 @@ beforeAll(() => {
 afterAll(() => {
   vi.unstubAllGlobals()
 })
-/** Releases of what holdWrites() and holdOpens() hold, for a test that fails before it lets go. */
+/** Releases of what hold() holds, for a test that fails before it lets go. */
 const releases: Array<() => void> = []
 afterEach(async () => {
   for (const release of releases.splice(0)) release()
@@ -128,23 +128,12 @@ async function tab(name: string, role?: 'leader' | 'follower'): Promise<Tab> {
   return { emitter, texts }
 }
 
-/** Hold every fake IndexedDB write until the returned function is called. */
-function holdWrites(): () => void {
+/** Hold every fake IndexedDB write (or open) until the returned function is called. */
+function hold(what: 'writesHeld' | 'opensHeld'): () => void {
   let release!: () => void
-  idb.writesHeld = new Promise<void>((resolve) => (release = resolve))
+  idb[what] = new Promise<void>((resolve) => (release = resolve))
   const done = (): void => {
-    idb.writesHeld = undefined
-    release()
-  }
-  releases.push(done)
-  return done
-}
-
-function holdOpens(): () => void {
-  let release!: () => void
-  idb.opensHeld = new Promise<void>((resolve) => (release = resolve))
-  const done = (): void => {
-    idb.opensHeld = undefined
+    idb[what] = undefined
     release()
   }
   releases.push(done)
@@ -185,7 +174,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     await until(() => follower.texts.includes('hello'), 10_000, 'the link to the leader')
     const writer = await follower.emitter.getId()
 
-    const release = holdWrites()
+    const release = hold('writesHeld')
     const emit = track(follower.emitter.emit('Note', { text: 'from the follower' }))
     await until(() => follower.texts.includes('from the follower'), 10_000, 'the local listener')
     // The leader has the frame and is writing it; IndexedDB has not committed it.
@@ -210,7 +199,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
   it('the leader and a tab without coordination resolve as before', async () => {
     const name = dbName()
     const leader = await tab(name, 'leader')
-    const release = holdWrites()
+    const release = hold('writesHeld')
     const emit = track(leader.emitter.emit('Note', { text: 'held by IndexedDB' }))
     await sleep(100)
     expect(emit.state).toBe('pending')
@@ -232,7 +221,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
     const writers = { a: await a.emitter.getId(), b: await b.emitter.getId() }
 
     // The next leader cannot open IndexedDB yet: nobody hosts the log.
-    const release = holdOpens()
+    const release = hold('opensHeld')
     await leader.emitter.close()
     const fromA = track(a.emitter.emit('Note', { text: 'a, no host' }))
     const fromB = track(b.emitter.emit('Note', { text: 'b, no host' }))
@@ -270,7 +259,7 @@ describe('tabs: a follower emit resolves once the host log stored it', () => {
 
     const other = await tab(name, 'follower')
     await until(() => other.texts.includes('emit then close'), 10_000, 'the link of a second follower')
-    const release = holdWrites()
+    const release = hold('writesHeld')
     const lost = track(other.emitter.emit('Note', { text: 'never acked' }))
     const started = Date.now()
     await other.emitter.close()
