@@ -95,6 +95,14 @@ export function uint64BE(n: number): Uint8Array {
   return out
 }
 
+/** Grows `arr` to hold at least `need` bytes, keeping its first `used`. Old views stay valid (they keep the old buffer). */
+export function grown(arr: Uint8Array, used: number, need: number): Uint8Array {
+  if (need <= arr.length) return arr
+  const out = new Uint8Array(Math.max(need, arr.length * 2))
+  out.set(arr.subarray(0, used))
+  return out
+}
+
 /**
  * Byte strings written one after another into one growing buffer and read
  * back as views: how a group of emits waiting for their batch holds its
@@ -103,7 +111,7 @@ export function uint64BE(n: number): Uint8Array {
  * time copying.
  */
 export class PackedBytes {
-  private bytes = new Uint8Array(256)
+  private bytes: Uint8Array = new Uint8Array(256)
   private readonly ends: number[] = []
   private pos = 0
 
@@ -114,11 +122,7 @@ export class PackedBytes {
   /** Makes room for a value of `size` bytes: write it into `buffer` from the returned offset. */
   reserve(size: number): number {
     const end = this.pos + size
-    if (end > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(end, this.bytes.length * 2))
-      grown.set(this.bytes.subarray(0, this.pos))
-      this.bytes = grown
-    }
+    this.bytes = grown(this.bytes, this.pos, end)
     const at = this.pos
     this.pos = end
     this.ends.push(end)
@@ -132,12 +136,16 @@ export class PackedBytes {
 
   /** The length of the value at `index`. */
   sizeAt(index: number): number {
-    return this.ends[index] - (index === 0 ? 0 : this.ends[index - 1])
+    return this.ends[index] - this.startAt(index)
   }
 
   /** The value at `index`, as a view. */
   at(index: number): Uint8Array {
-    const start = index === 0 ? 0 : this.ends[index - 1]
+    const start = this.startAt(index)
     return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + start, this.ends[index] - start)
+  }
+
+  private startAt(index: number): number {
+    return index === 0 ? 0 : this.ends[index - 1]
   }
 }

@@ -13,7 +13,7 @@
  * plus a key record per node ~150k nodes/s, packed ~1M nodes/s; and one
  * awaited append is one record instead of three.
  */
-import { writeUint64BE } from './bytes.js'
+import { grown, writeUint64BE } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { decodeCanonicalNode, decodeNode, KEY_BYTES } from './node.js'
 import type { LogEntry } from './types.js'
@@ -37,14 +37,6 @@ export function numberedKey(prefix: number, n: number): Uint8Array {
 /** A view of `length` bytes of `arr` from `start` (cheaper than subarray in V8). */
 export function view(arr: Uint8Array, start: number, length: number): Uint8Array {
   return new Uint8Array(arr.buffer, arr.byteOffset + start, length)
-}
-
-/** Grows `arr` to hold at least `need` bytes, keeping its first `used`. Old views stay valid (they keep the old buffer). */
-function grown(arr: Uint8Array, used: number, need: number): Uint8Array {
-  if (need <= arr.length) return arr
-  const out = new Uint8Array(Math.max(need, arr.length * 2))
-  out.set(arr.subarray(0, used))
-  return out
 }
 
 /**
