@@ -404,6 +404,21 @@ describe.each(factories)('Log on $name', (backend) => {
     expect(log.heads().map(toHex)).toEqual([toHex(entries[N - 1].key)])
   })
 
+  it('lets the event loop turn during a long backlog: a timer set before it fires before its last append resolves', async () => {
+    // memory-level settles in microtasks: without turns, sockets and timers
+    // would wait for the whole backlog (~50 batches here, far over a slice).
+    const log = await openLog()
+    const N = 50_000
+    let resolved = 0
+    let resolvedWhenTimerFired = -1
+    setTimeout(() => (resolvedWhenTimerFired = resolved), 0)
+    const pending: Promise<unknown>[] = []
+    for (let i = 0; i < N; i++) pending.push(log.append(enc(`e${i}`)).then(() => resolved++))
+    await Promise.all(pending)
+    expect(resolvedWhenTimerFired).toBeGreaterThanOrEqual(0)
+    expect(resolvedWhenTimerFired).toBeLessThan(N)
+  })
+
   it('appendAll stores its values as consecutive nodes in one batch, tells the sink once, and refuses bad arguments', async () => {
     const db = backend.create()
     const spy = spyBatch(db)

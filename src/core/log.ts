@@ -38,6 +38,7 @@ import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
+import { nextTurn } from './turn.js'
 import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeFields, nodeSize, varintLength, WRITER_BYTES, writeNode } from './node.js'
 import type { ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
 
@@ -94,6 +95,16 @@ type Sub = AbstractSublevel<AbstractLevel<any, any, any>, any, Uint8Array, Uint8
 type PutOp = { type: 'put'; sublevel: Sub; key: Uint8Array; value: Uint8Array }
 
 const SLAB_BYTES = 64 * 1024
+
+/**
+ * How long the commit loop runs batch after batch before it lets the event
+ * loop turn. A db that settles in microtasks (memory-level) would otherwise
+ * hold the thread for a whole backlog: sockets neither drain nor read, so
+ * peers see nothing until the last batch.
+ */
+const SLICE_MS = 8
+
+const now = (): number => performance.now()
 
 /**
  * Carves the many small arrays of incoming nodes out of shared 64 KiB
@@ -684,6 +695,7 @@ export class Log implements SyncableLog {
           return
         }
       }
+      let sliceStart = now()
       while (this.queueHead < this.queue.length) {
         const taken = this.take()
         try {
@@ -692,6 +704,10 @@ export class Log implements SyncableLog {
           // commit() handles its own failures; this is a bug guard so no
           // caller is left hanging.
           for (const r of taken) rejectRequest(r, storageFailed('Unexpected failure while committing', err))
+        }
+        if (now() - sliceStart >= SLICE_MS) {
+          await nextTurn()
+          sliceStart = now()
         }
       }
     } finally {

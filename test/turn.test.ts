@@ -1,0 +1,36 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+
+async function loadNextTurn(): Promise<() => Promise<void>> {
+  vi.resetModules()
+  return (await import('../src/core/turn.js')).nextTurn
+}
+
+/** Whether `turn()` settles after the microtasks queued before it, and in what order three waits settle. */
+async function settlesAfterMicrotasks(turn: () => Promise<void>): Promise<{ afterMicrotasks: boolean; order: number[] }> {
+  let microtaskRan = false
+  queueMicrotask(() => (microtaskRan = true))
+  const order: number[] = []
+  await Promise.all([1, 2, 3].map((i) => turn().then(() => order.push(i))))
+  return { afterMicrotasks: microtaskRan, order }
+}
+
+describe('nextTurn', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals()
+    vi.resetModules()
+  })
+
+  it('uses setImmediate in Node: settles after pending microtasks, in call order', async () => {
+    const turn = await loadNextTurn()
+    expect(await settlesAfterMicrotasks(turn)).toEqual({ afterMicrotasks: true, order: [1, 2, 3] })
+  })
+
+  it('without setImmediate (browsers) settles through a MessageChannel, each wait once, in order', async () => {
+    vi.stubGlobal('setImmediate', undefined)
+    const posted = vi.spyOn(MessagePort.prototype, 'postMessage')
+    const turn = await loadNextTurn()
+    expect(await settlesAfterMicrotasks(turn)).toEqual({ afterMicrotasks: true, order: [1, 2, 3] })
+    expect(posted).toHaveBeenCalledTimes(3)
+    posted.mockRestore()
+  })
+})
