@@ -316,6 +316,28 @@ describe('emits fired together', () => {
     expect(await storedFroms(e, 1)).toEqual(['z'])
   })
 
+  it('in a failed batch, a callback emit does not hide the failure of a promise emit nobody handles', async () => {
+    const { db, spy } = countedDb()
+    const e = track(HyperEmitter(db, SCHEMA))
+    await e.ready()
+    // Only this test's listener sees unhandled rejections meanwhile (the runner's would fail the run).
+    const runners = process.listeners('unhandledRejection')
+    process.removeAllListeners('unhandledRejection')
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      spy.failNext = 1
+      const viaCallback = new Promise<Error | null>((resolve) => e.emit('Hello', { from: 'cb' }, resolve))
+      void e.emit('Hello', { from: 'nobody awaits this' })
+      expect(((await viaCallback) as HyperEmitterError).code).toBe(ErrorCodes.STORAGE_FAILED)
+      await vi.waitFor(() => expect(unhandled.map((r) => (r as HyperEmitterError).code)).toEqual([ErrorCodes.STORAGE_FAILED]))
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      for (const l of runners) process.on('unhandledRejection', l)
+    }
+  })
+
   it('encode the message during the call, even before ready: changing it afterwards changes nothing', async () => {
     const e = track(HyperEmitter(null, SCHEMA))
     const message = { from: 'original' }

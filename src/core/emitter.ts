@@ -95,27 +95,64 @@ export interface EmitGate {
   hold(seq: number, emit: HeldEmit): void
 }
 
+/** A promise with its resolvers, made when a group first needs it. */
+class Outcome {
+  readonly promise: Promise<void>
+  resolve!: () => void
+  reject!: (err: unknown) => void
+
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
+}
+
 /**
  * The emits of one turn (up to MAX_GROUP), appended together: one
  * appendAll() and one promise for all of them, since one batch stores them
  * all or none anyway. A promise per emit, alive until its batch committed,
  * was what garbage collection spent most on with many emits in flight.
+ *
+ * Callers who take the outcome elsewhere (a callback; an emit made before
+ * the schema loaded, with a promise of its own) share a second promise,
+ * marked handled. Handling the first one for them would hide a failure from
+ * a promise caller in the same turn who never handled it.
  */
 class EmitGroup implements AppendSink, HeldEmit {
   /** The envelopes, packed. */
   readonly values = new PackedBytes()
-  readonly promise: Promise<void>
-  resolve!: () => void
-  reject!: (err: unknown) => void
+  private forPromises: Outcome | undefined
+  private forObservers: Outcome | undefined
 
   constructor(
     /** The emitter's gate, if any, when the group is stored. */
     private readonly gate: () => EmitGate | undefined,
-  ) {
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve
-      this.reject = reject
-    })
+  ) {}
+
+  /** What an emit returns to a promise caller. */
+  promise(): Promise<void> {
+    return (this.forPromises ??= new Outcome()).promise
+  }
+
+  /** What an emit whose outcome goes elsewhere gets: settles the same, never unhandled. */
+  observed(): Promise<void> {
+    if (this.forObservers === undefined) {
+      this.forObservers = new Outcome()
+      this.forObservers.promise.catch(() => {})
+    }
+    return this.forObservers.promise
+  }
+
+  resolve(): void {
+    this.forPromises?.resolve()
+    this.forObservers?.resolve()
+  }
+
+  reject(err: unknown): void {
+    this.forPromises?.reject(err)
+    this.forObservers?.reject(err)
   }
 
   appended(last: LogEntry): void {
@@ -282,7 +319,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     if (this.schema === undefined) this.schema = await Codecs.load(this.options.schema as SchemaStream)
     for (const [name, codec] of this.pendingCodecs.splice(0)) this.schema.register(name, codec)
     // Emits made while a streamed schema loaded go first, ahead of any made from now on.
-    for (const e of this.early.splice(0)) this.enqueue(e.name, e.message).then(e.resolve, e.reject)
+    for (const e of this.early.splice(0)) this.enqueue(e.name, e.message, true).then(e.resolve, e.reject)
     await this.log.open()
     this.log.onChange((entries) => this.onCommit(entries))
     this.isReady = true
@@ -353,21 +390,22 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * after the local append, for an event the closing emitter could not hand on.
    */
   emit<K extends keyof E & string>(name: K, message: PlainInput<E[K]>, cb?: Callback): Promise<void> {
-    return withCallback(this.append(name, message), cb)
+    return cb === undefined ? this.append(name, message, false) : withCallback(this.append(name, message, true), cb)
   }
 
-  private append(name: string, message: unknown): Promise<void> {
+  /** `observed`: the outcome goes to a callback (see EmitGroup). */
+  private append(name: string, message: unknown, observed: boolean): Promise<void> {
     if (this.closing) return Promise.reject(closedError())
     if (typeof name !== 'string' || name === '') return Promise.reject(invalidArgument('event name must be a non-empty string'))
     if (this.schema === undefined) return new Promise((resolve, reject) => this.early.push({ name, message, resolve, reject }))
-    return this.enqueue(name, message)
+    return this.enqueue(name, message, observed)
   }
 
   /**
    * Encode one event now (a bad one is refused alone, and changing `message`
    * afterwards changes nothing) and add it to this turn's group.
    */
-  private enqueue(name: string, message: unknown): Promise<void> {
+  private enqueue(name: string, message: unknown, observed: boolean): Promise<void> {
     let canonical: string
     let payload: Uint8Array
     try {
@@ -383,8 +421,9 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
       queueMicrotask(this.endTurn)
     }
     addEnvelope(group.values, canonical, payload)
+    const outcome = observed ? group.observed() : group.promise()
     if (group.values.length >= MAX_GROUP) this.seal()
-    return group.promise
+    return outcome
   }
 
   /** Close the open group: hand it to the log, or before ready keep it for then. */
