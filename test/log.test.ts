@@ -775,6 +775,31 @@ describe.each(factories)('Log on $name', (backend) => {
     expect((await log.append(enc('c'))).change).toBe(3)
   })
 
+  it('readMissing scans chunk by chunk: a lost or corrupt chunk is STORAGE_FAILED, and stopping early leaves nothing open', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    // Three batches: chunks at changes 1, 4 and 7 (three nodes each).
+    for (let b = 0; b < 3; b++) await Promise.all([0, 1, 2].map((i) => log.append(enc(`b${b}-${i}`))))
+    const chunkKey = (first: number) => Uint8Array.of(0x63, 0, 0, 0, 0, 0, 0, 0, first)
+    const sub = logRecords(db)
+    expect((await all(log.readMissing(new Map()))).map((e) => e.change)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9])
+
+    // A consumer that stops after the first entry: the scan's read-ahead and iterator end with it.
+    for await (const e of log.readMissing(new Map())) {
+      expect(e.change).toBe(1)
+      break
+    }
+
+    const middle = await sub.get(chunkKey(4))
+    await sub.del(chunkKey(4))
+    const err = await expectCode(all(log.readMissing(new Map())), ErrorCodes.STORAGE_FAILED)
+    expect((err as Error).message).toContain('change 4 is missing')
+    await sub.put(chunkKey(4), Uint8Array.of(0xff, 0xff, 0xff))
+    await expectCode(all(log.readMissing(new Map())), ErrorCodes.STORAGE_FAILED)
+    await sub.put(chunkKey(4), middle!)
+    expect(await all(log.readMissing(new Map()))).toHaveLength(9)
+  })
+
   it('a node damaged at rest, read by key, is refused with CHECKSUM_MISMATCH', async () => {
     const db = backend.create()
     const log = await openLog(db)

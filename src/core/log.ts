@@ -1240,29 +1240,9 @@ export class Log implements SyncableLog {
     if (missing === 0) return
 
     if (missing * 2 >= length) {
-      // Most of the log is missing: one sequential scan of the change index
-      // beats index lookups, and costs at most twice the missing count.
-      let after = 0
-      let sent = 0
-      let lastWriter: Uint8Array = EMPTY
-      let lastKnown = 0
-      while (sent < missing && after < length && this.state === 'open') {
-        const page = await this.readPage(after, Math.min(MISSING_PAGE, length - after))
-        if (page.length === 0) break
-        const lacking: LogEntry[] = []
-        for (const e of page) {
-          if (!equalBytes(e.writer, lastWriter)) {
-            lastWriter = e.writer
-            lastKnown = remoteSeq(toHex(e.writer))
-          }
-          if (e.seq > lastKnown) {
-            sent++
-            lacking.push(e)
-          }
-        }
-        if (lacking.length > 0) yield lacking
-        after = page[page.length - 1].change
-      }
+      // Most of the log is missing: one sequential scan of the chunks beats
+      // index lookups, and costs at most twice the missing count.
+      yield* this.scanMissing(length, missing, remoteSeq)
       return
     }
 
@@ -1289,6 +1269,62 @@ export class Log implements SyncableLog {
         lacking.push(chunk.entry(change))
       }
       yield lacking
+    }
+  }
+
+  /**
+   * readMissingPages() by one pass over the chunks up to change `length`,
+   * through one iterator that reads the next rows while the caller handles
+   * the page before. (Paging with readPage() opened an iterator or two per
+   * page, and the db sat idle while each page was sent.)
+   */
+  private async *scanMissing(length: number, missing: number, remoteSeq: (hex: string) => number): AsyncGenerator<LogEntry[], void, undefined> {
+    const failure = 'Could not read the change index'
+    const it = this.sub.iterator({ gte: CHUNKS_START, lt: CHUNKS_END })
+    const readRows = () => {
+      const rows = it.nextv(READ_PAGE)
+      // Awaited below or in `finally`; never left to reject unhandled.
+      rows.catch(() => {})
+      return rows
+    }
+    let ahead: Promise<Array<[Uint8Array, Uint8Array]>> | undefined = readRows()
+    try {
+      let next = 1
+      let sent = 0
+      let lastWriter: Uint8Array = EMPTY
+      let lastKnown = 0
+      let lacking: LogEntry[] = []
+      while (next <= length && sent < missing && this.state === 'open') {
+        const rows: Array<[Uint8Array, Uint8Array]> = await ahead!
+        ahead = undefined
+        if (rows.length === 0) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
+        const chunks = rows.map(([k, v]) => new Chunk(readUint64BE(k, 1), v))
+        if (chunks[chunks.length - 1].last < length) ahead = readRows()
+        for (const chunk of chunks) {
+          if (chunk.first !== next) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
+          for (const last = Math.min(chunk.last, length); next <= last; next++) {
+            const e = chunk.entry(next)
+            if (!equalBytes(e.writer, lastWriter)) {
+              lastWriter = e.writer
+              lastKnown = remoteSeq(toHex(e.writer))
+            }
+            if (e.seq <= lastKnown) continue
+            sent++
+            lacking.push(e)
+            if (lacking.length === MISSING_PAGE) {
+              yield lacking
+              lacking = []
+            }
+          }
+          if (next > length) break
+        }
+      }
+      if (lacking.length > 0) yield lacking
+    } catch (err) {
+      throw err instanceof HyperEmitterError ? err : storageFailed(failure, err)
+    } finally {
+      await ahead?.catch(() => {})
+      await it.close().catch(() => {})
     }
   }
 }
