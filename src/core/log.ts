@@ -347,6 +347,12 @@ export class Log implements SyncableLog {
   // Keys of the changes after the last k record, which the next one will hold.
   private unindexed = new Uint8Array(KEY_CHECKPOINT * KEY_BYTES)
   private unindexedCount = 0
+  /**
+   * The chunk read last, kept because readers page through the log in
+   * steps smaller than a chunk and ask for the rest of it next (chunks never
+   * change once written). Without it read() read each chunk ~3 times.
+   */
+  private lastRead: Chunk | undefined
 
   private queue: Request[] = []
   private queueHead = 0
@@ -1069,6 +1075,7 @@ export class Log implements SyncableLog {
 
   /** The chunk holding `change`. Rejects STORAGE_FAILED (`failure` says doing what) when the db fails or lacks it. */
   private async chunkAt(change: number, failure: string): Promise<Chunk> {
+    if (this.lastRead?.has(change)) return this.lastRead
     let chunk: Chunk | undefined
     try {
       const rows = await this.sub.iterator({ gte: CHUNKS_START, lte: numberedKey(P_CHUNK, change), reverse: true, limit: 1 }).all()
@@ -1077,6 +1084,7 @@ export class Log implements SyncableLog {
       throw err instanceof HyperEmitterError ? err : storageFailed(failure, err)
     }
     if (chunk === undefined || !chunk.has(change)) throw storageFailed(`${failure}: change ${change} is missing`, undefined)
+    this.lastRead = chunk
     return chunk
   }
 
@@ -1175,6 +1183,7 @@ export class Log implements SyncableLog {
         for (let i = 0; i < rows.length && next <= last; i++) {
           const chunk = new Chunk(readUint64BE(rows[i][0], 1), rows[i][1])
           if (chunk.first !== next) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
+          this.lastRead = chunk
           for (; next <= Math.min(chunk.last, last); next++) out.push(chunk.entry(next))
         }
       }
