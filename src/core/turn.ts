@@ -10,12 +10,16 @@ export const nextTurn: () => Promise<void> =
       ? channelTurn()
       : () => new Promise((resolve) => setTimeout(resolve, 0))
 
+/** nextTurn() over one MessageChannel, opened on first use. */
 function channelTurn(): () => Promise<void> {
-  const channel = new MessageChannel()
+  let channel: MessageChannel | undefined
   const waiting: (() => void)[] = []
-  channel.port1.onmessage = () => waiting.shift()?.()
   return () =>
     new Promise((resolve) => {
+      if (channel === undefined) {
+        channel = new MessageChannel()
+        channel.port1.onmessage = () => waiting.shift()?.()
+      }
       waiting.push(resolve)
       channel.port2.postMessage(null)
     })
