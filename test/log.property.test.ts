@@ -85,6 +85,13 @@ describe('Node codec', () => {
       fc.property(mutated, ([fields, edits, cut]) => {
         const canonical = encodeNode(fields)
         expect(decodeCanonicalNode(canonical)).toEqual(decodeNode(canonical))
+        // A writer array with the node's bytes is used as is; any other gives the node's own.
+        const same = fields.writer.slice()
+        expect(decodeCanonicalNode(canonical, same)?.writer).toBe(same)
+        const other = fields.writer.slice()
+        other[cut % 16] ^= 1
+        expect(decodeCanonicalNode(canonical, other)?.writer).toEqual(fields.writer)
+        expect(decodeCanonicalNode(canonical, new Uint8Array(15))?.writer).toEqual(fields.writer)
         // Damaged, truncated or re-encoded bytes: either refused, or read as decodeNode reads them, canonical.
         const bytes = canonical.slice(0, Math.max(0, canonical.length - (cut % 3 === 0 ? cut : 0)))
         for (const { at, byte } of edits) if (bytes.length > 0) bytes[at % bytes.length] = byte

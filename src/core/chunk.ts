@@ -164,6 +164,8 @@ export class Chunk {
   // Where each node's bytes start and end in the record, parsed on first use.
   private starts: Uint32Array | undefined
   private ends: Uint32Array | undefined
+  /** The writer of the entry made last: its runs share one array. */
+  private lastWriter: Uint8Array | undefined
 
   constructor(
     readonly first: number,
@@ -199,10 +201,11 @@ export class Chunk {
     let node
     try {
       // Stored nodes are canonical: the fixed-layout reader takes them (decodeNode judges anything else).
-      node = decodeCanonicalNode(bytes) ?? decodeNode(bytes)
+      node = decodeCanonicalNode(bytes, this.lastWriter) ?? decodeNode(bytes)
     } catch (err) {
       throw corrupt(this.first, `node ${change} does not decode (${(err as Error).message})`)
     }
+    this.lastWriter = node.writer
     return { key: this.key(change), writer: node.writer, seq: node.seq, links: node.links, value: node.value, bytes, change }
   }
 

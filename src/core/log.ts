@@ -637,7 +637,7 @@ export class Log implements SyncableLog {
     // the same content can never become a second node. Nodes mostly arrive
     // canonical (the fast path); others are decoded in full and re-encoded
     // (and decoded again, for views into it).
-    let node = decodeCanonicalNode(bytes)
+    let node = decodeCanonicalNode(bytes, lastWriter.bytes)
     if (node === undefined) {
       try {
         node = decodeNode(bytes)
@@ -652,7 +652,7 @@ export class Log implements SyncableLog {
       }
     }
     // Runs of nodes from one writer are the norm: reuse its hex.
-    if (!equalBytes(node.writer, lastWriter.bytes)) {
+    if (node.writer !== lastWriter.bytes && !equalBytes(node.writer, lastWriter.bytes)) {
       lastWriter.bytes = node.writer
       lastWriter.hex = toHex(node.writer)
     }
