@@ -212,6 +212,21 @@ describe.each(factories)('Log on $name', (backend) => {
     expect(equalBytes((await log.get(second.key))!.bytes, second.bytes)).toBe(true)
   })
 
+  it('keeps nodes handed over with { owned: true } as they are, without a copy, and stores the same', async () => {
+    const log = await openLog()
+    const w = randomWriter()
+    const first = foreign(w, 1, [])
+    const second = foreign(w, 2, [first.key])
+    const frame = new Uint8Array(first.bytes.length + second.bytes.length)
+    frame.set(first.bytes)
+    frame.set(second.bytes, first.bytes.length)
+    const nodes = [frame.subarray(0, first.bytes.length), frame.subarray(first.bytes.length)]
+    const stored = await log.addMany(nodes, undefined, { owned: true })
+    expect(stored.map((e) => e.bytes.buffer === frame.buffer)).toEqual([true, true])
+    expect(stored[1].links.map(toHex)).toEqual([toHex(first.key)])
+    expect(equalBytes((await log.get(second.key))!.bytes, second.bytes)).toBe(true)
+  })
+
   it('refuses tampered nodes and stores nothing of them', async () => {
     const a = await openLog()
     const b = await openLog()

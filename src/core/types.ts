@@ -45,6 +45,15 @@ export interface ReadOptions {
   limit?: number
 }
 
+export interface AddOptions {
+  /**
+   * The caller hands the node arrays over and never writes to them again
+   * (a transport's private copy of a frame, say): the log keeps them as they
+   * are instead of copying each first. Default false.
+   */
+  owned?: boolean
+}
+
 /** The narrow view of the log the sync layer uses. */
 export interface SyncableLog {
   /** This log's own writer id (16 bytes). */
@@ -67,7 +76,7 @@ export interface SyncableLog {
    * Rejects with INVALID_NODE, MISSING_LINK or
    * SEQ_MISMATCH, and then stores none of `nodes`.
    */
-  addMany(nodes: Uint8Array[], origin?: unknown): Promise<LogEntry[]>
+  addMany(nodes: Uint8Array[], origin?: unknown, options?: AddOptions): Promise<LogEntry[]>
   /** Subscribe to committed batches; returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void
 }

@@ -460,7 +460,9 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     }
     if (runWriter !== undefined) this.markRemote(this.writerHex(runWriter), runSeq)
     this.storing.push(
-      this.log.addMany(nodes, this).then(
+      // Every channel hands the session a frame of its own (see frame-copy.ts
+      // and memory.ts): its nodes can go to the log without another copy.
+      this.log.addMany(nodes, this, { owned: true }).then(
         () => this.onStored(nodes.length),
         (err) => {
           this.storing.shift()
