@@ -52,6 +52,8 @@ function nibble(c: number): number {
 
 /** True when `a` and `b` hold the same bytes. */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  // The same array is common: runs of one writer's nodes share theirs.
+  if (a === b) return true
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true

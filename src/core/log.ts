@@ -636,7 +636,7 @@ export class Log implements SyncableLog {
       }
     }
     // Runs of nodes from one writer are the norm: reuse its hex.
-    if (node.writer !== lastWriter.bytes && !equalBytes(node.writer, lastWriter.bytes)) {
+    if (!equalBytes(node.writer, lastWriter.bytes)) {
       lastWriter.bytes = node.writer
       lastWriter.hex = toHex(node.writer)
     }
