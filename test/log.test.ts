@@ -454,7 +454,11 @@ describe.each(factories)('Log on $name', (backend) => {
 
     // Values packed into one buffer are appended the same way.
     const packed = new PackedBytes()
-    for (const v of ['p1', 'p2']) packed.buffer.set(enc(v), packed.reserve(enc(v).length))
+    for (const v of ['p1', 'p2']) {
+      // reserve() may replace the buffer: read it after.
+      const at = packed.reserve(enc(v).length)
+      packed.buffer.set(enc(v), at)
+    }
     await new Promise<LogEntry>((resolve, reject) => log.appendAll(packed, { appended: resolve, failed: reject }))
     expect((await all(log.read({ since: 5 }))).map((e) => new TextDecoder().decode(e.value))).toEqual(['p1', 'p2'])
 
