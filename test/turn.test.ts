@@ -25,6 +25,16 @@ describe('nextTurn', () => {
     expect(await settlesAfterMicrotasks(turn)).toEqual({ afterMicrotasks: true, order: [1, 2, 3] })
   })
 
+  it('keeps working under fake timers installed after it loaded (it schedules, it is no timer)', async () => {
+    const turn = await loadNextTurn()
+    vi.useFakeTimers()
+    try {
+      expect(await settlesAfterMicrotasks(turn)).toEqual({ afterMicrotasks: true, order: [1, 2, 3] })
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it('without setImmediate (browsers) settles through a MessageChannel, each wait once, in order', async () => {
     vi.stubGlobal('setImmediate', undefined)
     const posted = vi.spyOn(MessagePort.prototype, 'postMessage')
