@@ -486,6 +486,30 @@ describe.each(factories)('Log on $name', (backend) => {
     expect((await log.append(enc('e'))).seq).toBe(1)
   })
 
+  it('builds the appends queued next while a batch is written, and builds them again on what the log holds when that batch fails', async () => {
+    const db = backend.create()
+    const spy = spyBatch(db)
+    let hashes = 0
+    const log = await openLog(db, { maxBatch: 2, hash: (b: Uint8Array) => (hashes++, sha256(b)) })
+    const a = await log.append(enc('a'))
+    const told: string[] = []
+    const sink = (name: string) => ({ appended: (e: LogEntry) => told.push(`${name} ${e.seq}`), failed: () => told.push(`${name} failed`) })
+    // Three batches of two (maxBatch): the first written is refused.
+    spy.failNext = 1
+    hashes = 0
+    log.appendAll([enc('x1'), enc('x2')], sink('x'))
+    log.appendAll([enc('y1'), enc('y2')], sink('y'))
+    const last = await log.append(enc('z'))
+    expect(told).toEqual(['x failed', 'y 3'])
+    // y was built ahead on x (two hashes), then again on `a` (two more).
+    expect(hashes).toBe(2 + 2 + 2 + 1)
+    const stored = await all(log.read())
+    expect(stored.map((e) => new TextDecoder().decode(e.value))).toEqual(['a', 'y1', 'y2', 'z'])
+    expect(stored[1].links.map(toHex)).toEqual([toHex(a.key)])
+    expect(last.links.map(toHex)).toEqual([toHex(stored[2].key)])
+    expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4])
+  })
+
   it('fires onChange after commit, before the promises resolve, once per origin run', async () => {
     const a = await openLog()
     const b = await openLog()

@@ -232,6 +232,12 @@ interface AddRequest {
 
 type Request = AppendRequest | AddRequest
 
+/** Local appends built into a batch while the batch before them was written. */
+interface BuiltAhead {
+  taken: Request[]
+  batch: PendingBatch
+}
+
 /** One batch being built by Log.commit(): everything that moves only once it is durable. */
 class PendingBatch {
   readonly ops: PutOp[] = []
@@ -686,10 +692,14 @@ export class Log implements SyncableLog {
         }
       }
       let sliceStart = now()
-      while (this.queueHead < this.queue.length) {
-        const taken = this.take()
+      // Appends built while the batch before them was written (see commit()).
+      let ahead: BuiltAhead | undefined
+      while (ahead !== undefined || this.queueHead < this.queue.length) {
+        const taken = ahead?.taken ?? this.take(false)
+        const built = ahead?.batch
+        ahead = undefined
         try {
-          await this.commit(taken)
+          ahead = await this.commit(taken, built)
         } catch (err) {
           // commit() handles its own failures; this is a bug guard so no
           // caller is left hanging.
@@ -712,12 +722,17 @@ export class Log implements SyncableLog {
     }
   }
 
-  /** The next requests, up to maxBatch nodes (an addMany larger than that goes whole). */
-  private take(): Request[] {
+  /**
+   * The next requests, up to maxBatch nodes (an addMany larger than that
+   * goes whole); with `appendsOnly`, only the local appends before the next
+   * foreign request.
+   */
+  private take(appendsOnly: boolean): Request[] {
     const q = this.queue
     let i = this.queueHead
     let n = 0
     while (i < q.length) {
+      if (appendsOnly && q[i].kind !== APPEND) break
       const size = q[i].size
       if (n > 0 && n + size > this.maxBatch) break
       n += size
@@ -740,15 +755,21 @@ export class Log implements SyncableLog {
   }
 
   /**
-   * Writes `taken` as one batch. The work is in small synchronous steps
-   * around the two awaits (a foreign request's db lookups, the write): V8
-   * optimises those after a few batches, where one big async function ran
-   * unoptimised through most of a 100k-node catch-up (measured: ~150 ms to
-   * compile, no on-stack replacement for an async function's loops).
+   * Writes `taken` as one batch (`built`: already built by buildAhead()).
+   * The work is in small synchronous steps around the awaits (a foreign
+   * request's db lookups, the write): V8 optimises those after a few
+   * batches, where one big async function ran unoptimised through most of a
+   * 100k-node catch-up (measured: ~150 ms to compile, no on-stack
+   * replacement for an async function's loops).
+   *
+   * While the db writes, the local appends queued next are built on this
+   * batch's outcome (hashed, chunked: most of their cost) and returned, to
+   * be written once this batch is applied. If this batch fails they go back
+   * to the queue, to be built again on what the log holds.
    */
-  private async commit(taken: Request[]): Promise<void> {
-    const batch = this.startBatch(taken)
-    for (const req of taken) {
+  private async commit(taken: Request[], built: PendingBatch | undefined): Promise<BuiltAhead | undefined> {
+    const batch = built ?? this.startBatch(taken, undefined)
+    for (const req of built === undefined ? taken : []) {
       if (req.kind === APPEND) {
         this.appendValues(batch, req)
         continue
@@ -767,20 +788,26 @@ export class Log implements SyncableLog {
       req.result = this.storeForeign(batch, req, accepted)
     }
 
+    let ahead: BuiltAhead | undefined
     if (batch.entries.length > 0) {
       const ops = this.finishBatch(batch)
       try {
         // Through `db` with `sublevel` on each op (abstract-level's way to
         // batch into a sublevel atomically): one validation pass where
         // sub.batch() runs two. No batch-wide options: abstract-level spreads
-        // them into every op, which measured ~3x slower in V8.
-        await this.db.batch(ops as any)
+        // them into every op, which measured ~3x slower in V8. The db has
+        // the ops once batch() returns: building what comes next cannot
+        // change them.
+        const written = this.db.batch(ops as any)
+        ahead = this.buildAhead(batch)
+        await written
       } catch (err) {
+        if (ahead !== undefined) this.putBack(ahead.taken)
         for (const r of taken) {
           if (r.kind === ADD && r.failed) continue
           rejectRequest(r, storageFailed('Could not write a batch to the db; nothing of it was stored', err))
         }
-        return
+        return undefined
       }
       this.applyBatch(batch)
     }
@@ -789,14 +816,43 @@ export class Log implements SyncableLog {
       if (r.kind === APPEND) r.sink.appended(r.result!)
       else if (!r.failed) r.resolve(r.single ? (r.result![0] ?? null) : r.result!)
     }
+    return ahead
   }
 
-  /** A batch for `taken`, its chunks sized from what is queued. */
-  private startBatch(taken: Request[]): PendingBatch {
+  /**
+   * The local appends queued next, built on the end state of `before` (not
+   * yet durable). Never throws: whatever fails here fails again, and is
+   * reported, when the requests are built the usual way.
+   */
+  private buildAhead(before: PendingBatch): BuiltAhead | undefined {
+    const taken = this.take(true)
+    if (taken.length === 0) return undefined
+    try {
+      const batch = this.startBatch(taken, before)
+      for (const req of taken) this.appendValues(batch, req as AppendRequest)
+      return { taken, batch }
+    } catch {
+      this.putBack(taken)
+      return undefined
+    }
+  }
+
+  /** Requests taken ahead of a batch that failed: first in the queue again. */
+  private putBack(taken: Request[]): void {
+    this.queue = taken.concat(this.queue.slice(this.queueHead))
+    this.queueHead = 0
+  }
+
+  /**
+   * A batch for `taken`, its chunks sized from what is queued, starting from
+   * what the log holds or, given `after`, from where that batch ends.
+   */
+  private startBatch(taken: Request[], after: PendingBatch | undefined): PendingBatch {
+    const heads = after?.heads ?? this.headKeys
     let bytesLeft = 0
     let nodesLeft = 0
-    let sizedLinks = this.headKeys.length
-    const ownSeq = this.clockMap.get(this.writerHex) ?? 0
+    let sizedLinks = heads.length
+    const ownSeq = after?.ownSeq ?? this.clockMap.get(this.writerHex) ?? 0
     let sizedSeq = ownSeq
     for (const req of taken) {
       nodesLeft += req.size
@@ -809,11 +865,12 @@ export class Log implements SyncableLog {
       } else {
         // Exact unless some are refused or duplicates; the heads after them are a guess.
         for (const n of req.nodes) bytesLeft += varintLength(n.bytes.length) + n.bytes.length
-        sizedLinks = this.headKeys.length + 1
+        sizedLinks = heads.length + 1
       }
     }
     const chunks = new ChunkSequence(bytesLeft, nodesLeft)
-    return new PendingBatch(chunks, this.changes, this.headKeys, ownSeq, { writer: this.lastWriter, seq: this.lastSeq }, this.writerBytes)
+    const last = after === undefined ? { writer: this.lastWriter, seq: this.lastSeq } : { writer: after.runWriter, seq: after.runSeq }
+    return new PendingBatch(chunks, after?.change ?? this.changes, heads, ownSeq, last, this.writerBytes)
   }
 
   /** Writes a local append request's nodes into the batch. */
