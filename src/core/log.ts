@@ -29,7 +29,8 @@
  * everything queued (up to maxBatch nodes) into one db.batch(), then updates
  * the in-memory state, tells listeners and resolves the requests. Nothing in
  * memory changes until the batch is durable, so a failed batch leaves the log
- * exactly as it was.
+ * exactly as it was. While a batch is written, the local appends behind it
+ * are built into the next one (on its outcome, rebuilt if it fails).
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { compareBytes, equalBytes, fromHex, PackedBytes, readUint64BE, Slab, toHex, uint64BE, writeUint64BE } from './bytes.js'
