@@ -769,24 +769,27 @@ export class Log implements SyncableLog {
    * to the queue, to be built again on what the log holds.
    */
   private async commit(taken: Request[], built: PendingBatch | undefined): Promise<BuiltAhead | undefined> {
-    const batch = built ?? this.startBatch(taken, undefined)
-    for (const req of built === undefined ? taken : []) {
-      if (req.kind === APPEND) {
-        this.appendValues(batch, req)
-        continue
+    let batch = built
+    if (batch === undefined) {
+      batch = this.startBatch(taken, undefined)
+      for (const req of taken) {
+        if (req.kind === APPEND) {
+          this.appendValues(batch, req)
+          continue
+        }
+        // A foreign request: verify it alone against the batch so far, and only
+        // then merge it, so its failure costs nobody else anything.
+        let accepted: Incoming[]
+        try {
+          accepted = await this.verify(req, batch)
+        } catch (err) {
+          req.failed = true
+          req.reject(err)
+          batch.chunks.skip(req.size)
+          continue
+        }
+        req.result = this.storeForeign(batch, req, accepted)
       }
-      // A foreign request: verify it alone against the batch so far, and only
-      // then merge it, so its failure costs nobody else anything.
-      let accepted: Incoming[]
-      try {
-        accepted = await this.verify(req, batch)
-      } catch (err) {
-        req.failed = true
-        req.reject(err)
-        batch.chunks.skip(req.size)
-        continue
-      }
-      req.result = this.storeForeign(batch, req, accepted)
     }
 
     let ahead: BuiltAhead | undefined
