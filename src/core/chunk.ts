@@ -13,7 +13,7 @@
  * plus a key record per node ~150k nodes/s, packed ~1M nodes/s; and one
  * awaited append is one record instead of three.
  */
-import { grown, writeUint64BE } from './bytes.js'
+import { grown, view, writeUint64BE } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { decodeCanonicalNode, decodeNode, KEY_BYTES } from './node.js'
 import type { LogEntry } from './types.js'
@@ -32,11 +32,6 @@ export function numberedKey(prefix: number, n: number): Uint8Array {
   k[0] = prefix
   writeUint64BE(k, 1, n)
   return k
-}
-
-/** A view of `length` bytes of `arr` from `start` (cheaper than subarray in V8). */
-export function view(arr: Uint8Array, start: number, length: number): Uint8Array {
-  return new Uint8Array(arr.buffer, arr.byteOffset + start, length)
 }
 
 /**

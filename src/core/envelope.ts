@@ -1,4 +1,4 @@
-import type { PackedBytes } from './bytes.js'
+import { type PackedBytes, view } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { VarintReader, varintLength, writeVarint } from './varint.js'
 
@@ -162,6 +162,6 @@ export function decodeEnvelopeIf(bytes: Uint8Array, keep: ((name: string) => boo
   const start = payloadStart
   const end = payloadEnd
   if (keep !== undefined && !keep(name)) return undefined
-  const payload = start < 0 ? EMPTY : new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start)
+  const payload = start < 0 ? EMPTY : view(bytes, start, end - start)
   return { name, payload }
 }

@@ -33,8 +33,8 @@
  * are built into the next one (on its outcome, rebuilt if it fails).
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
-import { compareBytes, equalBytes, fromHex, PackedBytes, readUint64BE, Slab, toHex, uint64BE, writeUint64BE } from './bytes.js'
-import { Chunk, ChunkSequence, numberedKey, P_CHUNK, view } from './chunk.js'
+import { compareBytes, equalBytes, fromHex, PackedBytes, readUint64BE, Slab, toHex, uint64BE, view, writeUint64BE } from './bytes.js'
+import { Chunk, ChunkSequence, numberedKey, P_CHUNK } from './chunk.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'

@@ -7,7 +7,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
-import { fromHex, toHex } from '../core/bytes.js'
+import { fromHex, toHex, view } from '../core/bytes.js'
 import { VarintReader, varintLength, writeVarint } from '../core/varint.js'
 import {
   AckSchema,
@@ -89,7 +89,7 @@ function decodeNodesFrame(bytes: Uint8Array): Uint8Array[] | undefined {
     if (bytes[reader.pos++] !== TAG_NODES_ITEM) return undefined
     const length = reader.next()
     if (length < 0 || reader.pos + length > bytes.length) return undefined
-    nodes.push(new Uint8Array(bytes.buffer, bytes.byteOffset + reader.pos, length))
+    nodes.push(view(bytes, reader.pos, length))
     reader.pos += length
   }
   return nodes
@@ -191,7 +191,7 @@ export function isNodeBy(node: Uint8Array, writer: Uint8Array): boolean {
 
 /** The writer of a node peekNodeSeq() could read, as a view. */
 export function peekNodeWriter(node: Uint8Array): Uint8Array {
-  return new Uint8Array(node.buffer, node.byteOffset + 2, node[1])
+  return view(node, 2, node[1])
 }
 
 /** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */
