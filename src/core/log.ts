@@ -258,7 +258,7 @@ class PendingBatch {
   /** Reused for every append: only written, then copied into the chunk. */
   readonly appendFields: NodeFields
 
-  /** Starts from the log's committed state: its change count, heads, own seq, last stored node, and writer. */
+  /** Starts from a state of the log (committed, or where the batch before ends): change count, heads, own seq, last stored node; and the log's writer. */
   constructor(
     readonly chunks: ChunkSequence,
     change: number,
@@ -616,9 +616,10 @@ export class Log implements SyncableLog {
 
   private prepare(raw: Uint8Array, index: number, lastWriter: { bytes: Uint8Array; hex: string }, owned: boolean): Incoming {
     if (!(raw instanceof Uint8Array)) throw new HyperEmitterError(ErrorCodes.INVALID_NODE, `node ${index} is not a Uint8Array`, { details: { index } })
-    // Everything below works on a private copy: a caller reusing its buffer
-    // cannot change a node after it was hashed, nor the links it is checked by.
-    // (The copy and its view measured ~5% of a catch-up's receiving CPU.)
+    // Unless the caller hands the array over (`owned`), everything below works
+    // on a private copy: a caller reusing its buffer cannot change a node
+    // after it was hashed, nor the links it is checked by. (The copy and its
+    // view measured ~5% of a catch-up's receiving CPU.)
     let bytes = raw
     if (!owned) {
       bytes = this.slab.alloc(raw.length)

@@ -615,7 +615,6 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     }
   }
 
-  /** Sends one batch from the catch-up iterator; true when it is exhausted. */
   /** Reads what the peer lacks from the log, from now. */
   private startCatchUp(): void {
     this.catchUp = this.log.readMissingPages(new Map(this.remoteClock))[Symbol.asyncIterator]()
@@ -623,6 +622,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.catchUpAt = 0
   }
 
+  /** Sends one batch from the catch-up iterator; true when it is exhausted. */
   private async sendFromCatchUp(iterator: AsyncIterator<LogEntry[]>): Promise<boolean> {
     const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
     const batch: Uint8Array[] = []
