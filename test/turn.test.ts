@@ -20,9 +20,14 @@ describe('nextTurn', () => {
     vi.resetModules()
   })
 
-  it('uses setImmediate in Node: settles after pending microtasks, in call order', async () => {
+  it('uses setImmediate in Node: settles after pending microtasks, in call order, in a later task', async () => {
     const turn = await loadNextTurn()
     expect(await settlesAfterMicrotasks(turn)).toEqual({ afterMicrotasks: true, order: [1, 2, 3] })
+    // An immediate queued first has run by then: microtasks alone would not get there.
+    let immediateRan = false
+    setImmediate(() => (immediateRan = true))
+    await turn()
+    expect(immediateRan).toBe(true)
   })
 
   it('keeps working under fake timers installed after it loaded (it schedules, it is no timer)', async () => {
