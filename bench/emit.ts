@@ -1,6 +1,7 @@
 // Local emit throughput: events per second from the first emit until a local
 // listener has received all N, on one db, awaited one by one or fired
-// together. One scenario per process so peak RSS is its own.
+// together. One scenario per process so peak RSS is its own (taken after
+// the first run; a second, warm run follows in the same process).
 // Run: npx tsx bench/emit.ts <memory|classic> <awaited|together> [N]
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,8 +13,30 @@ import { HELLO_SCHEMA, helloMessage, peakRssMb, printJson } from './common.js'
 
 const [dbKind = 'memory', mode = 'together', nArg] = process.argv.slice(2)
 const N = Number(nArg ?? 100_000)
+/** A lost event would leave the listener waiting forever: fail instead. */
+const TIMEOUT_MS = 120_000
 
 async function main(): Promise<void> {
+  const seconds = await timeRun()
+  const rssAfterFirst = peakRssMb()
+  // The same run again in this process, on a fresh db: V8 has optimised the
+  // hot paths by now, as in any process that has been up a while. The
+  // headline figure stays the first run's, from a fresh process.
+  const warmSeconds = await timeRun()
+  printJson({
+    bench: 'emit',
+    db: dbKind,
+    mode,
+    events: N,
+    seconds: round(seconds),
+    eventsPerSecond: Math.round(N / seconds),
+    warmEventsPerSecond: Math.round(N / warmSeconds),
+    peakRssMb: rssAfterFirst,
+  })
+}
+
+/** One run on a fresh db: seconds from the first emit until the listener has all N events. */
+async function timeRun(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-bench-'))
   const db =
     dbKind === 'classic'
@@ -32,25 +55,33 @@ async function main(): Promise<void> {
   if (mode === 'awaited') {
     for (let i = 0; i < N; i++) await emitter.emit('Hello', helloMessage(i))
   } else {
-    const pending: Promise<void>[] = new Array(N)
-    for (let i = 0; i < N; i++) pending[i] = emitter.emit('Hello', helloMessage(i))
-    await Promise.all(pending)
+    // N emits, none waited on but the last. Not Promise.all() over all N:
+    // its N reactions measured ~100 ms in a fresh process, harness work
+    // inside a window of ~0.6 s. A failed emit still fails the run: its
+    // rejection goes unhandled, and Node exits with the error.
+    for (let i = 0; i < N - 1; i++) void emitter.emit('Hello', helloMessage(i))
+    await emitter.emit('Hello', helloMessage(N - 1))
   }
-  await all
+  await withinTime(all, TIMEOUT_MS, () => `the listener got ${received} of ${N} events within ${TIMEOUT_MS / 1000} s`)
   const seconds = (performance.now() - start) / 1000
 
   await emitter.close()
   await db.close()
   rmSync(dir, { recursive: true, force: true })
-  printJson({
-    bench: 'emit',
-    db: dbKind,
-    mode,
-    events: N,
-    seconds: round(seconds),
-    eventsPerSecond: Math.round(N / seconds),
-    peakRssMb: peakRssMb(),
+  return seconds
+}
+
+/** Rejects with `message()` if `promise` has not settled within `ms`. */
+async function withinTime<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message())), ms)
   })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function round(n: number): number {
