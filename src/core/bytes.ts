@@ -118,7 +118,10 @@ export function grown(arr: Uint8Array, used: number, need: number): Uint8Array {
  * time copying.
  */
 export class PackedBytes {
-  private bytes: Uint8Array = new Uint8Array(256)
+  // 64 bytes: the most V8 allocates on its own heap. A larger array gets an
+  // off-heap backing store, measured at 1-2.5 us against 0.05 us; an
+  // awaited emit's group holds one small envelope.
+  private bytes: Uint8Array = new Uint8Array(64)
   private readonly ends: number[] = []
   private pos = 0
 
