@@ -155,7 +155,8 @@ export class PackedBytes {
     return view(this.bytes, start, this.ends[index] - start)
   }
 
-  private startAt(index: number): number {
+  /** Where the value at `index` starts in `buffer`. */
+  startAt(index: number): number {
     return index === 0 ? 0 : this.ends[index - 1]
   }
 }

@@ -40,7 +40,7 @@ import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
 import { nextTurn } from './turn.js'
-import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeFields, nodeSize, varintLength, WRITER_BYTES, writeNode } from './node.js'
+import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeHead, nodeSize, varintLength, WRITER_BYTES, writeNode, writeNodeWithValue } from './node.js'
 import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
 
 export { decodeNode, encodeNode } from './node.js'
@@ -203,8 +203,13 @@ export interface AppendSink {
 /** The values of an append request: an array, or values packed one after another (the emitter's). */
 type Values = Uint8Array[] | PackedBytes
 
-function valueAt(values: Values, index: number): Uint8Array {
-  return values instanceof PackedBytes ? values.at(index) : values[index]
+/** The array value `index` lies in, valueSize() bytes from valueStart(). */
+function valueSource(values: Values, index: number): Uint8Array {
+  return values instanceof PackedBytes ? values.buffer : values[index]
+}
+
+function valueStart(values: Values, index: number): number {
+  return values instanceof PackedBytes ? values.startAt(index) : 0
 }
 
 function valueSize(values: Values, index: number): number {
@@ -256,7 +261,7 @@ class PendingBatch {
   keys: LazyKeySet | undefined
   checkpoint = false
   /** Reused for every append: only written, then copied into the chunk. */
-  readonly appendFields: NodeFields
+  readonly appendFields: NodeHead
 
   /** Starts from a state of the log (committed, or where the batch before ends): change count, heads, own seq, last stored node; and the log's writer. */
   constructor(
@@ -272,7 +277,7 @@ class PendingBatch {
     this.ownSeq = ownSeq
     this.runWriter = last.writer
     this.runSeq = last.seq
-    this.appendFields = { writer, seq: 0, links: heads, value: EMPTY }
+    this.appendFields = { writer, seq: 0, links: heads }
   }
 
   foreignWriters(): Map<string, { writer: Uint8Array; seq: number }> {
@@ -882,17 +887,17 @@ export class Log implements SyncableLog {
   private appendValues(batch: PendingBatch, req: AppendRequest): void {
     const writer = this.writerBytes
     const fields = batch.appendFields
-    for (let i = 0; i < req.values.length; i++) {
-      const value = valueAt(req.values, i)
+    const values = req.values
+    for (let i = 0; i < values.length; i++) {
+      const valueLength = valueSize(values, i)
       const seq = ++batch.ownSeq
       const heads = batch.heads
       fields.seq = seq
       fields.links = heads
-      fields.value = value
-      const size = nodeSize(seq, heads.length, value.length)
+      const size = nodeSize(seq, heads.length, valueLength)
       const at = batch.chunks.reserve(size, batch.change + 1)
       const chunk = batch.chunks.current!
-      writeNode(chunk.buffer, at, fields)
+      writeNodeWithValue(chunk.buffer, at, fields, valueSource(values, i), valueStart(values, i), valueLength)
       const bytes = view(chunk.buffer, at, size)
       // The hash's own array is the key (HashFn returns a new one); the chunk keeps a copy.
       const key = this.hash(bytes)
@@ -900,7 +905,7 @@ export class Log implements SyncableLog {
       if (!(batch.runWriter === writer && batch.runSeq === seq - 1)) batch.ops.push(this.runStartOp(writer, seq, batch.change + 1))
       batch.runWriter = writer
       batch.runSeq = seq
-      const entry = new AppendedEntry(key, writer, seq, heads.length, value.length, bytes, ++batch.change)
+      const entry = new AppendedEntry(key, writer, seq, heads.length, valueLength, bytes, ++batch.change)
       batch.heads = [key]
       batch.entries.push(entry)
       batch.origins.push(undefined)

@@ -13,10 +13,14 @@ import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { varintLength, writeVarint } from './varint.js'
 
 /** The four fields of a Node. */
-export interface NodeFields {
+/** A node's fields but its value. */
+export interface NodeHead {
   writer: Uint8Array
   seq: number
   links: Uint8Array[]
+}
+
+export interface NodeFields extends NodeHead {
   value: Uint8Array
 }
 
@@ -30,15 +34,15 @@ const TAG_SEQ = 0x10 // field 2, varint
 const TAG_LINK = 0x1a // field 3, length-delimited
 const TAG_VALUE = 0x22 // field 4, length-delimited
 
-function writeBytesField(out: Uint8Array, pos: number, tag: number, data: Uint8Array): number {
+/** Writes a length-delimited field holding `n` bytes of `data` from `start`. */
+function writeBytesField(out: Uint8Array, pos: number, tag: number, data: Uint8Array, start: number, n: number): number {
   out[pos++] = tag
-  pos = writeVarint(out, pos, data.length)
-  const n = data.length
+  pos = writeVarint(out, pos, n)
   // A plain loop beats TypedArray#set's call overhead for key-sized copies.
   if (n <= 64) {
-    for (let i = 0; i < n; i++) out[pos + i] = data[i]
+    for (let i = 0; i < n; i++) out[pos + i] = data[start + i]
   } else {
-    out.set(data, pos)
+    out.set(start === 0 && n === data.length ? data : data.subarray(start, start + n), pos)
   }
   return pos + n
 }
@@ -103,14 +107,24 @@ export function nodeSize(seq: number, linkCount: number, valueLength: number): n
 
 /** Writes the canonical encoding of `node` (already sized by encodedNodeSize) at `pos` of `out`. */
 export function writeNode(out: Uint8Array, pos: number, node: NodeFields): void {
-  const { writer, seq, links, value } = node
-  if (writer.length > 0) pos = writeBytesField(out, pos, TAG_WRITER, writer)
+  writeNodeWithValue(out, pos, node, node.value, 0, node.value.length)
+}
+
+/**
+ * writeNode() with the value given apart: `length` bytes of `source` from
+ * `start`. A value packed among others (an emit group's) is copied straight
+ * from there: a view of it would cost an object, and on a buffer small
+ * enough for V8 to keep on its heap, moving that buffer off-heap (~1 us).
+ */
+export function writeNodeWithValue(out: Uint8Array, pos: number, node: NodeHead, source: Uint8Array, start: number, length: number): void {
+  const { writer, seq, links } = node
+  if (writer.length > 0) pos = writeBytesField(out, pos, TAG_WRITER, writer, 0, writer.length)
   if (seq !== 0) {
     out[pos++] = TAG_SEQ
     pos = writeVarint(out, pos, seq)
   }
-  for (let i = 0; i < links.length; i++) pos = writeBytesField(out, pos, TAG_LINK, links[i])
-  if (value.length > 0) writeBytesField(out, pos, TAG_VALUE, value)
+  for (let i = 0; i < links.length; i++) pos = writeBytesField(out, pos, TAG_LINK, links[i], 0, links[i].length)
+  if (length > 0) writeBytesField(out, pos, TAG_VALUE, source, start, length)
 }
 
 /** Bytes a varint of `n` takes (re-exported for the log's view arithmetic). */
