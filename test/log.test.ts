@@ -66,13 +66,20 @@ afterEach(() => {
   for (const factory of factories) factory.cleanup()
 })
 
-describe.each(factories)('Log on $name', (backend) => {
+// Each db, with chunk buffers of their own (the default, what IndexedDB
+// needs) and from a shared slab (what the Node entry asks for).
+const backends = factories.flatMap((f) => [
+  { ...f, label: f.name, options: {} },
+  { ...f, label: `${f.name}, shared record buffers`, options: { sharedRecordBuffers: true } },
+])
+
+describe.each(backends)('Log on $label', (backend) => {
   let dbs: Db[]
   let logs: Log[]
 
   async function openLog(db = backend.create(), options = {}): Promise<Log> {
     if (!dbs.includes(db)) dbs.push(db)
-    const log = new Log(db, options)
+    const log = new Log(db, { ...backend.options, ...options })
     logs.push(log)
     await log.open()
     return log
@@ -121,6 +128,9 @@ describe.each(factories)('Log on $name', (backend) => {
     await expectCode(log.has('k' as any), ErrorCodes.INVALID_ARGUMENT)
     expect(() => log.read({ since: -1 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }))
     expect(log.length).toBe(0)
+    for (const options of [{ maxBatch: 0 }, { recentKeys: -1 }, { liveBuffer: 0 }, { hash: 'sha256' }, { sharedRecordBuffers: 'yes' }]) {
+      expect(() => new Log(backend.create(), options as any), JSON.stringify(options)).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }))
+    }
   })
 
   it('shares the db politely: app keys stay untouched, the log lives in its sublevel', async () => {
@@ -802,6 +812,26 @@ describe.each(factories)('Log on $name', (backend) => {
     const err = (await expectCode(log.open(), ErrorCodes.STORAGE_FAILED)) as Error
     expect(err.message).toMatch(/storage format 1/)
     expect([...(await sub.get(Uint8Array.of(0x6d)))!]).toEqual([...meta])
+  })
+
+  it('hands the db chunk records that own their buffers, unless shared record buffers are allowed', async () => {
+    const db = backend.create()
+    const records: Uint8Array[] = []
+    const batch = db.batch.bind(db)
+    ;(db as any).batch = (ops: unknown, ...rest: unknown[]) => {
+      // Chunk records: key 'c' || change (8 bytes), under the log's sublevel.
+      for (const op of ops as Array<{ type: string; key: Uint8Array; value: Uint8Array }>) {
+        if (op.type === 'put' && op.key.length === 9 && op.key[0] === 0x63) records.push(op.value)
+      }
+      return (batch as any)(ops, ...rest)
+    }
+    const log = await openLog(db)
+    for (const v of ['a', 'b', 'c']) await log.append(enc(v))
+    expect(records).toHaveLength(3)
+    const shared = (backend.options as { sharedRecordBuffers?: boolean }).sharedRecordBuffers === true
+    for (const r of records) expect(r.byteOffset === 0 && r.buffer.byteLength === r.byteLength).toBe(!shared)
+    const read = await all(log.read({ since: 0 }))
+    expect(read.map((e) => new TextDecoder().decode(e.value))).toEqual(['a', 'b', 'c'])
   })
 
   it('a corrupt chunk surfaces as STORAGE_FAILED from read(), and the process goes on', async () => {

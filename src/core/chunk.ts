@@ -34,6 +34,17 @@ export function numberedKey(prefix: number, n: number): Uint8Array {
   return k
 }
 
+/** Makes a chunk's buffer of `size` bytes. */
+export type Allocate = (size: number) => Uint8Array
+
+/**
+ * A buffer of the chunk's own, the default: IndexedDB's structured clone
+ * stores a view's whole underlying buffer, so a record there must own its.
+ */
+function ownBuffer(size: number): Uint8Array {
+  return new Uint8Array(size)
+}
+
 /**
  * Builds one chunk while a batch is committed, in its record layout: room
  * for the count and `capacity` keys first, then the nodes, written straight
@@ -61,12 +72,13 @@ export class ChunkBuilder {
     readonly first: number,
     expectedBytes: number,
     expectedNodes: number,
+    allocate: Allocate = ownBuffer,
   ) {
     const capacity = Math.max(1, Math.min(expectedNodes, CHUNK_MAX_NODES))
     this.keysAt = varintLength(capacity)
     this.nodesAt = this.keysAt + capacity * KEY_BYTES
     this.pos = this.nodesAt
-    this.buffer = new Uint8Array(this.nodesAt + Math.max(16, Math.min(expectedBytes, CHUNK_MAX_BYTES + 4096)))
+    this.buffer = allocate(this.nodesAt + Math.max(16, Math.min(expectedBytes, CHUNK_MAX_BYTES + 4096)))
   }
 
   /** Whether the next node belongs in a new chunk. */
@@ -91,7 +103,7 @@ export class ChunkBuilder {
     this.count++
   }
 
-  /** The record's value: a standalone array (IndexedDB's structured clone would store a view's whole buffer). */
+  /** The record's value: the buffer as allocated when the chunk filled it, else a standalone copy. */
   value(): Uint8Array {
     if (this.keysAt + this.count * KEY_BYTES === this.nodesAt && this.pos === this.buffer.length) {
       writeVarint(this.buffer, 0, this.count)
@@ -120,6 +132,7 @@ export class ChunkSequence {
   constructor(
     private bytesLeft: number,
     private nodesLeft: number,
+    private readonly allocate: Allocate = ownBuffer,
   ) {}
 
   /** Room for the node at change `change`, of `size` bytes: its offset in `current.buffer`. */
@@ -127,7 +140,7 @@ export class ChunkSequence {
     let chunk = this.current
     if (chunk === undefined || chunk.full) {
       if (chunk !== undefined) this.done.push(chunk)
-      chunk = this.current = new ChunkBuilder(change, this.bytesLeft, this.nodesLeft)
+      chunk = this.current = new ChunkBuilder(change, this.bytesLeft, this.nodesLeft, this.allocate)
     }
     this.bytesLeft -= size
     this.nodesLeft--

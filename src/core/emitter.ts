@@ -29,6 +29,12 @@ export interface HyperEmitterOptions {
   reconnectTimeout?: number
   /** SHA-256 implementation; the Node entry passes node:crypto's. */
   hash?: HashFn
+  /**
+   * Whether the db may store records that are views into shared buffers
+   * (see LogOptions): true in Node, false in browsers, where IndexedDB would
+   * keep each view's whole buffer.
+   */
+  sharedRecordBuffers?: boolean
   /** Events buffered per listener before it falls back to reading the log. */
   maxQueue?: number
 }
@@ -277,7 +283,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
-    this.log = new Log(this.db, { hash: options.hash })
+    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)

@@ -34,7 +34,9 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
   private readonly hubs: HubServer[] = []
 
   protected static override defaultOptions(): ReplicationOptions {
-    return { hash: nodeSha256 }
+    // Node's dbs copy a record when it is written (classic-level) or keep it
+    // as it is (memory-level): shared buffers are safe, and cheaper.
+    return { hash: nodeSha256, sharedRecordBuffers: true }
   }
 
   /**
