@@ -39,7 +39,8 @@ export type Allocate = (size: number) => Uint8Array
 
 /**
  * A buffer of the chunk's own, the default: IndexedDB's structured clone
- * stores a view's whole underlying buffer, so a record there must own its.
+ * stores a view's whole underlying buffer, so a record there needs a buffer
+ * of its own.
  */
 function ownBuffer(size: number): Uint8Array {
   return new Uint8Array(size)

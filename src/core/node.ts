@@ -12,7 +12,6 @@
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { varintLength, writeVarint } from './varint.js'
 
-/** The four fields of a Node. */
 /** A node's fields but its value. */
 export interface NodeHead {
   writer: Uint8Array
@@ -20,6 +19,7 @@ export interface NodeHead {
   links: Uint8Array[]
 }
 
+/** The four fields of a Node. */
 export interface NodeFields extends NodeHead {
   value: Uint8Array
 }
