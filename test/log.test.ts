@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { compareBytes, equalBytes, PackedBytes, toHex } from '../src/core/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
-import { decodeNode, encodeNode, Log } from '../src/core/log.js'
+import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
 import { dbFactories, spyBatch } from './helpers/dbs.js'
 
@@ -69,8 +69,8 @@ afterEach(() => {
 // Each db, with chunk buffers of their own (the default, what IndexedDB
 // needs) and from a shared slab (what the Node entry asks for).
 const backends = factories.flatMap((f) => [
-  { ...f, label: f.name, options: {} },
-  { ...f, label: `${f.name}, shared record buffers`, options: { sharedRecordBuffers: true } },
+  { ...f, label: f.name, options: {} as LogOptions },
+  { ...f, label: `${f.name}, shared record buffers`, options: { sharedRecordBuffers: true } as LogOptions },
 ])
 
 describe.each(backends)('Log on $label', (backend) => {
@@ -828,7 +828,7 @@ describe.each(backends)('Log on $label', (backend) => {
     const log = await openLog(db)
     for (const v of ['a', 'b', 'c']) await log.append(enc(v))
     expect(records).toHaveLength(3)
-    const shared = (backend.options as { sharedRecordBuffers?: boolean }).sharedRecordBuffers === true
+    const shared = backend.options.sharedRecordBuffers === true
     for (const r of records) expect(r.byteOffset === 0 && r.buffer.byteLength === r.byteLength).toBe(!shared)
     const read = await all(log.read({ since: 0 }))
     expect(read.map((e) => new TextDecoder().decode(e.value))).toEqual(['a', 'b', 'c'])
