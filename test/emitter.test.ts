@@ -81,6 +81,24 @@ describe('construction', () => {
     await db.close()
   })
 
+  it('in Node, hands the db small records in shared buffers unless told not to (sharedRecordBuffers)', async () => {
+    for (const [options, shared] of [[{}, true], [{ sharedRecordBuffers: false }, false]] as const) {
+      const db = new MemoryLevel()
+      const records: Uint8Array[] = []
+      const batch = db.batch.bind(db)
+      ;(db as any).batch = (ops: Array<{ key: Uint8Array; value: Uint8Array }>, ...rest: unknown[]) => {
+        // Chunk records: key 'c' || change (8 bytes).
+        for (const op of ops) if (op.key.length === 9 && op.key[0] === 0x63) records.push(op.value)
+        return (batch as any)(ops, ...rest)
+      }
+      const e = track(HyperEmitter(db, SCHEMA, options))
+      await e.emit('Hello', { from: 'a' })
+      await e.emit('Hello', { from: 'b' })
+      expect(records).toHaveLength(2)
+      for (const r of records) expect(r.buffer.byteLength > r.byteLength, JSON.stringify(options)).toBe(shared)
+    }
+  })
+
   it('emits status ready', async () => {
     const e = track(HyperEmitter(null, SCHEMA))
     const ready = vi.fn()
