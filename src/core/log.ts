@@ -33,7 +33,7 @@
  * are built into the next one (on its outcome, rebuilt if it fails).
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
-import { compareBytes, equalBytes, fromHex, PackedBytes, readUint64BE, Slab, toHex, uint64BE, view, writeUint64BE } from './bytes.js'
+import { compareBytes, equalBytes, fromHex, grown, PackedBytes, readUint64BE, Slab, toHex, uint64BE, view, writeUint64BE } from './bytes.js'
 import { type Allocate, Chunk, ChunkSequence, numberedKey, P_CHUNK } from './chunk.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
@@ -346,7 +346,7 @@ export class Log implements SyncableLog {
   private lastWriter: Uint8Array | undefined
   private lastSeq = 0
   // Keys of the changes after the last k record, which the next one will hold.
-  private unindexed = new Uint8Array(KEY_CHECKPOINT * KEY_BYTES)
+  private unindexed: Uint8Array = new Uint8Array(KEY_CHECKPOINT * KEY_BYTES)
   private unindexedCount = 0
   /**
    * The chunk read last, kept because readers page through the log in
@@ -1130,11 +1130,7 @@ export class Log implements SyncableLog {
   /** Holds `key` for the next key index checkpoint. */
   private keepUnindexed(key: Uint8Array): void {
     const at = this.unindexedCount * KEY_BYTES
-    if (at + KEY_BYTES > this.unindexed.length) {
-      const grown = new Uint8Array(this.unindexed.length * 2)
-      grown.set(this.unindexed)
-      this.unindexed = grown
-    }
+    this.unindexed = grown(this.unindexed, at, at + KEY_BYTES)
     this.unindexed.set(key, at)
     this.unindexedCount++
   }

@@ -25,6 +25,7 @@
  */
 import { ScalarType, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from './errors.js'
+import { grown } from './bytes.js'
 
 // Field kinds and presence, as small ints for switch dispatch.
 const SCALAR = 0
@@ -309,10 +310,7 @@ class Writer {
   depth = 0
 
   ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n))
-    next.set(this.buf.subarray(0, this.pos))
-    this.buf = next
+    if (this.pos + n > this.buf.length) this.buf = grown(this.buf, this.pos, this.pos + n)
   }
 
   /** Unsigned 32-bit varint (v in [0, 2^32)). */

@@ -1,5 +1,6 @@
 import { create, toBinary } from '@bufbuild/protobuf'
 import { withCallback, type Callback } from '../core/callback.js'
+import { equalBytes } from '../core/bytes.js'
 import { HyperEmitterCore, type EventMap, type HyperEmitterOptions } from '../core/emitter.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { EventPeerSchema, type Address } from '../gen/hyperemitter/v1/peer_pb.js'
@@ -144,7 +145,7 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
     const bytes = toBinary(EventPeerSchema, create(EventPeerSchema, message))
     const last = await this.knownPeers.lastAnnounced()
     this.reachable = true
-    if (last && sameBytes(last, bytes)) return false
+    if (last && equalBytes(last, bytes)) return false
     await this.emit(EVENT_PEER as keyof E & string, message as E[keyof E & string])
     await this.knownPeers.setLastAnnounced(bytes)
     return true
@@ -171,10 +172,4 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
       this.peerManager.connect(address).catch((error) => this.status.emit('peer:error', { address, id: peer.id, error }))
     })
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }
