@@ -5,7 +5,7 @@ import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/hash.js'
 import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
-import { dbFactories, spyBatch } from './helpers/dbs.js'
+import { captureChunkRecords, dbFactories, ownsBuffer, spyBatch } from './helpers/dbs.js'
 
 type Db = AbstractLevel<any, any, any>
 
@@ -816,20 +816,12 @@ describe.each(backends)('Log on $label', (backend) => {
 
   it('hands the db chunk records that own their buffers, unless shared record buffers are allowed', async () => {
     const db = backend.create()
-    const records: Uint8Array[] = []
-    const batch = db.batch.bind(db)
-    ;(db as any).batch = (ops: unknown, ...rest: unknown[]) => {
-      // Chunk records: key 'c' || change (8 bytes), under the log's sublevel.
-      for (const op of ops as Array<{ type: string; key: Uint8Array; value: Uint8Array }>) {
-        if (op.type === 'put' && op.key.length === 9 && op.key[0] === 0x63) records.push(op.value)
-      }
-      return (batch as any)(ops, ...rest)
-    }
+    const records = captureChunkRecords(db)
     const log = await openLog(db)
     for (const v of ['a', 'b', 'c']) await log.append(enc(v))
     expect(records).toHaveLength(3)
     const shared = backend.options.sharedRecordBuffers === true
-    for (const r of records) expect(r.byteOffset === 0 && r.buffer.byteLength === r.byteLength).toBe(!shared)
+    for (const r of records) expect(ownsBuffer(r)).toBe(!shared)
     const read = await all(log.read({ since: 0 }))
     expect(read.map((e) => new TextDecoder().decode(e.value))).toEqual(['a', 'b', 'c'])
   })

@@ -52,6 +52,25 @@ export function classicFactory(): DbFactory {
 /** Every db the db-facing suites run on. */
 export const dbFactories = [memoryFactory, classicFactory]
 
+/**
+ * The log's chunk records (key 'c' || change, 8 bytes) as handed to
+ * db.batch(), collected into the returned array.
+ */
+export function captureChunkRecords(db: Db): Uint8Array[] {
+  const records: Uint8Array[] = []
+  const original = db.batch.bind(db)
+  ;(db as any).batch = (ops: Array<{ type: string; key: Uint8Array; value: Uint8Array }>, ...rest: unknown[]) => {
+    for (const op of ops) if (op.type === 'put' && op.key.length === 9 && op.key[0] === 0x63) records.push(op.value)
+    return (original as any)(ops, ...rest)
+  }
+  return records
+}
+
+/** Whether `bytes` is a buffer of its own, not a view into a larger one. */
+export function ownsBuffer(bytes: Uint8Array): boolean {
+  return bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength
+}
+
 /** Counts db.batch calls and can make the next one fail. Sublevels forward to the root's batch(). */
 export function spyBatch(db: Db) {
   const original = db.batch.bind(db)
