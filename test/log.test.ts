@@ -6,6 +6,7 @@ import { sha256 } from '../src/core/hash.js'
 import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
 import { captureChunkRecords, dbFactories, ownsBuffer, spyBatch } from './helpers/dbs.js'
+import { collectGarbage } from './helpers/gc.js'
 
 type Db = AbstractLevel<any, any, any>
 
@@ -519,6 +520,38 @@ describe.each(backends)('Log on $label', (backend) => {
     expect(stored[1].links.map(toHex)).toEqual([toHex(a.key)])
     expect(last.links.map(toHex)).toEqual([toHex(stored[2].key)])
     expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4])
+  })
+
+  it('lets go of a settled append while appends queued with it still wait', async () => {
+    // A burst queues many requests, and the queue may still hold settled
+    // ones: the entry of one must not stay reachable through it (the entry's
+    // view holds its whole chunk buffer; a burst of 100k kept ~18 MB).
+    const db = backend.create()
+    const log = await openLog(db, { maxBatch: 1 })
+    const original = db.batch.bind(db)
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let batches = 0
+    ;(db as any).batch = async (...args: unknown[]) => {
+      // The first batch goes through; the rest wait, so the queue stays long.
+      if (batches++ > 0) await released
+      return (original as any)(...args)
+    }
+    let first: WeakRef<LogEntry> | undefined
+    const firstSettled = new Promise<void>((resolve, reject) =>
+      log.appendAll([enc('first')], { appended: (e) => ((first = new WeakRef(e)), resolve()), failed: reject }),
+    )
+    const later: Promise<unknown>[] = []
+    for (let i = 0; i < 8; i++) later.push(new Promise((resolve, reject) => log.appendAll([enc(`later ${i}`)], { appended: resolve, failed: reject })))
+    try {
+      await firstSettled
+      await collectGarbage()
+      expect(first!.deref()).toBeUndefined()
+    } finally {
+      release()
+    }
+    await Promise.all(later)
+    expect(log.length).toBe(9)
   })
 
   it('fires onChange after commit, before the promises resolve, once per origin run', async () => {
