@@ -31,12 +31,13 @@ describe('event envelope', () => {
     expect(() => decodeEnvelope(new Uint8Array([0x08, 0x01]))).toThrowError(expect.objectContaining({ code: ErrorCodes.INVALID_NODE }))
   })
 
-  it('packs envelopes into PackedBytes byte-identically to encodeEnvelope, across the buffer growing', () => {
+  it('packs envelopes into PackedBytes byte-identically to encodeEnvelope, from any starting capacity, across the buffer growing', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.string(), fc.uint8Array({ maxLength: 700 })), { maxLength: 40 }), (envelopes) => {
-        const list = new PackedBytes()
+      fc.property(fc.array(fc.tuple(fc.string(), fc.uint8Array({ maxLength: 700 })), { maxLength: 40 }), fc.option(fc.nat(4000)), (envelopes, capacity) => {
+        const list = capacity === null ? new PackedBytes() : new PackedBytes(capacity)
         for (const [name, payload] of envelopes) addEnvelope(list, name, payload)
         expect(list.length).toBe(envelopes.length)
+        expect(list.byteLength).toBe(envelopes.reduce((sum, [name, payload]) => sum + encodeEnvelope(name, payload).length, 0))
         envelopes.forEach(([name, payload], i) => {
           expect(list.sizeAt(i)).toBe(encodeEnvelope(name, payload).length)
           expect(list.at(i)).toEqual(encodeEnvelope(name, payload))
