@@ -159,6 +159,48 @@ describe('emit and on', () => {
     await vi.waitFor(() => expect(seen).toHaveLength(1))
   })
 
+  it('encodes an emit made while another is being encoded (a getter that emits) without mixing their bytes', async () => {
+    const e = track(HyperEmitter(null, SCHEMA))
+    const got = collector<{ name: string; payload: unknown }>(3)
+    ;(async () => {
+      for await (const ev of e.events({ from: 'beginning' })) got.push(ev)
+    })()
+    const outer = {
+      from: 'outer',
+      // Read while `outer` is encoded: this nested emit encodes in between.
+      get message() {
+        void e.emit('userAdded', { id: 7, username: 'nested, and longer than the outer message' })
+        return 'outer message'
+      },
+    }
+    await e.emit('Hello', outer)
+    await e.emit('Hello', { from: 'after' })
+    await got.done
+    expect(got.seen).toEqual([
+      { name: 'userAdded', payload: { id: 7, username: 'nested, and longer than the outer message' } },
+      { name: 'Hello', payload: { from: 'outer', message: 'outer message' } },
+      { name: 'Hello', payload: { from: 'after', message: '' } },
+    ])
+  })
+
+  it('packs custom codec payloads and raw bytes as given', async () => {
+    const e = track(HyperEmitter(null, SCHEMA))
+    e.registerCodec('Note', { encode: (v: string) => new TextEncoder().encode(v), decode: (b: Uint8Array) => new TextDecoder().decode(b) })
+    const got = collector<{ name: string; payload: unknown }>(3)
+    ;(async () => {
+      for await (const ev of e.events({ from: 'beginning' })) got.push(ev)
+    })()
+    void e.emit('Note', 'first')
+    void e.emit('Raw', new Uint8Array([1, 2, 3]))
+    await e.emit('Hello', { from: 'last' })
+    await got.done
+    expect(got.seen).toEqual([
+      { name: 'Note', payload: 'first' },
+      { name: 'Raw', payload: new Uint8Array([1, 2, 3]) },
+      { name: 'Hello', payload: { from: 'last', message: '' } },
+    ])
+  })
+
   it('sends failures to the callback only: no unhandled rejection', async () => {
     const e = track(HyperEmitter(null, SCHEMA))
     const unhandled = vi.fn()

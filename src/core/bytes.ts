@@ -102,6 +102,19 @@ export function view(arr: Uint8Array, start: number, length: number): Uint8Array
   return new Uint8Array(arr.buffer, arr.byteOffset + start, length)
 }
 
+/**
+ * Copies `length` bytes of `source` from `start` into `out` at `pos`. A
+ * plain loop for small copies: TypedArray#set's call, and the subarray it
+ * would need, cost more than the copy.
+ */
+export function copyBytes(out: Uint8Array, pos: number, source: Uint8Array, start: number, length: number): void {
+  if (length <= 64) {
+    for (let i = 0; i < length; i++) out[pos + i] = source[start + i]
+  } else {
+    out.set(start === 0 && length === source.length ? source : source.subarray(start, start + length), pos)
+  }
+}
+
 /** Grows `arr` to hold at least `need` bytes, keeping its first `used`. Old views stay valid (they keep the old buffer). */
 export function grown(arr: Uint8Array, used: number, need: number): Uint8Array {
   if (need <= arr.length) return arr

@@ -10,6 +10,7 @@ import { ConsumerCursor } from './consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
 import { TypedEmitter } from './typed-emitter.js'
 import type { HashFn, LogEntry } from './types.js'
+import type { Encoded } from './plain.js'
 
 /** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
 export type Db = AbstractLevel<any, any, any>
@@ -422,11 +423,12 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    */
   private enqueue(name: string, message: unknown, observed: boolean): Promise<void> {
     let canonical: string
-    let payload: Uint8Array
+    let payload: Encoded
     try {
       const schema = this.schema!
       canonical = schema.canonicalName(name)
-      payload = schema.encode(name, message)
+      // In the encoder's own buffer: copied into the group below, before any other encode.
+      payload = schema.encodeShared(name, message)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -435,7 +437,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
       group = this.group = new EmitGroup(this.currentGate, this.lastGroupBytes)
       queueMicrotask(this.endTurn)
     }
-    addEnvelope(group.values, canonical, payload)
+    addEnvelope(group.values, canonical, payload.bytes, payload.length)
     const outcome = observed ? group.observed() : group.promise()
     if (group.values.length >= MAX_GROUP) this.seal()
     return outcome

@@ -1,4 +1,4 @@
-import { type PackedBytes, view } from './bytes.js'
+import { copyBytes, type PackedBytes, view } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { VarintReader, varintLength, writeVarint } from './varint.js'
 
@@ -38,18 +38,18 @@ function envelopeSize(nameLength: number, payloadLength: number): number {
   return size
 }
 
-/** Writes the envelope at `pos` of `out` (sized by envelopeSize). */
-function writeEnvelope(out: Uint8Array, pos: number, nb: Uint8Array, payload: Uint8Array): void {
+/** Writes the envelope of the first `length` bytes of `payload` at `pos` of `out` (sized by envelopeSize). */
+function writeEnvelope(out: Uint8Array, pos: number, nb: Uint8Array, payload: Uint8Array, length: number): void {
   if (nb.length > 0) {
     out[pos++] = 0x0a
     pos = writeVarint(out, pos, nb.length)
-    out.set(nb, pos)
+    copyBytes(out, pos, nb, 0, nb.length)
     pos += nb.length
   }
-  if (payload.length > 0) {
+  if (length > 0) {
     out[pos++] = 0x12
-    pos = writeVarint(out, pos, payload.length)
-    out.set(payload, pos)
+    pos = writeVarint(out, pos, length)
+    copyBytes(out, pos, payload, 0, length)
   }
 }
 
@@ -57,15 +57,18 @@ function writeEnvelope(out: Uint8Array, pos: number, nb: Uint8Array, payload: Ui
 export function encodeEnvelope(name: string, payload: Uint8Array): Uint8Array {
   const nb = nameBytes(name)
   const out = new Uint8Array(envelopeSize(nb.length, payload.length))
-  writeEnvelope(out, 0, nb, payload)
+  writeEnvelope(out, 0, nb, payload, payload.length)
   return out
 }
 
-/** Encodes the envelope of `name` and `payload` as the next value of `list` (the payload is copied: it may be reused at once). */
-export function addEnvelope(list: PackedBytes, name: string, payload: Uint8Array): void {
+/**
+ * Encodes the envelope of `name` and the first `length` bytes of `payload`
+ * as the next value of `list` (copied: the payload's buffer may be reused at once).
+ */
+export function addEnvelope(list: PackedBytes, name: string, payload: Uint8Array, length = payload.length): void {
   const nb = nameBytes(name)
-  const at = list.reserve(envelopeSize(nb.length, payload.length))
-  writeEnvelope(list.buffer, at, nb, payload)
+  const at = list.reserve(envelopeSize(nb.length, length))
+  writeEnvelope(list.buffer, at, nb, payload, length)
 }
 
 function invalid(reason: string): HyperEmitterError {

@@ -9,6 +9,7 @@
  * (even an empty one) — and test/log.property.test.ts checks that with
  * fast-check.
  */
+import { copyBytes } from './bytes.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { varintLength, writeVarint } from './varint.js'
 
@@ -38,12 +39,7 @@ const TAG_VALUE = 0x22 // field 4, length-delimited
 function writeBytesField(out: Uint8Array, pos: number, tag: number, data: Uint8Array, start: number, n: number): number {
   out[pos++] = tag
   pos = writeVarint(out, pos, n)
-  // A plain loop beats TypedArray#set's call overhead for key-sized copies.
-  if (n <= 64) {
-    for (let i = 0; i < n; i++) out[pos + i] = data[start + i]
-  } else {
-    out.set(start === 0 && n === data.length ? data : data.subarray(start, start + n), pos)
-  }
+  copyBytes(out, pos, data, start, n)
   return pos + n
 }
 

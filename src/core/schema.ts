@@ -25,7 +25,7 @@
 import type { DescFile, DescMessage, Message, MessageShape, Registry } from '@bufbuild/protobuf'
 import { EventPeerSchema } from '../gen/hyperemitter/v1/peer_pb.js'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from './errors.js'
-import { decodePlain, encodePlain, planFor } from './plain.js'
+import { decodePlain, type Encoded, encodePlain, encodePlainShared, planFor } from './plain.js'
 import { registryFromProto } from './proto-parse.js'
 
 /** Anything with an encode and a decode: a custom codec. */
@@ -81,6 +81,8 @@ export class Codecs {
   private readonly custom = new Map<string, MessageCodec>()
   /** Positive lookups only: names without a codec (any string a peer sends) must not grow it. */
   private readonly cache = new Map<string, Entry>()
+  /** What encodeShared() returns, reused. */
+  private readonly shared: Encoded = { bytes: new Uint8Array(0), length: 0 }
 
   /** Codecs for `descs` (plus the built-in EventPeer); throws INVALID_SCHEMA on conflicting names. */
   constructor(descs: Iterable<DescMessage> = []) {
@@ -217,6 +219,19 @@ export class Codecs {
   }
 
   /**
+   * encode(), into a buffer the next encode may reuse: for a caller that
+   * copies the bytes on at once. Same checks and errors as encode().
+   */
+  encodeShared(name: string, value: unknown): Encoded {
+    const desc = this.lookup(name)?.codec.desc
+    if (desc) return encodeSchema(desc, value, name, this.shared)
+    const bytes = this.encode(name, value)
+    this.shared.bytes = bytes
+    this.shared.length = bytes.length
+    return this.shared
+  }
+
+  /**
    * Decode event `name`'s payload: a plain object for schema messages,
    * whatever a custom codec returns, the bytes themselves for names without
    * a codec. Throws CODEC_FAILED (malformed bytes, custom codec threw),
@@ -287,9 +302,12 @@ function schemaCodec(desc: DescMessage): MessageCodec {
   }
 }
 
-function encodeSchema(desc: DescMessage, value: unknown, event: string): Uint8Array {
+/** A schema message's bytes: a copy of its own, or with `into`, the encoder's shared buffer (see encodePlainShared). */
+function encodeSchema(desc: DescMessage, value: unknown, event: string): Uint8Array
+function encodeSchema(desc: DescMessage, value: unknown, event: string, into: Encoded): Encoded
+function encodeSchema(desc: DescMessage, value: unknown, event: string, into?: Encoded): Uint8Array | Encoded {
   try {
-    return encodePlain(planFor(desc), value, event)
+    return into === undefined ? encodePlain(planFor(desc), value, event) : encodePlainShared(planFor(desc), value, event, into)
   } catch (err) {
     if (isHyperEmitterError(err)) throw err
     // Only user code (a getter on the value) throws anything else.
