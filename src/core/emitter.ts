@@ -191,7 +191,14 @@ interface Listener {
   subscription: Subscription
 }
 
-/** A Delivery that remembers its decoded message, shared by every listener of one event. */
+/** A delivery's message before a listener decoded it (a codec may decode to undefined). */
+const UNDECODED: unique symbol = Symbol('undecoded')
+
+/**
+ * A Delivery that remembers its decoded message, shared by every listener
+ * of one event. Made with `decoded` in place: adding the property later
+ * gave every delivery a second shape and a property store of its own.
+ */
 interface DecodedDelivery extends Delivery {
   decoded?: unknown
 }
@@ -723,7 +730,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
 
   /** Decode (once per event, shared by its listeners) the message of a delivery. */
   protected decode(delivery: DecodedDelivery): unknown {
-    if (!('decoded' in delivery)) delivery.decoded = this.schema!.decode(delivery.name, delivery.payload)
+    if (delivery.decoded === UNDECODED || !('decoded' in delivery)) delivery.decoded = this.schema!.decode(delivery.name, delivery.payload)
     return delivery.decoded
   }
 
@@ -763,7 +770,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     try {
       const envelope = decodeEnvelopeIf(entry.value, keep)
       if (envelope === undefined) return null
-      return { change: entry.change, name: this.canonical(envelope.name), payload: envelope.payload }
+      const delivery: DecodedDelivery = { change: entry.change, name: this.canonical(envelope.name), payload: envelope.payload, decoded: UNDECODED }
+      return delivery
     } catch (err) {
       // A well-hashed node may still carry a value that is no event (a peer's bug): skip it, loudly.
       this.reportError(err)
