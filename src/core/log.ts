@@ -840,9 +840,10 @@ export class Log implements SyncableLog {
     for (const r of taken) {
       if (r.kind === APPEND) r.sink.appended(r.result!)
       else if (!r.failed) r.resolve(r.single ? (r.result![0] ?? null) : r.result!)
-      // A request queued in a burst is old by now (V8 promoted it), and
-      // the queue may still hold it: its result would pin the entry, and
-      // through the entry's view a whole chunk buffer, until a full GC.
+      // A request queued in a burst is old by now (V8 promoted it). Until
+      // a full GC, an old object's fields keep young ones alive, reachable
+      // or not (and the queue may still hold it): its result would pin the
+      // entry, and through the entry's view a whole chunk buffer.
       r.result = undefined
     }
     return ahead
