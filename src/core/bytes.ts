@@ -125,7 +125,7 @@ export function grown(arr: Uint8Array, used: number, need: number): Uint8Array {
 
 /**
  * Byte strings written one after another into one growing buffer and read
- * back as views: how a group of emits waiting for their batch holds its
+ * back from it by offset: how a group of emits waiting for their batch holds its
  * envelopes. One buffer instead of an array object per value: with 100k
  * emits in flight, those objects were what garbage collection spent its
  * time copying.
@@ -173,12 +173,6 @@ export class PackedBytes {
   /** The length of the value at `index`. */
   sizeAt(index: number): number {
     return this.ends[index] - this.startAt(index)
-  }
-
-  /** The value at `index`, as a view. */
-  at(index: number): Uint8Array {
-    const start = this.startAt(index)
-    return view(this.bytes, start, this.ends[index] - start)
   }
 
   /** Where the value at `index` starts in `buffer`. */
