@@ -22,3 +22,8 @@ export function peakRssMb(): number {
 export function printJson(result: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(result)}\n`)
 }
+
+/** The figure at `path` in a result (a dotted path for a nested one). */
+export function figure(result: Record<string, unknown> | undefined, path: string): unknown {
+  return path.split('.').reduce<unknown>((value, key) => (value as Record<string, unknown> | undefined)?.[key], result)
+}

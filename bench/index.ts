@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
+import { figure } from './common.js'
 import { judgeTargets, TARGET_EVENTS } from './targets.js'
 
 const N = process.env.BENCH_N ?? '100000'
@@ -27,10 +28,6 @@ const METRICS: Array<[string, boolean]> = [
   ['write-per-frame.framesPerSecond', true],
   ['p99Ms', false],
 ]
-
-function figure(result: Result, path: string): unknown {
-  return path.split('.').reduce<unknown>((value, key) => (value as Result | undefined)?.[key], result)
-}
 
 /** One result per scenario: its median run by its metric, with every run's figure (or every run, if it has no metric). */
 function medians(runs: Result[]): Result[] {

@@ -5,6 +5,8 @@
 // figure to its same-run baseline, set against the ratio the issue implies
 // (its target over the raw rate it quotes), tells a slow hour from slow code.
 
+import { figure } from './common.js'
+
 type Result = Record<string, unknown>
 
 /** The event count the issues set their targets at: a run of another size is not judged. */
@@ -28,7 +30,7 @@ export interface Target extends Pick {
 export interface Judged {
   issue: number
   measure: string
-  value: number | null
+  value: number
   atLeast?: number
   atMost?: number
   met: boolean
@@ -99,8 +101,10 @@ export const TARGETS: Target[] = [
 ]
 
 function read(results: Result[], pick: Pick): number | null {
-  const result = results.find((r) => Object.entries(pick.match).every(([k, v]) => r[k] === v))
-  const value = pick.figure.split('.').reduce<unknown>((v, key) => (v as Result | undefined)?.[key], result)
+  const value = figure(
+    results.find((r) => Object.entries(pick.match).every(([k, v]) => r[k] === v)),
+    pick.figure,
+  )
   return typeof value === 'number' ? value : null
 }
 
