@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { MemoryLevel } from 'memory-level'
 import { HyperEmitter } from '../src/index.js'
+import { within } from '../test/helpers/within.js'
 import { HELLO_SCHEMA, helloMessage, peakRssMb, printJson } from './common.js'
 
 const [dbKind = 'memory', mode = 'together', nArg] = process.argv.slice(2)
@@ -62,26 +63,13 @@ async function timeRun(): Promise<number> {
     for (let i = 0; i < N - 1; i++) void emitter.emit('Hello', helloMessage(i))
     await emitter.emit('Hello', helloMessage(N - 1))
   }
-  await withinTime(all, TIMEOUT_MS, () => `the listener got ${received} of ${N} events within ${TIMEOUT_MS / 1000} s`)
+  await within(all, TIMEOUT_MS, () => `the listener's ${N} events (it got ${received} in ${TIMEOUT_MS / 1000} s)`)
   const seconds = (performance.now() - start) / 1000
 
   await emitter.close()
   await db.close()
   rmSync(dir, { recursive: true, force: true })
   return seconds
-}
-
-/** Rejects with `message()` if `promise` has not settled within `ms`. */
-async function withinTime<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message())), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 function round(n: number): number {

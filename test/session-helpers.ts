@@ -163,13 +163,4 @@ export function randomWriter(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(16))
 }
 
-/** Bounds a promise in time so a hang fails the test instead of stalling it. */
-export function within<T>(p: Promise<T>, ms = 10_000, what = 'promise'): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
-    }),
-  ])
-}
+export { within } from './helpers/within.js'
