@@ -17,10 +17,12 @@ import type { Log } from '../src/core/log.js'
 import { encodeNode, decodeNode } from '../src/core/node.js'
 import type { LogEntry } from '../src/core/types.js'
 import { ClockSchema, FrameSchema, NodesSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
-import { clockFrame, decodeFrame, handshakeFrame, nodesFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
+import { clockFrame, decodeFrame, handshakeFrame, identityFrame, nodesFrame, pingFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
+import { handshakeMessage } from '../src/core/identity/writer-key.js'
 import { encodeFrame as lengthPrefixed, FrameDecoder } from '../src/transport/tcp.js'
 import { classicFactory, memoryFactory, type DbFactory } from './helpers/dbs.js'
-import { rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
+import { identityFor } from './helpers/signing.js'
+import { rawHandshake, rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
 import { randomWriter, until, within } from './session-helpers.js'
 import { collectEscapes, nextStatus } from './helpers/watch.js'
 
@@ -320,25 +322,62 @@ describe.each(transports)('replication over $name', (T) => {
     expect(bad.peers).toEqual([])
 
     // By hand: the refused peer's connection carries no Nodes frame at all.
+    // Nothing of the hub's log, not even its writer id, and no Pong: only its
+    // challenge, then the refusal (pings before and after the Identity).
     const raw = await T.raw(port)
-    raw.send(handshakeFrame(randomWriter(), true, 'wrong'))
+    raw.send(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32))))
+    raw.send(pingFrame(1))
+    raw.send(await identityFor(await randomWriter(), (await raw.next('handshake')).challenge, 'wrong'))
+    raw.send(pingFrame(2))
     const error = await raw.next('error')
     expect(error.code).toBe(ErrorCodes.UNAUTHORIZED)
     await within(raw.closed, 10_000, 'refused connection closed')
-    expect(raw.frames.map((f) => f.case)).not.toContain('nodes')
-    expect(raw.frames.map((f) => f.case)).not.toContain('clock')
+    expect(raw.frames.map((f) => f.case)).toEqual(['handshake', 'error'])
+    expect(error.message).not.toContain(logOf(hub).writerId)
+
+    // A peer that cannot prove the key it claims is refused the same way, before authenticate runs.
+    const liar = await T.raw(port)
+    liar.send(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32))))
+    const challenge = (await liar.next('handshake')).challenge
+    const claimed = await randomWriter()
+    const impostor = await randomWriter()
+    liar.send(identityFrame(claimed.writerKey, await impostor.sign(handshakeMessage(challenge, claimed.writer)), 'secret'))
+    expect((await liar.next('error')).code).toBe(ErrorCodes.BAD_SIGNATURE)
+    await within(liar.closed, 10_000, 'liar closed')
+    expect(liar.frames.map((f) => f.case)).toEqual(['handshake', 'error'])
 
     if (T.name === 'websocket') {
       // The hook saw the upgrade request: a header is enough.
       expect(requests.every((r) => typeof r.headers.host === 'string')).toBe(true)
       const withHeader = await rawWebSocket(`ws://${HOST}:${port}/`, { 'x-token': 'secret' })
-      withHeader.send(handshakeFrame(randomWriter(), true, ''))
+      await rawHandshake(withHeader, await randomWriter())
       await withHeader.next('clock')
       withHeader.send(clockFrame(new Map()))
       const nodes = await withHeader.next('nodes')
       expect(nodes.nodes.length).toBe(logOf(hub).length)
       withHeader.destroy()
     }
+  })
+
+  it('a hub admits peers by public key alone: an allow-list, no token', async () => {
+    const friend = make()
+    const stranger = make()
+    const allowed = new Set([await friend.getPublicKey()])
+    const seen: string[] = []
+    const hub = make(null, {
+      authenticate: (peer) => {
+        seen.push(peer.publicKey)
+        return allowed.has(peer.publicKey)
+      },
+    })
+    const { port } = await hub.listen(0, HOST)
+    await hub.emit('Hello', { from: 'hub', message: 'members only' })
+    await within((await T.connect(friend, port)).synced, 10_000, 'friend synced')
+    expect(logOf(friend).length).toBe(logOf(hub).length)
+    const err = await T.connect(stranger, port).catch((e: unknown) => e)
+    expect(isHyperEmitterError(err, ErrorCodes.UNAUTHORIZED)).toBe(true)
+    expect(logOf(stranger).length).toBe(0)
+    expect(seen).toEqual([await friend.getPublicKey(), await stranger.getPublicKey()])
   })
 
   it('a tampered node is refused with its code, nothing of it is stored, and the hub keeps serving', async () => {
@@ -363,7 +402,7 @@ describe.each(transports)('replication over $name', (T) => {
     hub.status.on('peer:error', (i: any) => errors.push(i.error))
     for (const c of cases) {
       const raw = await T.raw(port)
-      raw.send(handshakeFrame(randomWriter(), true, ''))
+      await rawHandshake(raw, await randomWriter())
       await raw.next('clock')
       raw.send(clockFrame(new Map()))
       raw.send(nodesFrame(c.nodes))
@@ -390,7 +429,7 @@ describe.each(transports)('replication over $name', (T) => {
     for (let i = 0; i < 3; i++) await source.emit('Hello', { from: 'src', message: `${i}` })
     const foreign = (await nodesOf(source)).map((e) => e.bytes).slice(1)
     const valid = [
-      handshakeFrame(randomWriter(), true, ''),
+      handshakeFrame(true, new Uint8Array(32)),
       clockFrame(new Map()),
       frameBytes({ case: 'clock', value: create(ClockSchema, { entries: [] }) }),
       nodesFrame(foreign),
@@ -433,7 +472,7 @@ describe.each(transports)('replication over $name', (T) => {
     const { port } = await hub.listen(0, HOST)
     const hubError = nextStatus(hub, 'peer:error', (i) => isHyperEmitterError(i.error, ErrorCodes.VERSION_MISMATCH))
     const raw = await T.raw(port)
-    raw.send(handshakeFrame(randomWriter(), true, '', PROTOCOL_VERSION + 1))
+    raw.send(handshakeFrame(true, new Uint8Array(32), PROTOCOL_VERSION + 1))
     const error = await raw.next('error')
     expect(error.code).toBe(ErrorCodes.VERSION_MISMATCH)
     expect(error.message).toMatch(new RegExp(`version ${PROTOCOL_VERSION + 1}.*version ${PROTOCOL_VERSION}`))
@@ -568,7 +607,7 @@ describe('replication across transports', () => {
     const heard: any[] = []
     const server = net.createServer((socket) => {
       socket.on('error', () => {})
-      socket.write(lengthPrefixed(handshakeFrame(randomWriter(), true, '', PROTOCOL_VERSION + 1)))
+      socket.write(lengthPrefixed(handshakeFrame(true, new Uint8Array(32), PROTOCOL_VERSION + 1)))
       const decoder = new FrameDecoder()
       socket.on('data', (chunk) =>
         decoder.decode(chunk, (f) => {

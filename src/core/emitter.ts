@@ -1,7 +1,7 @@
 import type { AbstractLevel } from 'abstract-level'
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
-import { PackedBytes } from './bytes.js'
+import { PackedBytes, toHex } from './bytes.js'
 import { addEnvelope, decodeEnvelopeIf } from './envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { Log, type AppendSink } from './log.js'
@@ -10,6 +10,7 @@ import { ConsumerCursor } from './consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
 import { TypedEmitter } from './typed-emitter.js'
 import type { HashFn, LogEntry } from './types.js'
+import type { Ed25519 } from './identity/ed25519.js'
 import type { Encoded } from './plain.js'
 
 /** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
@@ -36,6 +37,14 @@ export interface HyperEmitterOptions {
    * keep each view's whole buffer.
    */
   sharedRecordBuffers?: boolean
+  /**
+   * The 32-byte Ed25519 secret key this emitter's events are signed with,
+   * for an application that keeps its own (see generateSecretKey()); the db
+   * then stores only the public key. Default: made at first open, kept in the db.
+   */
+  secretKey?: Uint8Array
+  /** Ed25519 implementation; the Node entry passes node:crypto's. */
+  ed25519?: Ed25519
   /** Events buffered per listener before it falls back to reading the log. */
   maxQueue?: number
 }
@@ -300,7 +309,12 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
-    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers })
+    this.log = new Log(this.db, {
+      hash: options.hash,
+      sharedRecordBuffers: options.sharedRecordBuffers,
+      ed25519: options.ed25519,
+      secretKey: options.secretKey,
+    })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
@@ -592,6 +606,17 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   getId(cb?: Callback<string>): Promise<string> {
     return withCallback(
       this.readyPromise.then(() => this.log.writerId),
+      cb,
+    )
+  }
+
+  /**
+   * This emitter's Ed25519 public key (hex): what its peers' authenticate
+   * hooks see as `publicKey`, and its events' verified author.
+   */
+  getPublicKey(cb?: Callback<string>): Promise<string> {
+    return withCallback(
+      this.readyPromise.then(() => toHex(this.log.writerKey.publicKey)),
       cb,
     )
   }

@@ -39,6 +39,9 @@ import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
 import { sha256 } from './hash.js'
+import { checkSecretKey, defaultEd25519, type Ed25519 } from './identity/ed25519.js'
+import { type Identity, loadIdentity } from './identity/stored-key.js'
+import type { WriterKey } from './identity/writer-key.js'
 import { nextTurn } from './turn.js'
 import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeHead, nodeSize, varintLength, WRITER_BYTES, writeNode, writeNodeWithValue } from './node.js'
 import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
@@ -71,11 +74,20 @@ export interface LogOptions {
    * a raw IndexedDB store, whose structured clone keeps a view's whole buffer.
    */
   sharedRecordBuffers?: boolean
+  /** Ed25519 for signing and verifying (default: WebCrypto, or @noble/curves where it lacks Ed25519). The Node entry injects node:crypto's. */
+  ed25519?: Ed25519
+  /**
+   * The 32-byte Ed25519 secret key of this log's writer, for an application
+   * that keeps its own; then the db stores only the public key, and every
+   * open needs the same key. Default: a key made at first open, kept in the db.
+   */
+  secretKey?: Uint8Array
 }
 
 const SUBLEVEL = 'hyperemitter'
-// Format 1 stored a record per node; format 2 packs chunks.
-const FORMAT_VERSION = 2
+// Format 1 stored a record per node; format 2 packs chunks; format 3 binds
+// the writer id to an Ed25519 key and keeps writers' signatures.
+const FORMAT_VERSION = 3
 const DEFAULT_MAX_BATCH = 1000
 const DEFAULT_RECENT_KEYS = 16384
 const READ_PAGE = 512
@@ -322,6 +334,9 @@ export class Log implements SyncableLog {
   private readonly db: AbstractLevel<any, any, any>
   private readonly sub: Sub
   private readonly hash: HashFn
+  private readonly ed25519: Ed25519
+  private readonly secretKey: Uint8Array | undefined
+  private identity: Identity | undefined
   private readonly maxBatch: number
   private readonly recent: RecentKeys
   private readonly index = new KeyIndex()
@@ -388,10 +403,16 @@ export class Log implements SyncableLog {
     if (options.sharedRecordBuffers !== undefined && typeof options.sharedRecordBuffers !== 'boolean') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'sharedRecordBuffers must be a boolean')
     }
+    if (options.secretKey !== undefined) checkSecretKey(options.secretKey)
+    if (options.ed25519 !== undefined && (typeof options.ed25519?.signer !== 'function' || typeof options.ed25519?.verify !== 'function')) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'ed25519 must have signer() and verify()')
+    }
     this.allocateChunk = options.sharedRecordBuffers === true ? (size) => this.slab.alloc(size) : undefined
     this.db = db
     this.sub = db.sublevel<Uint8Array, Uint8Array>(SUBLEVEL, { keyEncoding: 'view', valueEncoding: 'view' }) as Sub
     this.hash = options.hash ?? sha256
+    this.ed25519 = options.ed25519 ?? defaultEd25519
+    this.secretKey = options.secretKey?.slice()
     this.maxBatch = maxBatch
     this.recent = new RecentKeys(recentKeys)
     this.source = {
@@ -419,6 +440,23 @@ export class Log implements SyncableLog {
   get writerId(): string {
     if (this.writerHex === '') throw new HyperEmitterError(ErrorCodes.CLOSED, 'The log is not open yet: await open() first')
     return this.writerHex
+  }
+
+  /** The public key and chain this log's writer id is bound to; throws CLOSED before open() has resolved. */
+  get writerKey(): WriterKey {
+    if (this.identity === undefined) throw new HyperEmitterError(ErrorCodes.CLOSED, 'The log is not open yet: await open() first')
+    return this.identity.key
+  }
+
+  /** Signs `message` with this log's writer key. Rejects CLOSED before open() has resolved. */
+  async sign(message: Uint8Array): Promise<Uint8Array> {
+    if (this.identity === undefined) throw new HyperEmitterError(ErrorCodes.CLOSED, 'The log is not open yet: await open() first')
+    return this.identity.signer.sign(message)
+  }
+
+  /** Whether `signature` is `publicKey`'s over `message`, with this log's Ed25519. */
+  verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    return this.ed25519.verify(publicKey, message, signature)
   }
 
   /** Highest change number committed (0 when empty). */
@@ -454,19 +492,23 @@ export class Log implements SyncableLog {
       await this.db.open()
       const sub = this.sub
       let meta = await sub.get(META_KEY)
-      if (meta === undefined) {
-        const writer = crypto.getRandomValues(new Uint8Array(WRITER_BYTES))
-        meta = new Uint8Array(1 + WRITER_BYTES)
-        meta[0] = FORMAT_VERSION
-        meta.set(writer, 1)
-        await sub.put(META_KEY, meta)
-      } else if (meta.length !== 1 + WRITER_BYTES || meta[0] !== FORMAT_VERSION) {
+      if (meta !== undefined && (meta.length !== 1 + WRITER_BYTES || meta[0] !== FORMAT_VERSION)) {
         throw new HyperEmitterError(
           ErrorCodes.STORAGE_FAILED,
           `This db holds a hyperemitter log in storage format ${meta[0]}; this version reads format ${FORMAT_VERSION} only`,
           { details: { version: meta[0], expected: FORMAT_VERSION } },
         )
       }
+      const identity = await loadIdentity(sub, this.ed25519, this.hash, this.secretKey)
+      if (meta === undefined) {
+        meta = new Uint8Array(1 + WRITER_BYTES)
+        meta[0] = FORMAT_VERSION
+        meta.set(identity.writer, 1)
+        await sub.put(META_KEY, meta)
+      } else if (!equalBytes(meta.subarray(1), identity.writer)) {
+        throw storageFailed("The log's writer id is not bound to its key", undefined)
+      }
+      this.identity = identity
       const writer = meta.slice(1)
       const writerHex = toHex(writer)
 

@@ -4,6 +4,8 @@
  * change notifications).
  */
 
+import type { WriterKey } from './identity/writer-key.js'
+
 /** A synchronous hash: SHA-256 of `data`, as a new 32-byte array (the log keeps it as the node's key). */
 export type HashFn = (data: Uint8Array) => Uint8Array
 
@@ -58,6 +60,12 @@ export interface AddOptions {
 export interface SyncableLog {
   /** This log's own writer id (16 bytes). */
   readonly writer: Uint8Array
+  /** The public key and chain the writer id is bound to. */
+  readonly writerKey: WriterKey
+  /** Signs `message` with this log's writer key. */
+  sign(message: Uint8Array): Promise<Uint8Array>
+  /** Whether `signature` is `publicKey`'s over `message`. */
+  verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>
   /** Highest change number stored (0 when empty). */
   readonly length: number
   /** A snapshot copy of the clock. */

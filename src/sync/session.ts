@@ -14,6 +14,9 @@ import { TypedEmitter } from '../core/typed-emitter.js'
 import type { Clock, LogEntry, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { equalBytes, toHex } from '../core/bytes.js'
+import { sha256 } from '../core/hash.js'
+import { PUBLIC_KEY_BYTES } from '../core/identity/ed25519.js'
+import { CHAIN_BYTES, CHALLENGE_BYTES, handshakeMessage, writerIdOf } from '../core/identity/writer-key.js'
 import {
   ackFrame,
   clockFrame,
@@ -22,6 +25,7 @@ import {
   errorCodeFromWire,
   errorFrame,
   handshakeFrame,
+  identityFrame,
   nodesFrame,
   nodesFrameSize,
   nodeWireSize,
@@ -41,13 +45,20 @@ import {
 export interface SessionOptions {
   /** Keep streaming new nodes after catch-up (default true); false on either side: one catch-up, then close. */
   live?: boolean
-  /** Credentials sent in our Handshake, for the peer's authenticate hook. */
+  /** Credentials sent in our Identity, for the peer's authenticate hook. */
   token?: string
   /**
-   * Called on the remote's Handshake before anything of the log is sent;
-   * false or a throw refuses the peer (UNAUTHORIZED on both ends).
+   * Called once the remote proved its key, before anything of the log is
+   * sent: `writer` and `publicKey` (hex) are verified. False or a throw
+   * refuses the peer (UNAUTHORIZED on both ends).
    */
-  authenticate?: (peer: { writer: string; token: string; remote: string }) => boolean | Promise<boolean>
+  authenticate?: (peer: VerifiedPeer) => boolean | Promise<boolean>
+  /**
+   * This side accepted the connection (a hub): it sends its own Identity
+   * (its writer id, its key) only after `authenticate` accepted the peer's.
+   * Default false; two accepting sides would wait for each other forever.
+   */
+  accepting?: boolean
   /** Largest Nodes frame we build, in bytes (default 64 KiB, capped below the channel's maxFrameSize). */
   maxBatchBytes?: number
   /** Nodes sent and not yet acked before we stop reading the log (default 8192). */
@@ -56,6 +67,17 @@ export interface SessionOptions {
   maxLiveQueue?: number
   /** ms between Pings when nothing arrives (default 15000; 0 disables); no answer within 2 intervals closes with TIMEOUT. */
   keepAliveInterval?: number
+}
+
+/** What a session knows of its peer once the peer proved its key. */
+export interface VerifiedPeer {
+  /** The writer id (hex), bound to `publicKey`. */
+  writer: string
+  /** The peer's Ed25519 public key (hex): proven by a signature over our fresh challenge. */
+  publicKey: string
+  /** The token from its Identity ('' when none). */
+  token: string
+  remote: string
 }
 
 export interface SessionStats {
@@ -69,7 +91,7 @@ export interface SessionStats {
 
 export interface SessionEvents {
   [event: string]: (...args: any[]) => void
-  /** The remote's handshake was accepted; its writer id in hex. */
+  /** The remote proved its key and was accepted; its writer id in hex. */
   handshake: (writer: string) => void
   /** The remote's Clock arrived: it accepted our handshake too (it sends its Clock only after its own checks). */
   accepted: () => void
@@ -139,6 +161,15 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private readonly wantLive: boolean
   private readonly token: string
   private readonly authenticate?: SessionOptions['authenticate']
+  private readonly accepting: boolean
+  /** Our fresh challenge, which the peer's Identity must sign, and the peer's. */
+  private readonly challenge = crypto.getRandomValues(new Uint8Array(CHALLENGE_BYTES))
+  private peerChallenge?: Uint8Array
+  private identitySent = false
+  private gotIdentity = false
+  /** The peer's Identity was verified and authenticated: only now does anything of the log leave, and Pings get Pongs. */
+  private peerAccepted = false
+  private remoteKeyHex?: string
   private readonly maxFrameBytes: number
   private readonly maxInFlight: number
   private readonly maxLiveQueue: number
@@ -217,6 +248,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.wantLive = options.live ?? true
     this.token = options.token ?? ''
     this.authenticate = options.authenticate
+    this.accepting = options.accepting === true
     const maxBatchBytes = positiveInt(options.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 'maxBatchBytes')
     // The frame must fit the channel whatever the option says.
     this.maxFrameBytes = Math.max(1, Math.min(maxBatchBytes, channel.maxFrameSize - 1))
@@ -242,9 +274,14 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     channel.pause()
   }
 
-  /** The remote's writer id (hex), once its handshake was accepted. */
+  /** The remote's writer id (hex), once it proved its key and was accepted. */
   get remoteWriter(): string | undefined {
     return this.remoteWriterHex
+  }
+
+  /** The remote's Ed25519 public key (hex), once it proved it and was accepted. */
+  get remoteKey(): string | undefined {
+    return this.remoteKeyHex
   }
 
   /**
@@ -266,7 +303,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       return
     }
     try {
-      this.send(handshakeFrame(this.log.writer, this.wantLive, this.token))
+      this.send(handshakeFrame(this.wantLive, this.challenge))
     } catch (err) {
       this.fail(err)
       return
@@ -322,7 +359,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         )
         return
       case 'ping':
-        this.send(pongFrame(safeNumber(body.value.nonce, 'ping nonce')))
+        // A peer not (yet) accepted learns nothing, not even that we are alive.
+        if (this.peerAccepted) this.send(pongFrame(safeNumber(body.value.nonce, 'ping nonce')))
         return
       case 'pong':
         this.pongsReceived++
@@ -371,6 +409,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     switch (body.case) {
       case 'handshake':
         return this.onHandshake(body.value)
+      case 'identity':
+        return this.onIdentity(body.value)
       case 'clock':
         return this.onClock(body.value)
       case 'nodes':
@@ -390,18 +430,43 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         { details: { local: PROTOCOL_VERSION, remote: hs.protocolVersion } },
       )
     }
-    if (hs.writer.byteLength !== this.log.writer.byteLength) {
-      throw protocolError(`handshake writer is ${hs.writer.byteLength} bytes, expected ${this.log.writer.byteLength}`)
+    if (hs.challenge.byteLength !== CHALLENGE_BYTES) throw protocolError(`handshake challenge is ${hs.challenge.byteLength} bytes, expected ${CHALLENGE_BYTES}`)
+    this.peerChallenge = hs.challenge.slice()
+    this.live = this.wantLive && hs.live
+    // A dialing side proves itself first; an accepting one waits to have accepted the peer.
+    if (!this.accepting) await this.sendIdentity()
+  }
+
+  /** Our Identity: our key, signing the peer's challenge. */
+  private async sendIdentity(): Promise<void> {
+    if (this.identitySent || this.closed) return
+    this.identitySent = true
+    const signature = await this.log.sign(handshakeMessage(this.peerChallenge!, this.log.writer))
+    if (!this.closed) this.send(identityFrame(this.log.writerKey, signature, this.token))
+  }
+
+  private async onIdentity(identity: FrameOf<'identity'>): Promise<void> {
+    if (this.gotIdentity) throw protocolError('second identity')
+    this.gotIdentity = true
+    const key = identity.key
+    if (key === undefined || key.publicKey.byteLength !== PUBLIC_KEY_BYTES || key.chain.byteLength !== CHAIN_BYTES) {
+      throw protocolError('identity without a well-formed key')
     }
-    const writer = toHex(hs.writer)
-    if (writer === toHex(this.log.writer)) {
-      throw protocolError(`connected to self (peer announced our own writer ${writer})`)
+    const writerBytes = writerIdOf(sha256, key)
+    const writer = toHex(writerBytes)
+    if (writer === this.ownWriterHex()) throw protocolError(`connected to self (peer announced our own writer ${writer})`)
+    const publicKey = toHex(key.publicKey)
+    if (!(await this.log.verifySignature(key.publicKey, handshakeMessage(this.challenge, writerBytes), identity.signature))) {
+      throw new HyperEmitterError(ErrorCodes.BAD_SIGNATURE, `peer at ${this.channel.remote} did not prove its key ${publicKey}`, {
+        details: { publicKey, remote: this.channel.remote },
+      })
     }
+    if (this.closed) return
     if (this.authenticate) {
       let accepted = false
       let cause: unknown
       try {
-        accepted = (await this.authenticate({ writer, token: hs.token, remote: this.channel.remote })) === true
+        accepted = (await this.authenticate({ writer, publicKey, token: identity.token, remote: this.channel.remote })) === true
       } catch (err) {
         cause = err
       }
@@ -409,18 +474,22 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       if (!accepted) {
         throw new HyperEmitterError(ErrorCodes.UNAUTHORIZED, `peer ${writer} at ${this.channel.remote} was refused`, {
           cause,
-          details: { writer, remote: this.channel.remote },
+          details: { writer, publicKey, remote: this.channel.remote },
         })
       }
     }
+    this.peerAccepted = true
     this.remoteWriterHex = writer
-    this.live = this.wantLive && hs.live
+    this.remoteKeyHex = publicKey
+    await this.sendIdentity()
+    if (this.closed) return
     this.emit('handshake', writer)
     this.send(clockFrame(this.log.clock()))
     this.clockSent = true
   }
 
   private async onClock(clock: FrameOf<'clock'>): Promise<void> {
+    if (!this.peerAccepted) throw protocolError('clock before identity')
     if (this.gotClock) throw protocolError('second clock')
     this.gotClock = true
     this.emit('accepted')
