@@ -33,18 +33,18 @@
  * are built into the next one (on its outcome, rebuilt if it fails).
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
-import { compareBytes, equalBytes, fromHex, grown, PackedBytes, readUint64BE, Slab, toHex, uint64BE, view, writeUint64BE } from './bytes.js'
+import { compareBytes, equalBytes, fromHex, grown, PackedBytes, readUint64BE, Slab, toHex, uint64BE, view, writeUint64BE } from '../bytes/bytes.js'
 import { type Allocate, Chunk, ChunkSequence, numberedKey, P_CHUNK } from './chunk.js'
-import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import { KeyIndex, RecentKeys } from './key-index.js'
 import { KeySet, LazyKeySet } from './keyset.js'
-import { sha256 } from './hash.js'
+import { sha256 } from '../bytes/hash.js'
 import { nextTurn } from './turn.js'
-import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeHead, nodeSize, varintLength, WRITER_BYTES, writeNode, writeNodeWithValue } from './node.js'
-import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from './types.js'
+import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, KEY_BYTES, type NodeHead, nodeSize, varintLength, WRITER_BYTES, writeNode, writeNodeWithValue } from '../codec/node.js'
+import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from '../types.js'
 
-export { decodeNode, encodeNode } from './node.js'
-export type { NodeFields } from './node.js'
+export { decodeNode, encodeNode } from '../codec/node.js'
+export type { NodeFields } from '../codec/node.js'
 
 export interface LogOptions {
   /** SHA-256 (default: @noble/hashes, sync, works in browsers). The Node entry injects node:crypto's. */

@@ -12,7 +12,7 @@
  * A fingerprint can collide, so a hit is only a candidate: the log confirms
  * it against the stored key before trusting it. A miss is certain.
  */
-import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
 
 // Which four bytes of the key are used is chosen at random per process, so
 // nobody can precompute keys that pile up in one probe chain. The same word
