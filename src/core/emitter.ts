@@ -1,4 +1,3 @@
-import type { AbstractLevel } from 'abstract-level'
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
 import { PackedBytes } from './bytes/bytes.js'
@@ -9,11 +8,10 @@ import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSour
 import { ConsumerCursor } from './emitter/consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './emitter/subscription.js'
 import { TypedEmitter } from './emitter/typed-emitter.js'
-import type { HashFn, LogEntry } from './types.js'
+import type { Db, HashFn, LogEntry } from './types.js'
 import type { Encoded } from './codec/plain.js'
 
-/** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
-export type Db = AbstractLevel<any, any, any>
+export type { Db } from './types.js'
 
 /** Event name -> message shape. `Record<string, any>` when untyped. */
 export type EventMap = Record<string, any>

@@ -1,4 +1,4 @@
-import type { Db } from '../emitter.js'
+import type { Db } from '../types.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 
 /**
