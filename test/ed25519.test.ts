@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { defaultEd25519, type Ed25519, generateSecretKey, nobleEd25519, webCryptoEd25519 } from '../src/core/identity/ed25519.js'
 import { handshakeMessage, isBound, nodeMessage, writerIdOf } from '../src/core/identity/writer-key.js'
-import { sha256 } from '../src/core/hash.js'
+import { sha256 } from '../src/core/bytes/hash.js'
 import { nodeEd25519 } from '../src/node/ed25519.js'
 import { ErrorCodes } from '../src/core/errors.js'
 

@@ -3,6 +3,10 @@
  * through `SyncableLog` (clock, what-the-peer-lacks, add verified nodes,
  * change notifications).
  */
+import type { AbstractLevel } from 'abstract-level'
+
+/** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
+export type Db = AbstractLevel<any, any, any>
 
 import type { WriterKey } from './identity/writer-key.js'
 

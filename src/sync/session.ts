@@ -10,11 +10,11 @@
  * channel's high-water mark, so every queue here is bounded.
  */
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
-import { TypedEmitter } from '../core/typed-emitter.js'
+import { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { Clock, LogEntry, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
-import { equalBytes, toHex } from '../core/bytes.js'
-import { sha256 } from '../core/hash.js'
+import { equalBytes, toHex } from '../core/bytes/bytes.js'
+import { sha256 } from '../core/bytes/hash.js'
 import { PUBLIC_KEY_BYTES } from '../core/identity/ed25519.js'
 import { CHAIN_BYTES, CHALLENGE_BYTES, handshakeMessage, writerIdOf } from '../core/identity/writer-key.js'
 import {

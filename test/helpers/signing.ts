@@ -4,11 +4,11 @@
  * Nodes frame the way a session does, one signature per writer over its
  * last node in the frame.
  */
-import { toHex } from '../../src/core/bytes.js'
-import { sha256 } from '../../src/core/hash.js'
+import { toHex } from '../../src/core/bytes/bytes.js'
+import { sha256 } from '../../src/core/bytes/hash.js'
 import { defaultEd25519, generateSecretKey } from '../../src/core/identity/ed25519.js'
 import { handshakeMessage, newChain, nodeMessage, type WriterKey, writerIdOf } from '../../src/core/identity/writer-key.js'
-import { decodeNode } from '../../src/core/node.js'
+import { decodeNode } from '../../src/core/codec/node.js'
 import { encodeSignature, identityFrame, nodesFrame, type WireSignature } from '../../src/sync/protocol.js'
 
 export interface Signing {

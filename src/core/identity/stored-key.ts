@@ -5,7 +5,7 @@
  * secret, and every later open must supply the same key again.
  */
 import type { AbstractSublevel } from 'abstract-level'
-import { equalBytes } from '../bytes.js'
+import { equalBytes } from '../bytes/bytes.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import type { HashFn } from '../types.js'
 import { checkSecretKey, type Ed25519, generateSecretKey, PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, type Signer } from './ed25519.js'

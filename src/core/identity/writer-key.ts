@@ -15,10 +15,12 @@
  *                                                of its writer in its past
  *   HANDSHAKE_DOMAIN || challenge (32) || writer  proves the key to one peer
  */
-import { equalBytes } from '../bytes.js'
+import { equalBytes } from '../bytes/bytes.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
-import type { HashFn } from '../types.js'
 import { PUBLIC_KEY_BYTES } from './ed25519.js'
+
+/** SHA-256 (the log's HashFn, spelled out: types.ts imports this module). */
+type HashFn = (data: Uint8Array) => Uint8Array
 
 export const WRITER_ID_BYTES = 16
 export const CHAIN_BYTES = 16
