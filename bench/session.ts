@@ -103,6 +103,7 @@ async function sessionOnly(source: Log): Promise<Record<string, number>> {
     writerKey: keys.writerKey,
     sign: (message) => keys.sign(message),
     verifySignature: (publicKey, message, signature) => keys.verifySignature(publicKey, message, signature),
+    signaturesFor: async () => [],
     length: 0,
     clock: () => new Map(),
     readMissing: async function* () {},

@@ -21,7 +21,8 @@ import { clockFrame, decodeFrame, handshakeFrame, identityFrame, nodesFrame, pin
 import { handshakeMessage } from '../src/core/identity/writer-key.js'
 import { encodeFrame as lengthPrefixed, FrameDecoder } from '../src/transport/tcp.js'
 import { classicFactory, memoryFactory, type DbFactory } from './helpers/dbs.js'
-import { identityFor } from './helpers/signing.js'
+import { identityFor, signatureOver, signedNodes } from './helpers/signing.js'
+import { sha256 } from '../src/core/bytes/hash.js'
 import { rawHandshake, rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
 import { randomWriter, until, within } from './session-helpers.js'
 import { collectEscapes, nextStatus } from './helpers/watch.js'
@@ -380,32 +381,46 @@ describe.each(transports)('replication over $name', (T) => {
     expect(seen).toEqual([await friend.getPublicKey(), await stranger.getPublicKey()])
   })
 
-  it('a tampered node is refused with its code, nothing of it is stored, and the hub keeps serving', async () => {
+  it('a tampered, forged or badly signed node is refused with its code, nothing of it is stored, and the hub keeps serving', async () => {
     const hub = make()
     const { port } = await hub.listen(0, HOST)
     await hub.emit('Hello', { from: 'hub', message: 'x' })
 
-    // Genuine nodes of another writer, then tampered copies.
+    // Genuine nodes of another writer, then tampered, forged and badly signed copies.
     const source = make()
     for (let i = 0; i < 3; i++) await source.emit('Hello', { from: 'src', message: `${i}` })
+    const src = logOf(source)
     const genuine = (await nodesOf(source)).map((e) => e.bytes)
     const first = decodeNode(genuine[0])
     const changedValue = encodeNode({ ...first, value: first.value.map((b, i) => (i === first.value.length - 1 ? b ^ 1 : b)) })
-    const cases: Array<{ what: string; nodes: Uint8Array[]; code: string }> = [
-      // The first node's payload changed: its hash changes, so the next node's link no longer resolves.
-      { what: 'changed payload', nodes: [changedValue, genuine[1], genuine[2]], code: ErrorCodes.MISSING_LINK },
-      { what: 'flipped byte in the encoding', nodes: [genuine[0].map((b, i) => (i === 1 ? 0xff : b))], code: ErrorCodes.INVALID_NODE },
-      { what: 'a forged node of the hub’s own writer', nodes: [encodeNode({ ...first, writer: logOf(hub).writer })], code: ErrorCodes.SEQ_MISMATCH },
+    const attacker = await randomWriter()
+    // A node under the source's id at its next seq, made by someone without its key.
+    const forged = encodeNode({ writer: src.writer, seq: 4, links: [sha256(genuine[2])], value: first.value })
+    const oldSignature = await signatureOver(src, genuine[0])
+    const badBits = { ...(await signatureOver(src, genuine[2])) }
+    badBits.signature = badBits.signature.slice()
+    badBits.signature[5] ^= 0x10
+    const cases: Array<{ what: string; frame: Uint8Array; code: string }> = [
+      // The first node's payload changed: the signature over the last node does not cover it.
+      { what: 'changed payload', frame: await signedNodes([changedValue, genuine[1], genuine[2]], [src]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'flipped byte in the encoding', frame: await signedNodes([genuine[0].map((b, i) => (i === 1 ? 0xff : b))], [src]), code: ErrorCodes.INVALID_NODE },
+      { what: 'no signature at all', frame: nodesFrame(genuine), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a forged node under the source’s id, signed by another key', frame: await signedNodes([...genuine, forged], [], [{ ...(await signatureOver(attacker, forged)), writer: src.writer, key: src.writerKey }]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'the attacker’s key claimed for the source’s id', frame: await signedNodes([...genuine, forged], [], [{ ...(await signatureOver(attacker, forged)), writer: src.writer }]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a bit flipped in the signature', frame: await signedNodes(genuine, [], [badBits]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a valid signature over other bytes', frame: await signedNodes(genuine, [], [{ ...oldSignature, signature: await src.sign(new Uint8Array(32)) }]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a replayed older signature', frame: await signedNodes(genuine, [], [oldSignature]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a forged node of the hub’s own writer', frame: await signedNodes([encodeNode({ ...first, writer: logOf(hub).writer })], [attacker]), code: ErrorCodes.BAD_SIGNATURE },
     ]
     const before = { length: logOf(hub).length, heads: heads(hub) }
     const errors: any[] = []
     hub.status.on('peer:error', (i: any) => errors.push(i.error))
     for (const c of cases) {
       const raw = await T.raw(port)
-      await rawHandshake(raw, await randomWriter())
+      await rawHandshake(raw, attacker)
       await raw.next('clock')
       raw.send(clockFrame(new Map()))
-      raw.send(nodesFrame(c.nodes))
+      raw.send(c.frame)
       const error = await raw.next('error')
       expect(error.code, c.what).toBe(c.code)
       await within(raw.closed, 10_000, 'disconnect after a bad node')
@@ -414,7 +429,10 @@ describe.each(transports)('replication over $name', (T) => {
     }
     expect(errors.map((e) => e.code)).toEqual(cases.map((c) => c.code))
 
-    // Still up, still serving: a real peer syncs.
+    // Still up, still serving; and the forged node never blocks its real writer.
+    await source.emit('Hello', { from: 'src', message: 'after the forgery' })
+    await within((await T.connect(source, port)).synced, 10_000, 'the real writer syncs')
+    expect(heads(hub)).toEqual(heads(source))
     const peer = make()
     await within((await T.connect(peer, port)).synced, 10_000, 'sync after the attacks')
     expect(heads(peer)).toEqual(heads(hub))

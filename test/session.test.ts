@@ -8,6 +8,7 @@ import type { LogEntry } from '../src/core/types.js'
 import { createMemoryPair } from '../src/transport/memory.js'
 import { FrameSchema, NodesSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
 import { SyncSession } from '../src/sync/session.js'
+import { signatureOver, signedNodes } from './helpers/signing.js'
 import {
   ackFrame,
   clockFrame,
@@ -204,7 +205,7 @@ describe('SyncSession', () => {
     expect(await within(c.closedB, 5000, 'B close')).toBeUndefined()
   })
 
-  it('live events one at a time cost at most 1.2x their node size on the wire, acks included', async () => {
+  it('live events one at a time cost their node, its signature and at most 20% more on the wire, acks included', async () => {
     const A = await makeLog()
     const B = await makeLog()
     const c = connect(A, B)
@@ -219,7 +220,9 @@ describe('SyncSession', () => {
     }
     await until(() => c.a.stats.framesReceived >= c.b.stats.framesSent, 5000, 'last ack')
     const wire = c.a.stats.bytesSent + c.b.stats.bytesSent - sentBefore
-    expect(wire / nodeBytes).toBeLessThanOrEqual(1.2)
+    // Alone in its frame, each event carries its writer's signature entry (id, 64-byte signature, tags).
+    const signatureEntry = 2 + 2 + 16 + 2 + 64
+    expect(wire / (nodeBytes + 50 * signatureEntry)).toBeLessThanOrEqual(1.2)
     c.a.close()
   })
 
@@ -304,14 +307,15 @@ describe('SyncSession', () => {
       await peer.handshake(src)
       peer.emptyClock()
       // The log hashes what it receives, so a flipped value byte yields another
-      // valid-looking node: it is the next node's link to the original that exposes it.
+      // valid-looking node: the writer's signature over the last node, whose
+      // past holds the original, does not cover it.
       const tampered = good[0].slice()
       tampered[tampered.length - 1] ^= 0x01
-      peer.send(nodesFrame([tampered, good[1], good[2]]))
+      peer.send(await signedNodes([tampered, good[1], good[2]], [src]))
       const err = await within(closed, 5000, 'close')
-      expect(isHyperEmitterError(err, ErrorCodes.MISSING_LINK)).toBe(true)
+      expect(isHyperEmitterError(err, ErrorCodes.BAD_SIGNATURE)).toBe(true)
       await until(() => peer.of('error').length === 1, 5000, 'error frame')
-      expect(peer.of('error')[0].code).toBe(ErrorCodes.MISSING_LINK)
+      expect(peer.of('error')[0].code).toBe(ErrorCodes.BAD_SIGNATURE)
       expect(L.clock()).toEqual(before)
       expect(L.length).toBe(2)
       expect(peer.of('ack')).toHaveLength(0)
@@ -345,7 +349,7 @@ describe('SyncSession', () => {
       const { peer, closed } = withRawPeer(L)
       await peer.handshake(Y)
       peer.emptyClock()
-      peer.send(nodesFrame([y1.bytes]))
+      peer.send(await signedNodes([y1.bytes], [Y]))
       expect(isHyperEmitterError(await within(closed, 5000, 'close'), ErrorCodes.MISSING_LINK)).toBe(true)
       await until(() => peer.of('error').length === 1, 5000, 'error frame')
       expect(peer.of('error')[0].code).toBe(ErrorCodes.MISSING_LINK)
@@ -361,8 +365,8 @@ describe('SyncSession', () => {
       const { peer, closed } = withRawPeer(L)
       await peer.handshake(X)
       peer.emptyClock()
-      peer.send(nodesFrame([x1.bytes]))
-      peer.send(nodesFrame([skipping]))
+      peer.send(await signedNodes([x1.bytes], [X]))
+      peer.send(await signedNodes([skipping], [X]))
       expect(isHyperEmitterError(await within(closed, 5000, 'close'), ErrorCodes.SEQ_MISMATCH)).toBe(true)
       await until(() => peer.of('error').length === 1, 5000, 'error frame')
       expect(peer.of('error')[0].code).toBe(ErrorCodes.SEQ_MISMATCH)
@@ -583,11 +587,15 @@ describe('SyncSession', () => {
       peer.channel.pause()
       const channelA = (session as unknown as { channel: { bufferedAmount: number } }).channel
       await until(() => session.stats.nodesSent > 0, 5000, 'first nodes')
+      // Until the buffer reaches the mark, where the sender must stop (each
+      // frame waits for its signature, so this takes a few turns): bounded.
       let maxBuffered = 0
-      for (let i = 0; i < 30; i++) {
+      for (let i = 0; i < 5000 && channelA.bufferedAmount < hwm; i++) {
         maxBuffered = Math.max(maxBuffered, channelA.bufferedAmount)
         await settle(1)
       }
+      await settle(5)
+      maxBuffered = Math.max(maxBuffered, channelA.bufferedAmount)
       const sentWhilePaused = session.stats.nodesSent
       expect(sentWhilePaused).toBeLessThan(5000)
       expect(maxBuffered).toBeLessThanOrEqual(hwm + batch)

@@ -11,17 +11,20 @@
  */
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
 import { TypedEmitter } from '../core/emitter/typed-emitter.js'
-import type { Clock, LogEntry, SyncableLog } from '../core/types.js'
+import type { Clock, LogEntry, NodeSignature, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { equalBytes, toHex } from '../core/bytes/bytes.js'
 import { sha256 } from '../core/bytes/hash.js'
 import { PUBLIC_KEY_BYTES } from '../core/identity/ed25519.js'
-import { CHAIN_BYTES, CHALLENGE_BYTES, handshakeMessage, writerIdOf } from '../core/identity/writer-key.js'
+import { CHAIN_BYTES, CHALLENGE_BYTES, handshakeMessage, isBound, type WriterKey, writerIdOf } from '../core/identity/writer-key.js'
+import type { NodesSignature } from '../gen/hyperemitter/v1/sync_pb.js'
+import { FrameBuilder } from './frame-builder.js'
 import {
   ackFrame,
   clockFrame,
   clockFromWire,
   decodeFrame,
+  encodeSignature,
   errorCodeFromWire,
   errorFrame,
   handshakeFrame,
@@ -219,8 +222,11 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private catchUpAt = 0
   private catchUpIsInitial = false
   private catchUpCount = 0
-  /** Pulled from the catch-up iterator but did not fit the last batch. */
-  private held?: LogEntry
+  /** Entries cut off the last frame (it had to end where every writer's last node is signed): sent first next. */
+  private carry: LogEntry[] = []
+  /** Writers whose key this session has sent, and keys the peer sent (checked against their writer ids). */
+  private readonly keysSent = new Set<string>()
+  private readonly peerKeys = new Map<string, WriterKey>()
   private liveQueue: LogEntry[] = []
   private refetch = false
   private pumping = false
@@ -414,7 +420,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       case 'clock':
         return this.onClock(body.value)
       case 'nodes':
-        return this.onNodes(body.value.nodes)
+        return this.onNodes(body.value.nodes, body.value.signatures)
       case 'synced':
         return this.onSynced()
       default:
@@ -508,7 +514,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.pump()
   }
 
-  private async onNodes(nodes: Uint8Array[]): Promise<void> {
+  private async onNodes(nodes: Uint8Array[], wire: readonly NodesSignature[]): Promise<void> {
     if (!this.clockSent) throw protocolError('nodes before our clock was sent')
     if (this.gotSynced && !this.live) throw protocolError('nodes after synced in one-shot mode')
     if (nodes.length === 0) return
@@ -531,7 +537,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.storing.push(
       // Every channel hands the session a frame of its own (see frame-copy.ts
       // and memory.ts): its nodes can go to the log without another copy.
-      this.log.addMany(nodes, this, { owned: true }).then(
+      this.log.addMany(nodes, this, { owned: true, signatures: this.withPeerKeys(wire) }).then(
         () => this.onStored(nodes.length),
         (err) => {
           this.storing.shift()
@@ -540,6 +546,19 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       ),
     )
     if (this.storing.length >= MAX_STORES_IN_FLIGHT) await this.storing[0]
+  }
+
+  /**
+   * The frame's signatures, each with its writer's key: as sent, or as the
+   * peer sent it earlier on this connection (it sends each key once).
+   */
+  private withPeerKeys(wire: readonly NodesSignature[]): NodeSignature[] {
+    return wire.map((s) => {
+      const hex = toHex(s.writer)
+      if (s.key !== undefined && isBound(sha256, s.key, s.writer)) this.peerKeys.set(hex, s.key)
+      const key = this.peerKeys.get(hex)
+      return key === undefined ? { writer: s.writer, signature: s.signature } : { writer: s.writer, signature: s.signature, key }
+    })
   }
 
   private onStored(count: number): void {
@@ -665,8 +684,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
           this.startCatchUp()
           continue
         }
-        if (this.liveQueue.length > 0) {
-          this.sendFromLiveQueue()
+        if (this.liveQueue.length > 0 || this.carry.length > 0) {
+          await this.sendFromLiveQueue()
           continue
         }
         return
@@ -691,16 +710,13 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.catchUpAt = 0
   }
 
-  /** Sends one batch from the catch-up iterator; true when it is exhausted. */
+  /** Sends one frame from the catch-up iterator; true when it is exhausted. */
   private async sendFromCatchUp(iterator: AsyncIterator<LogEntry[]>): Promise<boolean> {
-    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
-    const batch: Uint8Array[] = []
-    let body = 0
+    const frame = this.newFrame()
     let done = false
-    let next = this.held
-    this.held = undefined
-    while (batch.length < budget) {
-      if (!next) {
+    for (;;) {
+      let entry = this.nextCarried()
+      if (entry === undefined) {
         if (this.catchUpAt >= this.catchUpPage.length) {
           const result = await iterator.next()
           if (this.closed) return true
@@ -712,52 +728,71 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
           this.catchUpAt = 0
           continue
         }
-        next = this.catchUpPage[this.catchUpAt++]
+        entry = this.catchUpPage[this.catchUpAt++]
       }
-      const entry = next
-      next = undefined
       if (this.remoteHas(entry)) continue
-      const size = nodeWireSize(entry.bytes.length)
-      if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) {
-        this.held = entry
+      if (!frame.offer(entry)) {
+        this.carry.unshift(entry)
         break
       }
-      batch.push(entry.bytes)
-      body += size
-      this.markRemote(this.writerHex(entry.writer), entry.seq)
     }
-    if (batch.length > 0) {
-      if (this.catchUpIsInitial) this.catchUpCount += batch.length
-      this.sendNodes(batch)
-    }
-    return done
+    await this.sendFrame(frame, done, this.catchUpIsInitial)
+    return done && this.carry.length === 0
   }
 
-  private sendFromLiveQueue(): void {
-    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
-    const batch: Uint8Array[] = []
-    let body = 0
+  private async sendFromLiveQueue(): Promise<void> {
+    const frame = this.newFrame()
     let taken = 0
-    for (; taken < this.liveQueue.length && batch.length < budget; taken++) {
-      const entry = this.liveQueue[taken]
+    for (;;) {
+      let entry = this.nextCarried()
+      if (entry === undefined) {
+        if (taken >= this.liveQueue.length) break
+        entry = this.liveQueue[taken++]
+      }
       if (this.remoteHas(entry)) continue
-      const size = nodeWireSize(entry.bytes.length)
-      if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) break
-      batch.push(entry.bytes)
-      body += size
-      this.markRemote(this.writerHex(entry.writer), entry.seq)
+      if (!frame.offer(entry)) {
+        this.carry.unshift(entry)
+        break
+      }
     }
     this.liveQueue = taken === this.liveQueue.length ? [] : this.liveQueue.slice(taken)
-    if (batch.length > 0) this.sendNodes(batch)
+    await this.sendFrame(frame, this.liveQueue.length === 0, false)
   }
 
-  private sendNodes(batch: Uint8Array[]): void {
+  /** An empty frame sized by the options, the in-flight budget and the channel. */
+  private newFrame(): FrameBuilder {
+    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
+    return new FrameBuilder(this.ownWriterHex(), this.maxFrameBytes, Math.max(1, budget), this.channel.maxFrameSize - 1, (w) => this.writerHex(w))
+  }
+
+  /** The next entry cut off the frame before, if any. */
+  private nextCarried(): LogEntry | undefined {
+    return this.carry.length > 0 ? this.carry.shift() : undefined
+  }
+
+  /**
+   * Sends the frame's entries up to a clean end (all of them when `last`),
+   * with one signature per writer; what is cut off goes first next time.
+   */
+  private async sendFrame(frame: FrameBuilder, last: boolean, initial: boolean): Promise<void> {
+    const { send, rest } = frame.split(last)
+    if (rest.length > 0) this.carry = rest.concat(this.carry)
+    if (send.length === 0) return
+    const signatures = await this.log.signaturesFor(send, (hex) => !this.keysSent.has(hex))
+    if (this.closed) return
+    for (const s of signatures) if (s.key !== undefined) this.keysSent.add(this.writerHex(s.writer))
+    for (const entry of send) this.markRemote(this.writerHex(entry.writer), entry.seq)
+    if (initial) this.catchUpCount += send.length
+    this.sendNodes(send.map((e) => e.bytes), signatures.map(encodeSignature))
+  }
+
+  private sendNodes(batch: Uint8Array[], signatures: Uint8Array[]): void {
     this.stats.nodesSent += batch.length
     // Only frames that move our own writer's seq need remembering (see storedByPeer).
     const own = this.remoteClock.get(this.ownWriterHex()) ?? 0
     const sent = this.ownSent
     if (own > (sent.length > this.ownSentHead ? sent[sent.length - 1] : this.ownStored)) sent.push(this.stats.nodesSent, own)
-    this.send(nodesFrame(batch))
+    this.send(nodesFrame(batch, signatures))
     this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
   }
 
@@ -892,7 +927,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     const iterator = this.catchUp
     this.catchUp = undefined
     this.catchUpPage = []
-    this.held = undefined
+    this.carry = []
     this.liveQueue = []
     this.inbound = []
     this.ownSent = []

@@ -9,10 +9,10 @@ import { equalBytes, PackedBytes, Slab, toHex } from '../bytes/bytes.js'
 import { sha256 } from '../bytes/hash.js'
 import { checkSecretKey, defaultEd25519, type Ed25519 } from '../identity/ed25519.js'
 import type { Identity } from '../identity/stored-key.js'
-import type { WriterKey } from '../identity/writer-key.js'
+import { nodeMessage, type WriterKey } from '../identity/writer-key.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
-import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from '../types.js'
+import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, NodeSignature, ReadOptions, SyncableLog } from '../types.js'
 import { BatchBuilder } from './batch.js'
 import { closedError, CommitQueue, type CommitTarget } from './commit-queue.js'
 import { openSublevel } from './format.js'
@@ -20,10 +20,11 @@ import { ChangeListeners } from './listeners.js'
 import { missingPages } from './missing.js'
 import { loadLog } from './open.js'
 import { ChangeReader, type ReaderSource } from './reader.js'
-import { ADD, APPEND, type AppendSink, type Incoming } from './requests.js'
+import { ADD, APPEND, type AppendSink, type Incoming, type SignatureCheck } from './requests.js'
 import { HELD, LogState, UNKNOWN } from './state.js'
 import { ChunkStore } from './store.js'
 import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify.js'
+import { attachSignatures, checkSignatures } from './signatures.js'
 
 export { decodeNode, encodeNode } from '../codec/node.js'
 export type { NodeFields } from '../codec/node.js'
@@ -278,7 +279,7 @@ export class Log implements SyncableLog {
    * with INVALID_NODE, MISSING_LINK, SEQ_MISMATCH, CLOSED or STORAGE_FAILED.
    */
   add(bytes: Uint8Array, origin?: unknown): Promise<LogEntry | null> {
-    return this.enqueueAdd([bytes], origin, true, false) as Promise<LogEntry | null>
+    return this.enqueueAdd([bytes], origin, true, undefined) as Promise<LogEntry | null>
   }
 
   /**
@@ -293,23 +294,31 @@ export class Log implements SyncableLog {
     if (!Array.isArray(nodes)) {
       return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'addMany() takes an array of Uint8Array'))
     }
-    return this.enqueueAdd(nodes, origin, false, options?.owned === true) as Promise<LogEntry[]>
+    return this.enqueueAdd(nodes, origin, false, options) as Promise<LogEntry[]>
   }
 
-  private enqueueAdd(raw: Uint8Array[], origin: unknown, single: boolean, owned: boolean): Promise<LogEntry[] | LogEntry | null> {
+  private enqueueAdd(raw: Uint8Array[], origin: unknown, single: boolean, options: AddOptions | undefined): Promise<LogEntry[] | LogEntry | null> {
     if (this.status === 'closing' || this.status === 'closed') return Promise.reject(closedError())
+    const signatures = options?.signatures ?? []
+    if (!Array.isArray(signatures)) return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'signatures must be an array'))
     let nodes: Incoming[]
+    let signed: SignatureCheck
     try {
-      // Decoding and hashing happen here, in the caller's turn, so a garbage
-      // node is refused before it can delay anyone's batch.
+      // Decoding, hashing and the signature checks start here, in the
+      // caller's turn, so a garbage node is refused before it can delay
+      // anyone's batch, and verifying overlaps the batches before.
       const lastWriter: LastWriter = { bytes: EMPTY, hex: '' }
+      const owned = options?.owned === true
       nodes = raw.map((b, i) => prepareIncoming(b, i, lastWriter, owned, this.slab, this.hash))
+      if (nodes.length === 0) return Promise.resolve([])
+      // The writers' keys are known once open.
+      if (this.state.identity === undefined) return this.open().then(() => this.enqueueAdd(raw, origin, single, options))
+      signed = checkSignatures(nodes, signatures, this.state.writerKeys, this.hash, this.ed25519)
     } catch (err) {
       return Promise.reject(err)
     }
-    if (nodes.length === 0) return Promise.resolve([])
     return new Promise((resolve, reject) => {
-      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, single, resolve, reject, result: undefined, failed: false })
+      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, signed, single, resolve, reject, result: undefined, failed: false })
     })
   }
 
@@ -397,7 +406,32 @@ export class Log implements SyncableLog {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'readMissing() takes a Clock (Map of writer hex to seq)')
     }
     await this.ready()
-    yield* missingPages(this.state, this.store, remote, () => this.status === 'open')
+    for await (const page of missingPages(this.state, this.store, remote, () => this.status === 'open')) {
+      // Received nodes go on with their writers' signatures.
+      await attachSignatures(this.store.sub, page)
+      yield page
+    }
+  }
+
+  /**
+   * The signatures a peer needs for `entries` (a run about to be sent, in
+   * change order): for each writer, over its last entry there, this log's
+   * own signed now, others' as stored. A writer whose last entry has no
+   * stored signature gets none (a sender ends each writer's run at a signed
+   * node; see SyncSession). `withKey` says which writers' keys to include.
+   * Rejects CLOSED before open.
+   */
+  async signaturesFor(entries: readonly LogEntry[], withKey: (writerHex: string) => boolean = () => true): Promise<NodeSignature[]> {
+    const last = new Map<string, LogEntry>()
+    for (const e of entries) last.set(toHex(e.writer), e)
+    const out: NodeSignature[] = []
+    for (const [hex, e] of last) {
+      const signature = hex === this.state.writerHex ? await this.sign(nodeMessage(e.key)) : e.signature
+      if (signature === undefined) continue
+      const key = withKey(hex) ? this.state.writerKeys.get(hex) : undefined
+      out.push(key === undefined ? { writer: e.writer, signature } : { writer: e.writer, signature, key })
+    }
+    return out
   }
 }
 

@@ -54,6 +54,7 @@ export async function loadLog(db: AbstractLevel<any, any, any>, store: ChunkStor
     const writer = metaWriter(meta)
     if (!equalBytes(writer, identity.writer)) throw storageFailed("The log's writer id is not bound to its key", undefined)
     state.identity = identity
+    await state.writerKeys.load(sub, toHex(identity.writer), identity.key)
     const writerHex = toHex(writer)
 
     const clock: Clock = new Map()

@@ -4,6 +4,7 @@
  * (see commit.ts), so a failed batch leaves it as it was.
  */
 import type { Identity } from '../identity/stored-key.js'
+import { WriterKeys } from './signatures.js'
 import type { Clock } from '../types.js'
 import { KeyIndex, RecentKeys, UnindexedKeys } from './key-index.js'
 
@@ -18,6 +19,8 @@ export class LogState {
   writerHex = ''
   /** The writer's key and signer, once open. */
   identity: Identity | undefined
+  /** The keys of every writer whose nodes the log holds (its own too). */
+  readonly writerKeys = new WriterKeys()
   /** Highest change number committed. */
   changes = 0
   clock: Clock = new Map()
