@@ -142,6 +142,8 @@ function checkCoverage(nodes: Incoming[], tip: number, details: Record<string, u
   if (uncovered === 0) return
   // Walk back from the tip through links within the request.
   const past = new KeySet()
+  // The tip itself too: a copy of it earlier in the request is covered.
+  past.add(nodes[tip].key)
   for (const link of nodes[tip].links) past.add(link)
   for (let i = tip - 1; i >= 0 && uncovered > 0; i--) {
     const n = nodes[i]
