@@ -4,6 +4,7 @@
 // kept across close and open, whose writes and opens a test can hold back).
 // Pins that a follower's emit resolves only once the host log stored the
 // event, not when the follower's memory log has it.
+import type { LogEntry } from '../src/core/types.js'
 import { MemoryLevel } from 'memory-level'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { BrowserHyperEmitter, HyperEmitter as BrowserEmitter } from '../src/browser.js'
@@ -291,9 +292,13 @@ describe('SyncSession.storedByPeer', () => {
     const theirs = new Log(new SlowDb({ keyEncoding: 'view', valueEncoding: 'view' }))
     await theirs.open()
     for (let i = 0; i < 3; i++) await ours.append(Uint8Array.of(i))
-    const firstTwo: Uint8Array[] = []
-    for await (const entry of ours.read({ limit: 2 })) firstTwo.push(entry.bytes)
-    await theirs.addMany(firstTwo)
+    const firstTwo: LogEntry[] = []
+    for await (const entry of ours.read({ limit: 2 })) firstTwo.push(entry)
+    await theirs.addMany(
+      firstTwo.map((e) => e.bytes),
+      undefined,
+      { signatures: await ours.signaturesFor(firstTwo) },
+    )
 
     const client = await connectBroadcast(name)
     const host = await hostChannel
