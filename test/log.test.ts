@@ -1,6 +1,7 @@
 import type { AbstractLevel } from 'abstract-level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { compareBytes, equalBytes, PackedBytes, toHex } from '../src/core/bytes/bytes.js'
+import { compareBytes, equalBytes, toHex } from '../src/core/bytes/bytes.js'
+import { PackedBytes } from '../src/core/bytes/packed.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/bytes/hash.js'
 import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log/log.js'

@@ -5,7 +5,9 @@
  * reader.ts and missing.ts (reads), listeners.ts.
  */
 import type { AbstractLevel } from 'abstract-level'
-import { equalBytes, PackedBytes, Slab, toHex } from '../bytes/bytes.js'
+import { equalBytes, toHex } from '../bytes/bytes.js'
+import { PackedBytes } from '../bytes/packed.js'
+import { Slab } from '../bytes/slab.js'
 import { sha256 } from '../bytes/hash.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
