@@ -343,16 +343,9 @@ export class Log implements SyncableLog {
 
   /**
    * The entries a peer holding `remote` lacks (seq > remote[writer], 0 when
-   * absent), in local change order, as of the call. Cost grows with what is
-   * missing. Iteration rejects CLOSED or STORAGE_FAILED.
-   */
-  async *readMissing(remote: Clock): AsyncGenerator<LogEntry, void, undefined> {
-    for await (const page of this.readMissingPages(remote)) yield* page
-  }
-
-  /**
-   * readMissing() a page at a time (up to ~1000 entries each): what the sync
-   * layer reads, without a promise per entry.
+   * absent), in local change order, as of the call, a page (up to ~1000
+   * entries) at a time: what the sync layer reads. Cost grows with what is
+   * missing. Iteration rejects INVALID_ARGUMENT, CLOSED or STORAGE_FAILED.
    */
   async *readMissingPages(remote: Clock): AsyncGenerator<LogEntry[], void, undefined> {
     if (!(remote instanceof Map)) {
