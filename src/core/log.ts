@@ -71,7 +71,18 @@ export interface LogOptions {
    * a raw IndexedDB store, whose structured clone keeps a view's whole buffer.
    */
   sharedRecordBuffers?: boolean
+  /**
+   * For several Logs on one db at once (browser tabs on one IndexedDB log):
+   * runs `fn` while no other Log on the db runs one (a Web Lock, say). The
+   * log then opens and writes only inside it, each time first loading what
+   * the others committed (see refresh()), so all of them write as one
+   * writer, one batch after another.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
 }
+
+/** The origin refresh() gives to entries another Log on the same db committed. */
+export const COMMITTED_ELSEWHERE: unique symbol = Symbol('committed elsewhere')
 
 const SUBLEVEL = 'hyperemitter'
 // Format 1 stored a record per node; format 2 packs chunks.
@@ -365,6 +376,9 @@ export class Log implements SyncableLog {
     void this.run()
   }
   private readonly source: ReaderSource
+  private readonly exclusive: LogOptions['exclusive']
+  /** Callers of refresh() waiting for the commit loop to load what other Logs on the db committed. */
+  private refreshWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = []
 
   constructor(db: AbstractLevel<any, any, any>, options: LogOptions = {}) {
     if (db === null || typeof db !== 'object' || typeof db.sublevel !== 'function') {
@@ -388,6 +402,10 @@ export class Log implements SyncableLog {
     if (options.sharedRecordBuffers !== undefined && typeof options.sharedRecordBuffers !== 'boolean') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'sharedRecordBuffers must be a boolean')
     }
+    if (options.exclusive !== undefined && typeof options.exclusive !== 'function') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'exclusive must be a function')
+    }
+    this.exclusive = options.exclusive
     this.allocateChunk = options.sharedRecordBuffers === true ? (size) => this.slab.alloc(size) : undefined
     this.db = db
     this.sub = db.sublevel<Uint8Array, Uint8Array>(SUBLEVEL, { keyEncoding: 'view', valueEncoding: 'view' }) as Sub
@@ -436,7 +454,9 @@ export class Log implements SyncableLog {
     if (this.state === 'opening') return this.openPromise!
     if (this.state === 'closing') return Promise.reject(closedError())
     this.state = 'opening'
-    this.openPromise = this.load().then(
+    const load = () => this.load()
+    // Two Logs opening a fresh db at once must not both make up a writer id.
+    this.openPromise = (this.exclusive ? this.exclusive(load) : load()).then(
       () => {
         this.state = 'open'
         this.loaded = true
@@ -713,6 +733,47 @@ export class Log implements SyncableLog {
           return
         }
       }
+      if (this.exclusive === undefined) await this.drain()
+      else await this.drainShared(this.exclusive)
+    } finally {
+      this.pumping = false
+      if (this.queueHead < this.queue.length || this.refreshWaiters.length > 0) {
+        this.pump()
+      } else {
+        const waiters = this.idleWaiters
+        this.idleWaiters = []
+        for (const w of waiters) w()
+      }
+    }
+  }
+
+  /**
+   * With other Logs on the db: write only inside `exclusive`, on top of
+   * what they committed; without writes to make, just load that.
+   */
+  private async drainShared(exclusive: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
+    if (this.queueHead >= this.queue.length) {
+      // A failure went to the refresh() callers.
+      await this.loadNewer().catch(() => {})
+      return
+    }
+    try {
+      await exclusive(async () => {
+        await this.loadNewer()
+        await this.drain()
+      })
+    } catch (err) {
+      // Nothing was written on top of a state this log could not load.
+      const queued = this.queue.slice(this.queueHead)
+      this.queue = []
+      this.queueHead = 0
+      for (const r of queued) rejectRequest(r, err instanceof HyperEmitterError ? err : storageFailed('Could not write a batch to the db', err))
+    }
+  }
+
+  /** Commits batch after batch until the queue is empty. */
+  private async drain(): Promise<void> {
+    {
       let sliceStart = now()
       // Appends built while the batch before them was written (see commit()).
       let ahead: BuiltAhead | undefined
@@ -732,16 +793,72 @@ export class Log implements SyncableLog {
           sliceStart = now()
         }
       }
-    } finally {
-      this.pumping = false
-      if (this.queueHead < this.queue.length) {
-        this.pump()
-      } else {
-        const waiters = this.idleWaiters
-        this.idleWaiters = []
-        for (const w of waiters) w()
-      }
     }
+  }
+
+  /**
+   * Load what other Logs on the same db (see LogOptions.exclusive) committed
+   * since this one last looked, as if committed here: listeners and live
+   * readers get it, with origin COMMITTED_ELSEWHERE. Resolves once loaded;
+   * rejects CLOSED or STORAGE_FAILED.
+   */
+  refresh(): Promise<void> {
+    if (this.state !== 'open' && this.state !== 'opening') return this.ready()
+    return new Promise((resolve, reject) => {
+      this.refreshWaiters.push({ resolve, reject })
+      this.pump()
+    })
+  }
+
+  /** refresh()'s work, run by the commit loop so it never interleaves with a batch. */
+  private async loadNewer(): Promise<void> {
+    const waiters = this.refreshWaiters
+    this.refreshWaiters = []
+    try {
+      const indexedBefore = this.changes - this.unindexedCount
+      let writer: Uint8Array = EMPTY
+      let writerHex = ''
+      await eachRecord(this.sub, numberedKey(P_CHUNK, this.changes + 1), CHUNKS_END, (k, record) => {
+        const chunk = new Chunk(readUint64BE(k, 1), record)
+        if (chunk.first !== this.changes + 1) throw storageFailed(`The chunk at change ${chunk.first} does not follow change ${this.changes}`, undefined)
+        const entries: LogEntry[] = []
+        let heads = this.headKeys
+        for (let c = chunk.first; c <= chunk.last; c++) {
+          const e = chunk.entry(c)
+          if (!equalBytes(e.writer, writer)) {
+            writer = e.writer
+            writerHex = toHex(writer)
+          }
+          this.clockMap.set(writerHex, e.seq)
+          heads = mergeHeads(heads, e.links, e.key.slice())
+          this.index.add(e.key, c)
+          this.recent.add(e.key, c)
+          this.keepUnindexed(e.key)
+          this.lastWriter = e.writer
+          this.lastSeq = e.seq
+          entries.push(e)
+        }
+        this.headKeys = heads
+        this.changes = chunk.last
+        this.emit(entries, new Array(entries.length).fill(COMMITTED_ELSEWHERE))
+      })
+      // Key checkpoints the others wrote hold some of the keys kept above.
+      let indexed = indexedBefore
+      await eachRecord(this.sub, numberedKey(P_KEYS, indexed + 1), KEYS_END, (k, keys) => {
+        if (readUint64BE(k, 1) !== indexed + 1 || keys.length % KEY_BYTES !== 0) throw storageFailed(`The key index record at change ${readUint64BE(k, 1)} is corrupt`, undefined)
+        indexed += keys.length / KEY_BYTES
+      })
+      const held = Math.min(indexed - indexedBefore, this.unindexedCount)
+      if (held > 0) {
+        this.unindexed.copyWithin(0, held * KEY_BYTES, this.unindexedCount * KEY_BYTES)
+        this.unindexedCount -= held
+      }
+    } catch (err) {
+      const failure = err instanceof HyperEmitterError ? err : storageFailed('Could not load what other tabs committed', err)
+      for (const w of waiters) w.reject(failure)
+      throw failure
+    }
+    for (const w of waiters) w.resolve()
   }
 
   /**
