@@ -4,7 +4,7 @@ import { withCallback, type Callback } from './callback.js'
 import { PackedBytes } from './bytes.js'
 import { addEnvelope, decodeEnvelopeIf } from './envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { Log, type AppendSink } from './log.js'
+import { Log, type AppendSink, type LogOptions } from './log.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './schema.js'
 import { ConsumerCursor } from './consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
@@ -300,7 +300,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
-    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers })
+    const exclusive = (new.target as typeof HyperEmitterCore).exclusiveAccess(this.db)
+    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers, exclusive })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
@@ -336,6 +337,15 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    */
   protected static defaultDb(_options: HyperEmitterOptions): Db {
     return new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+  }
+
+  /**
+   * How this emitter's log takes turns writing with logs in other contexts
+   * on the same db (a browser tab's Web Lock: see LogOptions.exclusive);
+   * none by default.
+   */
+  protected static exclusiveAccess(_db: Db): LogOptions['exclusive'] {
+    return undefined
   }
 
   private async init(): Promise<void> {
