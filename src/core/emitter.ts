@@ -81,27 +81,6 @@ export interface StatusEvents {
 /** Emits one group holds at most: a log batch's worth (the log's default maxBatch). */
 const MAX_GROUP = 1000
 
-/** An emit whose event is in the local log, waiting at an EmitGate to be resolved (or rejected). */
-export interface HeldEmit {
-  resolve(): void
-  reject(err: unknown): void
-}
-
-/**
- * For a runtime layer whose emitter's log is not where events are kept for
- * good (a browser follower tab, whose memory log replicates to the leader
- * tab's IndexedDB one: see src/browser/tabs.ts). Once set, an emit whose
- * event the local log committed resolves only when the gate says so.
- */
-export interface EmitGate {
-  /**
-   * The local log committed `emit`'s event as `seq` of this emitter's writer
-   * (called in seq order): call `emit.resolve()` once it is stored where it
-   * counts, or `emit.reject(err)`. Must not throw.
-   */
-  hold(seq: number, emit: HeldEmit): void
-}
-
 /** A promise with its resolvers, made when a group first needs it. */
 class Outcome {
   readonly promise: Promise<void>
@@ -127,17 +106,13 @@ class Outcome {
  * marked handled. Handling the first one for them would hide a failure from
  * a promise caller in the same turn who never handled it.
  */
-class EmitGroup implements AppendSink, HeldEmit {
+class EmitGroup implements AppendSink {
   /** The envelopes, packed. */
   readonly values: PackedBytes
   private forPromises: Outcome | undefined
   private forObservers: Outcome | undefined
 
-  constructor(
-    /** The emitter's gate, if any, when the group is stored. */
-    private readonly gate: () => EmitGate | undefined,
-    expectedBytes: number,
-  ) {
+  constructor(expectedBytes: number) {
     this.values = new PackedBytes(expectedBytes)
   }
 
@@ -155,25 +130,14 @@ class EmitGroup implements AppendSink, HeldEmit {
     return this.forObservers.promise
   }
 
-  resolve(): void {
+  appended(): void {
     this.forPromises?.resolve()
     this.forObservers?.resolve()
   }
 
-  reject(err: unknown): void {
+  failed(err: unknown): void {
     this.forPromises?.reject(err)
     this.forObservers?.reject(err)
-  }
-
-  appended(last: LogEntry): void {
-    const gate = this.gate()
-    // Held at its last seq: the gate releases in seq order.
-    if (gate === undefined) this.resolve()
-    else gate.hold(last.seq, this)
-  }
-
-  failed(err: unknown): void {
-    this.reject(err)
   }
 }
 
@@ -287,9 +251,6 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private readonly endTurn = (): void => {
     if (this.isReady) this.seal()
   }
-  private readonly currentGate = (): EmitGate | undefined => this.emitGate
-  /** Set by a runtime layer whose local log is not the durable one: emits resolve when it says (see EmitGate). */
-  protected emitGate: EmitGate | undefined
 
   constructor(db?: Db | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
   constructor(...args: unknown[]) {
@@ -320,7 +281,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
       for (const e of this.early.splice(0)) e.reject(notReady(err))
       if (this.group !== undefined) this.sealed.push(this.group)
       this.group = undefined
-      for (const g of this.sealed.splice(0)) g.reject(notReady(err))
+      for (const g of this.sealed.splice(0)) g.failed(notReady(err))
       this.reportError(err)
     })
   }
@@ -418,9 +379,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * nothing is appended then. The message is encoded at once (with a
    * streamed schema not loaded yet: once it is), so changing it afterwards
    * changes nothing. Emits of one turn share one promise: one batch stores
-   * them all or none. With an emitGate (a browser follower tab),
-   * "stored" is where the gate says; a CLOSED rejection from the gate comes
-   * after the local append, for an event the closing emitter could not hand on.
+   * them all or none.
    */
   emit<K extends keyof E & string>(name: K, message: PlainInput<E[K]>, cb?: Callback): Promise<void> {
     return cb === undefined ? this.append(name, message, false) : withCallback(this.append(name, message, true), cb)
@@ -451,7 +410,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     }
     let group = this.group
     if (group === undefined) {
-      group = this.group = new EmitGroup(this.currentGate, this.lastGroupBytes)
+      group = this.group = new EmitGroup(this.lastGroupBytes)
       queueMicrotask(this.endTurn)
     }
     addEnvelope(group.values, canonical, payload.bytes, payload.length)
