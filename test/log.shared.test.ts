@@ -3,9 +3,9 @@
 // one writer; refresh() shows each what the others wrote.
 import { MemoryLevel } from 'memory-level'
 import { describe, expect, it } from 'vitest'
-import { equalBytes } from '../src/core/bytes.js'
+import { equalBytes } from '../src/core/bytes/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
-import { COMMITTED_ELSEWHERE, Log } from '../src/core/log.js'
+import { COMMITTED_ELSEWHERE, Log } from '../src/core/log/log.js'
 import type { LogEntry } from '../src/core/types.js'
 
 const enc = (s: string) => new TextEncoder().encode(s)

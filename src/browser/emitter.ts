@@ -1,7 +1,7 @@
 import { withCallback, type Callback } from '../core/callback.js'
 import type { Db, EventMap } from '../core/emitter.js'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
-import { TypedEmitter } from '../core/typed-emitter.js'
+import { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import { Peer, type PeerState } from '../sync/peers.js'
 import { connectOptionsOf, ReplicatedEmitter, type ConnectOptions, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'
@@ -9,7 +9,7 @@ import type { FrameChannel } from '../transport/channel.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { DEFAULT_DB_NAME, memoryDb, onVersionChange, openIndexedDb, storageError, versionChangeError } from './storage.js'
 import { canCoordinateTabs, coordinatorOf, Host, isHubUrl, TabCoordinator, type HubState, type TabEnvironment, type TabRole } from './tabs.js'
-import type { LogOptions } from '../core/log.js'
+import type { LogOptions } from '../core/log/log.js'
 
 export interface BrowserOptions extends ReplicationOptions {
   /** The IndexedDB database name (default 'hyperemitter'); tabs on the same name share one log. */

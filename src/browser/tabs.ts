@@ -23,8 +23,8 @@
  *     connect() calls to the leader.
  */
 import type { Db, StatusEvents } from '../core/emitter.js'
-import { COMMITTED_ELSEWHERE, type Log } from '../core/log.js'
-import type { TypedEmitter } from '../core/typed-emitter.js'
+import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
+import { COMMITTED_ELSEWHERE, type Log } from '../core/log/log.js'
 import type { SyncableLog } from '../core/types.js'
 import { DbKnownPeers } from '../sync/known-peers.js'
 import { PeerManager, type PeerState } from '../sync/peers.js'
