@@ -3,7 +3,7 @@
 // per size, JSON lines as the other suites print them:
 //  - history: from a reload to the last event yielded by
 //    events({ from: 'beginning' }) (ms since the navigation started), and
-//    per event; ready: the emitter open.
+//    per event; ready: the emitter open; history-growth: 100k over 10k.
 //  - one follower / three followers opened at once: a new tab beside the
 //    leader, from its navigation to the last event of its history.
 //  - follower memory: ArrayBuffer backing stores of a follower that read the
@@ -30,13 +30,19 @@ async function main(): Promise<void> {
   const site = `http://127.0.0.1:${(server.address() as AddressInfo).port}/harness.html`
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
   try {
+    const historyMs = new Map<number, number>()
     for (const events of SIZES) {
       const context = await browser.newContext()
       try {
-        await scenarios(context, site, events)
+        historyMs.set(events, await scenarios(context, site, events))
       } finally {
         await context.close()
       }
+    }
+    // Linear time means the same cost per event: 10x the events, about 10x the time.
+    const [small, large] = [historyMs.get(10_000), historyMs.get(100_000)]
+    if (small !== undefined && large !== undefined) {
+      printJson({ bench: 'browser-tabs', scenario: 'history-growth', events: 100_000, ratio: round(large / small), of: '100k over 10k' })
     }
   } finally {
     await browser.close()
@@ -44,7 +50,8 @@ async function main(): Promise<void> {
   }
 }
 
-async function scenarios(context: BrowserContext, site: string, events: number): Promise<void> {
+/** Runs every scenario at `events`; returns the history figure (ms). */
+async function scenarios(context: BrowserContext, site: string, events: number): Promise<number> {
   const name = `bench-tabs-${events}`
   const leader = await page(context, site)
   await leader.evaluate(fill, { name, schema: HELLO_SCHEMA, events })
@@ -53,11 +60,11 @@ async function scenarios(context: BrowserContext, site: string, events: number):
   print('baseline', { storage: 'indexeddb (raw getAll)', ms: round(await leader.evaluate(rawRead, name)) })
   const reading = `${site}?${new URLSearchParams({ history: name, events: String(events), schema: HELLO_SCHEMA })}`
   // Twice: the first load of a profile's database also warms Chromium's IndexedDB backend.
-  for (let run = 0; run < 2; run++) {
-    await leader.goto(reading)
-    const history = await historyOf(leader)
-    if (run === 1) print('history', { ms: round(history.ms), readyMs: round(history.readyMs), perEventUs: round((history.ms * 1000) / events) })
-  }
+  await leader.goto(reading)
+  await historyOf(leader)
+  await leader.goto(reading)
+  const history = await historyOf(leader)
+  print('history', { ms: round(history.ms), readyMs: round(history.readyMs), perEventUs: round((history.ms * 1000) / events) })
 
   const follower = await page(context, reading)
   const one = await historyOf(follower)
@@ -93,6 +100,7 @@ async function scenarios(context: BrowserContext, site: string, events: number):
     targetMaxMs: 300,
     roles,
   })
+  return history.ms
 }
 
 async function page(context: BrowserContext, site: string): Promise<Page> {
