@@ -5,7 +5,7 @@
  */
 import { PackedBytes } from '../bytes/packed.js'
 import { addEnvelope } from '../codec/envelope.js'
-import type { Encoded } from '../codec/plain.js'
+import type { Encoded } from '../codec/plain-encode.js'
 import type { Codecs } from '../codec/schema.js'
 import type { Log, AppendSink } from '../log/log.js'
 
