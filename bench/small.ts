@@ -7,7 +7,8 @@
 // the start-up figures, which take milliseconds):
 //
 //   start:  node start to the first emit resolved (text schema, in-memory db),
-//           beside a bare `node -e 0` start and the original's.
+//           beside a bare node start (a script that only exits, as `node -e 0`)
+//           and the original's; wall time, and each process's CPU time.
 //   import: the import time of each entry (ESM, CJS, the browser entries).
 //   small:  bench/small-run.mjs's local, cold and live scenarios at N = 1k
 //           and 10k, ours against the original's, with the ratio.
@@ -24,6 +25,8 @@ const START_RUNS = Math.max(5, RUNS)
 const SIZES = [1_000, 10_000]
 const SCENARIOS = ['local', 'cold', 'live']
 const IMPLS = ['ours', 'original'] as const
+/** `node -e 0`, plus the one line that reports its CPU time as bench/start-run.mjs does. */
+const BARE_NODE = 'const { user, system } = process.cpuUsage(); console.log(JSON.stringify({ cpuMs: (user + system) / 1000 }))'
 /** Entries whose import time is reported: [name, specifier, how, node flags]. */
 const ENTRIES: Array<[string, string, 'import' | 'require', string[]]> = [
   ['hyperemitter (Node, ESM)', 'hyperemitter', 'import', []],
@@ -56,13 +59,13 @@ function ensureOriginal(): void {
   execFileSync('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
 }
 
-/** Wall time of one fresh `node` process, ms; fails the bench if it fails. */
-function timeProcess(args: string[]): number {
+/** Wall time of one fresh `node` process and the CPU time it reports, ms; fails the bench if it fails. */
+function timeProcess(args: string[]): { ms: number; cpuMs: number } {
   const start = performance.now()
   const result = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
   const ms = performance.now() - start
   if (result.status !== 0) throw new Error(`node ${args.join(' ')} failed: ${result.stderr || result.error}`)
-  return ms
+  return { ms, cpuMs: JSON.parse(result.stdout).cpuMs }
 }
 
 /** The one JSON line a bench process prints. */
@@ -94,22 +97,28 @@ function alternate<T>(runs: number, jobs: Array<() => T>): T[][] {
 }
 
 function start(): void {
-  const [bare, ours, original] = alternate(START_RUNS, [
-    () => timeProcess(['-e', '0']),
+  const [bareRuns, oursRuns, originalRuns] = alternate(START_RUNS, [
+    () => timeProcess(['-e', BARE_NODE]),
     () => timeProcess(['bench/start-run.mjs', 'first-emit', 'ours']),
     () => timeProcess(['bench/start-run.mjs', 'first-emit', 'original']),
   ])
+  const wall = (runs: Array<{ ms: number }>) => median(runs.map((r) => r.ms))
+  const cpu = (runs: Array<{ cpuMs: number }>) => median(runs.map((r) => r.cpuMs))
   printJson({
     bench: 'start',
     scenario: 'first-emit',
-    ms: round(median(ours)),
-    bareNodeMs: round(median(bare)),
-    ofBareNode: round(median(ours) / median(bare), 2),
-    originalMs: round(median(original)),
-    ofOriginal: round(median(ours) / median(original), 2),
+    ms: round(wall(oursRuns)),
+    bareNodeMs: round(wall(bareRuns)),
+    ofBareNode: round(wall(oursRuns) / wall(bareRuns), 2),
+    originalMs: round(wall(originalRuns)),
+    ofOriginal: round(wall(oursRuns) / wall(originalRuns), 2),
+    cpuMs: cpu(oursRuns),
+    bareNodeCpuMs: cpu(bareRuns),
+    cpuOfBareNode: round(cpu(oursRuns) / cpu(bareRuns), 2),
+    originalCpuMs: cpu(originalRuns),
     runs: START_RUNS,
-    msRuns: ours.map((x) => round(x)),
-    bareNodeMsRuns: bare.map((x) => round(x)),
+    msRuns: oursRuns.map((r) => round(r.ms)),
+    bareNodeMsRuns: bareRuns.map((r) => round(r.ms)),
   })
 }
 

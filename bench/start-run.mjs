@@ -4,6 +4,8 @@
 //   first-emit <ours|original>: load the library and memory-level (memdb for
 //     the original), construct with a text schema, emit one event; exit the
 //     moment its callback runs.
+// Each prints the process's CPU time on exit (steadier than wall time on a
+// shared machine; bench/small.ts takes the wall time from outside).
 //   import <specifier> [require]: print how long importing (or requiring)
 //     one entry takes in this process, in ms.
 import { createRequire } from 'node:module'
@@ -16,6 +18,8 @@ function done(err) {
     console.error(err)
     process.exit(1)
   }
+  const { user, system } = process.cpuUsage()
+  process.stdout.write(`${JSON.stringify({ cpuMs: Math.round((user + system) / 100) / 10 })}\n`)
   process.exit(0)
 }
 
