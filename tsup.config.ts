@@ -25,7 +25,8 @@ export default defineConfig([
   },
   {
     // Browsers: the core, WebSocket sync and browser-level; no Node built-ins.
-    entry: { browser: 'src/browser.ts' },
+    // hyperemitter/lean is the same without the .proto text parser.
+    entry: { browser: 'src/browser.ts', lean: 'src/lean.ts' },
     format: ['esm', 'cjs'],
     platform: 'browser',
     target: 'es2022',
