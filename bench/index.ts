@@ -29,6 +29,10 @@ const METRICS: Array<[string, boolean]> = [
   ['putsPerSecond', true],
   ['write-per-frame.framesPerSecond', true],
   ['p99Ms', false],
+  ['ms', false],
+  ['maxMs', false],
+  ['extraMb', false],
+  ['ratio', false],
 ]
 
 /** One result per scenario: its median run by its metric, with every run's figure (or every run, if it has no metric). */
@@ -78,6 +82,7 @@ const scenarios: Scenario[] = [
 for (const [suite, script] of [
   ['replication', 'bench/replication.ts'],
   ['browser', 'bench/browser.ts'],
+  ['browser-tabs', 'bench/browser-tabs.ts'],
 ]) {
   if (existsSync(script)) scenarios.push({ suite, script, args: [] })
 }
