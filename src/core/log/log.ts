@@ -5,7 +5,9 @@
  * reader.ts and missing.ts (reads), listeners.ts.
  */
 import type { AbstractLevel } from 'abstract-level'
-import { equalBytes, PackedBytes, Slab, toHex } from '../bytes/bytes.js'
+import { equalBytes, toHex } from '../bytes/bytes.js'
+import { PackedBytes } from '../bytes/packed.js'
+import { Slab } from '../bytes/slab.js'
 import { sha256 } from '../bytes/hash.js'
 import { checkSecretKey, defaultEd25519, type Ed25519 } from '../identity/ed25519.js'
 import type { Identity } from '../identity/stored-key.js'
@@ -24,11 +26,12 @@ import { ADD, APPEND, type AppendSink, type Incoming, type SignatureCheck } from
 import { HELD, LogState, UNKNOWN } from './state.js'
 import { ChunkStore } from './store.js'
 import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify.js'
-import { attachSignatures, checkSignatures } from './signatures.js'
+import { attachSignatures, checkSignatures, storedSignature } from './signatures.js'
 
 export { decodeNode, encodeNode } from '../codec/node.js'
 export type { NodeFields } from '../codec/node.js'
 export type { AppendSink } from './requests.js'
+export { COMMITTED_ELSEWHERE } from './shared.js'
 
 export interface LogOptions {
   /** SHA-256 (default: @noble/hashes, sync, works in browsers). The Node entry injects node:crypto's. */
@@ -63,6 +66,14 @@ export interface LogOptions {
    * open needs the same key. Default: a key made at first open, kept in the db.
    */
   secretKey?: Uint8Array
+  /**
+   * For several Logs on one db at once (browser tabs on one IndexedDB log):
+   * runs `fn` while no other Log on the db runs one (a Web Lock, say). The
+   * log then opens and writes only inside it, each time first loading what
+   * the others committed (see refresh()), so all of them write as one
+   * writer, one batch after another.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -92,6 +103,7 @@ export class Log implements SyncableLog {
   private loaded = false
   private openPromise: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
+  private readonly exclusive: LogOptions['exclusive']
 
   constructor(
     private readonly db: AbstractLevel<any, any, any>,
@@ -122,6 +134,10 @@ export class Log implements SyncableLog {
     if (options.ed25519 !== undefined && (typeof options.ed25519?.signer !== 'function' || typeof options.ed25519?.verify !== 'function')) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'ed25519 must have signer() and verify()')
     }
+    if (options.exclusive !== undefined && typeof options.exclusive !== 'function') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'exclusive must be a function')
+    }
+    this.exclusive = options.exclusive
     const sub = openSublevel(db)
     this.hash = options.hash ?? sha256
     this.ed25519 = options.ed25519 ?? defaultEd25519
@@ -136,6 +152,8 @@ export class Log implements SyncableLog {
       verifier: new Verifier(this.state, this.store),
       listeners: this.listeners,
       maxBatch,
+      store: this.store,
+      exclusive: options.exclusive,
       openForCommit: () => this.openForCommit(),
     }
     this.queue = new CommitQueue(target)
@@ -198,7 +216,9 @@ export class Log implements SyncableLog {
     if (this.status === 'opening') return this.openPromise!
     if (this.status === 'closing') return Promise.reject(closedError())
     this.status = 'opening'
-    this.openPromise = loadLog(this.db, this.store, this.state, { ed25519: this.ed25519, hash: this.hash, secretKey: this.secretKey }).then(
+    const load = () => loadLog(this.db, this.store, this.state, { ed25519: this.ed25519, hash: this.hash, secretKey: this.secretKey })
+    // Two Logs opening a fresh db at once must not both make up a writer id.
+    this.openPromise = (this.exclusive ? this.exclusive(load) : load()).then(
       () => {
         this.status = 'open'
         this.loaded = true
@@ -323,6 +343,17 @@ export class Log implements SyncableLog {
   }
 
   /**
+   * Load what other Logs on the same db (see LogOptions.exclusive) committed
+   * since this one last looked, as if committed here: listeners and live
+   * readers get it, with origin COMMITTED_ELSEWHERE. Resolves once loaded;
+   * rejects CLOSED or STORAGE_FAILED.
+   */
+  refresh(): Promise<void> {
+    if (this.status !== 'open' && this.status !== 'opening') return this.ready()
+    return this.queue.refresh()
+  }
+
+  /**
    * Calls `listener(entries, origin)` synchronously after each committed
    * batch, once per run of one origin, in change order, before the
    * append/add promises resolve. Returns an unsubscribe function.
@@ -390,16 +421,9 @@ export class Log implements SyncableLog {
 
   /**
    * The entries a peer holding `remote` lacks (seq > remote[writer], 0 when
-   * absent), in local change order, as of the call. Cost grows with what is
-   * missing. Iteration rejects CLOSED or STORAGE_FAILED.
-   */
-  async *readMissing(remote: Clock): AsyncGenerator<LogEntry, void, undefined> {
-    for await (const page of this.readMissingPages(remote)) yield* page
-  }
-
-  /**
-   * readMissing() a page at a time (up to ~1000 entries each): what the sync
-   * layer reads, without a promise per entry.
+   * absent), in local change order, as of the call, a page (up to ~1000
+   * entries) at a time: what the sync layer reads. Cost grows with what is
+   * missing. Iteration rejects INVALID_ARGUMENT, CLOSED or STORAGE_FAILED.
    */
   async *readMissingPages(remote: Clock): AsyncGenerator<LogEntry[], void, undefined> {
     if (!(remote instanceof Map)) {
@@ -426,7 +450,8 @@ export class Log implements SyncableLog {
     for (const e of entries) last.set(toHex(e.writer), e)
     const out: NodeSignature[] = []
     for (const [hex, e] of last) {
-      const signature = hex === this.state.writerHex ? await this.sign(nodeMessage(e.key)) : e.signature
+      // A received entry that came without its signature (another Log on the db stored it) has it in the db.
+      const signature = hex === this.state.writerHex ? await this.sign(nodeMessage(e.key)) : (e.signature ?? (await storedSignature(this.store.sub, e.change)))
       if (signature === undefined) continue
       const key = withKey(hex) ? this.state.writerKeys.get(hex) : undefined
       out.push(key === undefined ? { writer: e.writer, signature } : { writer: e.writer, signature, key })

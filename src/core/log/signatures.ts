@@ -52,15 +52,39 @@ export class WriterKeys {
     this.keys.set(ownHex, own)
   }
 
+  /** Loads the stored keys of `writers` it lacks (another Log on the db stored them). Rejects STORAGE_FAILED. */
+  async loadMissing(sub: Sub, writers: Iterable<Uint8Array>): Promise<void> {
+    for (const writer of writers) {
+      const hex = toHex(writer)
+      if (this.keys.has(hex)) continue
+      const v = await sub.get(keyRecordKey(writer))
+      if (v !== undefined && v.length === CHAIN_BYTES + PUBLIC_KEY_BYTES) this.keys.set(hex, { chain: v.slice(0, CHAIN_BYTES), publicKey: v.slice(CHAIN_BYTES) })
+    }
+  }
+
   /** The record that keeps `key` for `writer`. */
   static op(sub: Sub, writer: Uint8Array, key: WriterKey): PutOp {
-    const k = new Uint8Array(1 + writer.length)
-    k[0] = P_KEY
-    k.set(writer, 1)
+    const k = keyRecordKey(writer)
     const v = new Uint8Array(CHAIN_BYTES + PUBLIC_KEY_BYTES)
     v.set(key.chain)
     v.set(key.publicKey, CHAIN_BYTES)
     return { type: 'put', sublevel: sub, key: k, value: v }
+  }
+}
+
+function keyRecordKey(writer: Uint8Array): Uint8Array {
+  const k = new Uint8Array(1 + writer.length)
+  k[0] = P_KEY
+  k.set(writer, 1)
+  return k
+}
+
+/** The signature stored for the node at `change`, if any. Rejects STORAGE_FAILED. */
+export async function storedSignature(sub: Sub, change: number): Promise<Uint8Array | undefined> {
+  try {
+    return await sub.get(numberedKey(P_SIGNATURE, change))
+  } catch (err) {
+    throw storageFailed('Could not read a signature', err)
   }
 }
 
