@@ -180,6 +180,10 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
 
   private started = false
   private closed = false
+  /** Why the session closed, once it closed with an error. */
+  private closeError: Error | undefined
+  /** Frames being signed: a clean close lets them leave first. */
+  private signing = 0
   private remoteWriterHex?: string
   /** Effective mode, known once the remote's handshake is in: both sides must want live. */
   private live = false
@@ -778,8 +782,16 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     const { send, rest } = frame.split(last)
     if (rest.length > 0) this.carry = rest.concat(this.carry)
     if (send.length === 0) return
-    const signatures = await this.log.signaturesFor(send, (hex) => !this.keysSent.has(hex))
-    if (this.closed) return
+    // A clean close waits for this frame (see closeChannel): what was
+    // committed before close() still leaves, as it did when frames went out unsigned.
+    this.signing++
+    let signatures: NodeSignature[]
+    try {
+      signatures = await this.log.signaturesFor(send, (hex) => !this.keysSent.has(hex))
+    } finally {
+      this.signing--
+    }
+    if (this.channel.closed || this.closeError !== undefined) return
     for (const s of signatures) if (s.key !== undefined) this.keysSent.add(this.writerHex(s.writer))
     for (const entry of send) this.markRemote(this.writerHex(entry.writer), entry.seq)
     if (initial) this.catchUpCount += send.length
@@ -920,6 +932,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private shutdown(err?: Error): void {
     if (this.closed) return
     this.closed = true
+    this.closeError = err
     if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer)
     this.keepAliveTimer = undefined
     this.unsubscribe?.()
@@ -971,7 +984,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     }
     const attempt = (): void => {
       this.lingerTimer = undefined
-      if (channel.closed || channel.bufferedAmount === 0 || waited >= LINGER_MS) {
+      if (channel.closed || (channel.bufferedAmount === 0 && this.signing === 0) || waited >= LINGER_MS) {
         finish()
         return
       }
