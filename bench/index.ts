@@ -19,7 +19,7 @@ const only = process.env.BENCH_ONLY?.split(',')
 type Result = Record<string, unknown>
 
 /** Fields that tell one scenario's results apart from another's. */
-const IDENTITY = ['bench', 'scenario', 'db', 'mode', 'transport', 'path', 'network', 'storage', 'tabs']
+const IDENTITY = ['bench', 'scenario', 'events', 'db', 'mode', 'transport', 'path', 'network', 'storage', 'tabs']
 /** The figure a scenario's runs are ranked by (a dotted path for a nested one), and whether higher is better. */
 const METRICS: Array<[string, boolean]> = [
   ['eventsPerSecond', true],
@@ -27,6 +27,10 @@ const METRICS: Array<[string, boolean]> = [
   ['putsPerSecond', true],
   ['write-per-frame.framesPerSecond', true],
   ['p99Ms', false],
+  ['ms', false],
+  ['maxMs', false],
+  ['extraMb', false],
+  ['ratio', false],
 ]
 
 /** One result per scenario: its median run by its metric, with every run's figure (or every run, if it has no metric). */
@@ -69,6 +73,7 @@ const scenarios: Scenario[] = [
 for (const [suite, script] of [
   ['replication', 'bench/replication.ts'],
   ['browser', 'bench/browser.ts'],
+  ['browser-tabs', 'bench/browser-tabs.ts'],
 ]) {
   if (existsSync(script)) scenarios.push({ suite, script, args: [] })
 }

@@ -98,7 +98,20 @@ export const TARGETS: Target[] = [
     figure: 'wireOverNodeAtoB',
     atMost: 1.2,
   },
+  ...browserTabs(),
 ]
+
+/** Issue 16: browser logs at 100k events (bench/browser-tabs.ts). */
+function browserTabs(): Target[] {
+  const at = (scenario: string) => ({ bench: 'browser-tabs', scenario, events: TARGET_EVENTS })
+  return [
+    { issue: 16, measure: 'load to the last event of the history (ms)', match: at('history'), figure: 'ms', atMost: 1500 },
+    { issue: 16, measure: 'history at 100k over the same run at 10k (ms/ms)', match: at('history-growth'), figure: 'ratio', atMost: 12 },
+    { issue: 16, measure: 'three followers opened at once, the last one to its whole history (ms)', match: at('three-followers'), figure: 'ms', atMost: 1500 },
+    { issue: 16, measure: "a follower's ArrayBuffer memory over an empty page (MB)", match: at('follower-memory'), figure: 'extraMb', atMost: 5 },
+    { issue: 16, measure: 'slowest emit in the second after the leader tab closed (ms)', match: at('handover'), figure: 'maxMs', atMost: 300 },
+  ]
+}
 
 function read(results: Result[], pick: Pick): number | null {
   const value = figure(

@@ -1,4 +1,5 @@
 import type { AbstractLevel } from 'abstract-level'
+import { MemoryLevel } from 'memory-level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { compareBytes, equalBytes, PackedBytes, toHex } from '../src/core/bytes/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
@@ -925,6 +926,40 @@ describe.each(backends)('Log on $label', (backend) => {
     await Promise.all([closing, log.close()])
     expect((await Promise.all(pending)).map((e) => e.seq)).toEqual([1, 2])
     expect(log.length).toBe(2)
+    await log.close()
+  })
+})
+
+describe('Log reads from the beginning', () => {
+  it('fetch each chunk record about once, never the whole chunks after a page it does not use', async () => {
+    const db = new MemoryLevel()
+    // Records every iterator hands back, as browser-level's getAll() would fetch them.
+    let rows = 0
+    const makeIterator = (db as any)._iterator.bind(db)
+    ;(db as any)._iterator = (options: unknown) => {
+      const it = makeIterator(options)
+      const nextv = it._nextv.bind(it)
+      it._nextv = async (size: number, o: unknown) => {
+        const got = await nextv(size, o)
+        rows += got.length
+        return got
+      }
+      return it
+    }
+    const log = new Log(db)
+    await log.open()
+    const chunks = 20
+    for (let c = 0; c < chunks; c++) {
+      await new Promise<void>((resolve, reject) =>
+        log.appendAll(Array.from({ length: 1000 }, (_, i) => enc(`c${c} v${i}`)), { appended: () => resolve(), failed: reject }),
+      )
+    }
+    rows = 0
+    let count = 0
+    for await (const entry of log.read()) expect(entry.change).toBe(++count)
+    expect(count).toBe(chunks * 1000)
+    // Pages are 512 nodes, chunks 1000: each chunk is fetched once, or twice where a page starts at its first node.
+    expect(rows).toBeLessThanOrEqual(2 * chunks)
     await log.close()
   })
 })

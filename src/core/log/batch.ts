@@ -226,7 +226,7 @@ export class BatchBuilder {
 }
 
 /** New heads after storing a node: its links leave, it joins, order stays sorted. */
-function mergeHeads(heads: Uint8Array[], links: Uint8Array[], key: Uint8Array): Uint8Array[] {
+export function mergeHeads(heads: Uint8Array[], links: Uint8Array[], key: Uint8Array): Uint8Array[] {
   // A chain: the node replaces the one head it links.
   if (heads.length === 1 && links.length === 1 && equalBytes(heads[0], links[0])) return [key]
   const out: Uint8Array[] = []

@@ -158,4 +158,11 @@ export class UnindexedKeys {
   clear(): void {
     this.held = 0
   }
+
+  /** A checkpoint (written by another log on the db) holds the first `count` of them now. */
+  drop(count: number): void {
+    const n = Math.min(count, this.held)
+    this.keys.copyWithin(0, n * KEY_BYTES, this.held * KEY_BYTES)
+    this.held -= n
+  }
 }

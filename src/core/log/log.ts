@@ -25,6 +25,7 @@ import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify
 export { decodeNode, encodeNode } from '../codec/node.js'
 export type { NodeFields } from '../codec/node.js'
 export type { AppendSink } from './requests.js'
+export { COMMITTED_ELSEWHERE } from './shared.js'
 
 export interface LogOptions {
   /** SHA-256 (default: @noble/hashes, sync, works in browsers). The Node entry injects node:crypto's. */
@@ -51,6 +52,14 @@ export interface LogOptions {
    * structured clone keeps a view's whole buffer.
    */
   sharedRecordBuffers?: boolean
+  /**
+   * For several Logs on one db at once (browser tabs on one IndexedDB log):
+   * runs `fn` while no other Log on the db runs one (a Web Lock, say). The
+   * log then opens and writes only inside it, each time first loading what
+   * the others committed (see refresh()), so all of them write as one
+   * writer, one batch after another.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -78,6 +87,7 @@ export class Log implements SyncableLog {
   private loaded = false
   private openPromise: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
+  private readonly exclusive: LogOptions['exclusive']
 
   constructor(
     private readonly db: AbstractLevel<any, any, any>,
@@ -104,6 +114,10 @@ export class Log implements SyncableLog {
     if (options.sharedRecordBuffers !== undefined && typeof options.sharedRecordBuffers !== 'boolean') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'sharedRecordBuffers must be a boolean')
     }
+    if (options.exclusive !== undefined && typeof options.exclusive !== 'function') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'exclusive must be a function')
+    }
+    this.exclusive = options.exclusive
     const sub = openSublevel(db)
     this.hash = options.hash ?? sha256
     this.store = new ChunkStore(sub)
@@ -116,6 +130,8 @@ export class Log implements SyncableLog {
       verifier: new Verifier(this.state, this.store),
       listeners: this.listeners,
       maxBatch,
+      store: this.store,
+      exclusive: options.exclusive,
       openForCommit: () => this.openForCommit(),
     }
     this.queue = new CommitQueue(target)
@@ -157,7 +173,9 @@ export class Log implements SyncableLog {
     if (this.status === 'opening') return this.openPromise!
     if (this.status === 'closing') return Promise.reject(closedError())
     this.status = 'opening'
-    this.openPromise = loadLog(this.db, this.store, this.state).then(
+    const load = () => loadLog(this.db, this.store, this.state)
+    // Two Logs opening a fresh db at once must not both make up a writer id.
+    this.openPromise = (this.exclusive ? this.exclusive(load) : load()).then(
       () => {
         this.status = 'open'
         this.loaded = true
@@ -271,6 +289,17 @@ export class Log implements SyncableLog {
     return new Promise((resolve, reject) => {
       this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, single, resolve, reject, result: undefined, failed: false })
     })
+  }
+
+  /**
+   * Load what other Logs on the same db (see LogOptions.exclusive) committed
+   * since this one last looked, as if committed here: listeners and live
+   * readers get it, with origin COMMITTED_ELSEWHERE. Resolves once loaded;
+   * rejects CLOSED or STORAGE_FAILED.
+   */
+  refresh(): Promise<void> {
+    if (this.status !== 'open' && this.status !== 'opening') return this.ready()
+    return this.queue.refresh()
   }
 
   /**
