@@ -14,7 +14,9 @@ const run = promisify(execFile)
 const ROOT = resolve(__dirname, '..')
 /** Bounds for each child process: building and installing take seconds, a stuck one must not hang the suite. */
 const BUILD_TIMEOUT = 120_000
-const STEP_TIMEOUT = 30_000
+const STEP_TIMEOUT = 60_000
+/** tsc checks the shipped declarations and @types/node too: over ten seconds on a busy machine. */
+const TSC_TIMEOUT = 120_000
 const MAX_PACKED_BYTES = 400_000
 
 /** The README's first ```js block after "## Quick start", verbatim. */
@@ -98,13 +100,13 @@ describe('the packed package', () => {
     } finally {
       rmSync(local, { force: true })
     }
-  })
+  }, 2 * STEP_TIMEOUT)
 
   it('loads with require() and reports coded errors', async () => {
     writeFileSync(join(app, 'cjs.cjs'), CJS)
     const { stdout } = await run(process.execPath, ['cjs.cjs'], { cwd: app, timeout: STEP_TIMEOUT })
     expect(stdout).toBe('ping 7\ntrue true\n')
-  })
+  }, STEP_TIMEOUT)
 
   it('type-checks ESM and CommonJS consumers against the shipped declarations', async () => {
     writeFileSync(join(app, 'esm.mts'), TS_ESM)
@@ -126,9 +128,9 @@ describe('the packed package', () => {
       }),
     )
     const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
-    const result = await run(process.execPath, [tsc, '-p', app], { cwd: app, timeout: STEP_TIMEOUT }).catch((err: { stdout: string }) => err)
+    const result = await run(process.execPath, [tsc, '-p', app], { cwd: app, timeout: TSC_TIMEOUT }).catch((err: { stdout: string }) => err)
     expect(result.stdout).toBe('')
-  })
+  }, TSC_TIMEOUT + 5_000)
 
   it('installs hypem, which prints its help and example schema, and asks for classic-level when --db needs it', async () => {
     const hypem = join(app, 'node_modules/.bin/hypem')
@@ -143,5 +145,5 @@ describe('the packed package', () => {
     )
     expect(noDb).toMatchObject({ code: 1 })
     expect((noDb as { stderr: string }).stderr).toMatch(/^hypem: --db needs classic-level, which is not installed: npm install/)
-  })
+  }, 3 * STEP_TIMEOUT)
 })
