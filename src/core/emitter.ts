@@ -1,6 +1,6 @@
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
-import { PackedBytes } from './bytes/bytes.js'
+import { PackedBytes } from './bytes/packed.js'
 import { addEnvelope, decodeEnvelopeIf } from './codec/envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { Log, type AppendSink, type LogOptions } from './log/log.js'

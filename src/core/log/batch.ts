@@ -5,7 +5,8 @@
  * it once the batch is durable.
  */
 import { compareBytes, equalBytes, uint64BE, view } from '../bytes/bytes.js'
-import { KEY_BYTES, type NodeHead, nodeSize, varintLength, WRITER_BYTES, writeNodeWithValue } from '../codec/node.js'
+import { varintLength } from '../bytes/varint.js'
+import { KEY_BYTES, type NodeHead, nodeSize, WRITER_BYTES, writeNodeWithValue } from '../codec/node.js'
 import type { HashFn, LogEntry } from '../types.js'
 import { type Allocate, ChunkSequence } from './chunk.js'
 import { clockKey, encodeHeadsRecord, HEADS_KEY, KEY_CHECKPOINT, numberedKey, P_CHUNK, P_KEYS, type PutOp, type Sub, writerIndexKey } from './format.js'

@@ -5,7 +5,9 @@
  * reader.ts and missing.ts (reads), listeners.ts.
  */
 import type { AbstractLevel } from 'abstract-level'
-import { equalBytes, PackedBytes, Slab, toHex } from '../bytes/bytes.js'
+import { equalBytes, toHex } from '../bytes/bytes.js'
+import { PackedBytes } from '../bytes/packed.js'
+import { Slab } from '../bytes/slab.js'
 import { sha256 } from '../bytes/hash.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
@@ -370,16 +372,9 @@ export class Log implements SyncableLog {
 
   /**
    * The entries a peer holding `remote` lacks (seq > remote[writer], 0 when
-   * absent), in local change order, as of the call. Cost grows with what is
-   * missing. Iteration rejects CLOSED or STORAGE_FAILED.
-   */
-  async *readMissing(remote: Clock): AsyncGenerator<LogEntry, void, undefined> {
-    for await (const page of this.readMissingPages(remote)) yield* page
-  }
-
-  /**
-   * readMissing() a page at a time (up to ~1000 entries each): what the sync
-   * layer reads, without a promise per entry.
+   * absent), in local change order, as of the call, a page (up to ~1000
+   * entries) at a time: what the sync layer reads. Cost grows with what is
+   * missing. Iteration rejects INVALID_ARGUMENT, CLOSED or STORAGE_FAILED.
    */
   async *readMissingPages(remote: Clock): AsyncGenerator<LogEntry[], void, undefined> {
     if (!(remote instanceof Map)) {
