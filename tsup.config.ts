@@ -1,5 +1,10 @@
 import { defineConfig } from 'tsup'
 
+// Inlined (tree-shaken) into the Node ESM builds: as packages they are
+// dozens of small ES modules, whose loading was most of a process's start
+// before its first event. Browser builds leave them to the app's bundler.
+const INLINED_IN_NODE_ESM = ['@bufbuild/protobuf', '@noble/hashes', 'protocol-buffers-schema']
+
 // No `clean`: the builds run in parallel and one cleaning would race the
 // others' output; `npm run build` empties dist/ first instead. No source
 // maps: the package ships no sources for them to point at, and they were
@@ -15,9 +20,10 @@ export default defineConfig([
     target: 'node20',
     dts: { entry: { index: 'src/index.ts' } },
     splitting: true,
+    noExternal: INLINED_IN_NODE_ESM,
   },
   {
-    // Node, CommonJS: the library for require().
+    // Node, CJS: the library for require(), which loads packages' files fast enough.
     entry: { index: 'src/index.ts' },
     format: ['cjs'],
     platform: 'node',
@@ -26,9 +32,10 @@ export default defineConfig([
   },
   {
     // Browsers: the core, WebSocket sync and browser-level; no Node built-ins.
-    // ESM only: bundlers take ESM for require() too, and a CommonJS copy
-    // would add a sixth of the package for no runtime that needs it.
-    entry: { browser: 'src/browser.ts' },
+    // hyperemitter/lean is the same without the .proto text parser. ESM only:
+    // bundlers take ESM for require() too, and CommonJS copies would add a
+    // third to the package for no runtime that needs them.
+    entry: { browser: 'src/browser.ts', lean: 'src/lean.ts' },
     format: ['esm'],
     platform: 'browser',
     target: 'es2022',

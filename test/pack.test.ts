@@ -40,6 +40,30 @@ hyper.emit('Ping', { n: 7 })
   .then(() => hyper.close())
 `
 
+// Descriptors made with the app's own copy of @bufbuild/protobuf (the peer
+// dependency), used by the library's build, which inlines its copy in Node ESM.
+const DESCRIPTORS = `
+import { HyperEmitter } from 'hyperemitter'
+import { TimestampSchema } from '@bufbuild/protobuf/wkt'
+const hyper = new HyperEmitter(null, [TimestampSchema])
+const got = new Promise((resolve) => hyper.on('google.protobuf.Timestamp', resolve))
+await hyper.emit('google.protobuf.Timestamp', { seconds: 5n, nanos: 1 })
+const ts = await got
+console.log(ts.seconds, ts.nanos)
+await hyper.close()
+`
+
+const DESCRIPTORS_CJS = `
+const { HyperEmitter } = require('hyperemitter')
+const { TimestampSchema } = require('@bufbuild/protobuf/wkt')
+const hyper = new HyperEmitter(null, [TimestampSchema])
+const got = new Promise((resolve) => hyper.on('google.protobuf.Timestamp', resolve))
+hyper.emit('google.protobuf.Timestamp', { seconds: 5n, nanos: 1 })
+  .then(() => got)
+  .then((ts) => console.log(ts.seconds, ts.nanos))
+  .then(() => hyper.close())
+`
+
 const TS_ESM = `
 import { HyperEmitter, HyperEmitterError, type Peer } from 'hyperemitter'
 const hyper = new HyperEmitter(null, 'message Hello { required string from = 1; }')
@@ -100,6 +124,15 @@ describe('the packed package', () => {
     } finally {
       rmSync(local, { force: true })
     }
+  }, 2 * STEP_TIMEOUT)
+
+  it("takes descriptors made with the app's own @bufbuild/protobuf, in ESM and CommonJS", async () => {
+    writeFileSync(join(app, 'descriptors.mjs'), DESCRIPTORS)
+    const esm = await run(process.execPath, ['descriptors.mjs'], { cwd: app, timeout: STEP_TIMEOUT })
+    expect(esm.stdout).toBe('5n 1\n')
+    writeFileSync(join(app, 'descriptors.cjs'), DESCRIPTORS_CJS)
+    const required = await run(process.execPath, ['descriptors.cjs'], { cwd: app, timeout: STEP_TIMEOUT })
+    expect(required.stdout).toBe('5n 1\n')
   }, 2 * STEP_TIMEOUT)
 
   it('loads with require() and reports coded errors', async () => {
