@@ -45,13 +45,15 @@ async function fill(dir: string, n: number): Promise<void> {
 }
 
 async function reopen(dir: string): Promise<void> {
+  const cpu = process.cpuUsage()
   const start = performance.now()
   const emitter = HyperEmitter(open(dir), HELLO_SCHEMA, { discover: false, reconnectKnown: false })
   await emitter.ready()
   const ms = performance.now() - start
+  const { user, system } = process.cpuUsage(cpu)
   const length = (emitter as unknown as { log: { length: number } }).log.length
   await emitter.close()
-  printJson({ reopenMs: Math.round(ms), length, peakRssMb: peakRssMb() })
+  printJson({ reopenMs: Math.round(ms), reopenCpuMs: Math.round((user + system) / 1000), length, peakRssMb: peakRssMb() })
 }
 
 /** Runs this script (or another) in a fresh process; its one JSON line. */
@@ -81,6 +83,7 @@ function step(n: number): Record<string, unknown> {
       emitsPerSecond: filled.emitsPerSecond,
       emitPeakRssMb: filled.peakRssMb,
       reopenMs: reopened.reopenMs,
+      reopenCpuMs: reopened.reopenCpuMs,
       reopenPeakRssMb: reopened.peakRssMb,
       catchupEventsPerSecond: catchup.eventsPerSecond,
       catchupReceiverPeakRssMb: catchup.peakRssMb,
