@@ -129,3 +129,24 @@ describe('Logs sharing one db', () => {
     await b.close()
   })
 })
+
+describe('Logs sharing one db, taking turns', () => {
+  it('a long backlog in one log gives the write turn up now and then, so another log writes in between', async () => {
+    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+    const exclusive = mutex()
+    const busy = new Log(db, { exclusive, maxBatch: 10 })
+    const other = new Log(db, { exclusive })
+    await Promise.all([busy.open(), other.open()])
+    // Thousands of small batches: far longer than one turn.
+    const backlog = Array.from({ length: 20_000 }, (_, i) => busy.append(enc(`busy ${i}`)))
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const mine = await other.append(enc('in between'))
+    const last = await backlog[backlog.length - 1]
+    expect(mine.change).toBeLessThan(last.change)
+    await Promise.all(backlog)
+    await busy.refresh()
+    expect(busy.length).toBe(20_001)
+    await busy.close()
+    await other.close()
+  })
+})

@@ -25,6 +25,12 @@ import type { Verifier } from './verify.js'
  */
 const SLICE_MS = 8
 
+/**
+ * How long a log sharing its db holds the write turn while its queue stays
+ * full (a hub's catch-up), before it lets the other logs write theirs.
+ */
+const TURN_MS = 50
+
 const now = (): number => performance.now()
 
 export function closedError(): HyperEmitterError {
@@ -135,7 +141,7 @@ export class CommitQueue {
     try {
       await exclusive(async () => {
         await this.loadCommitted()
-        await this.drain()
+        await this.drain(now() + TURN_MS)
       })
     } catch (err) {
       // Nothing is written on top of a state this log could not load.
@@ -159,8 +165,8 @@ export class CommitQueue {
     for (const w of waiters) w.resolve()
   }
 
-  /** Commits batch after batch until the queue is empty. */
-  private async drain(): Promise<void> {
+  /** Commits batch after batch until the queue is empty (or, given `until`, that time has come: the rest waits). */
+  private async drain(until = Infinity): Promise<void> {
     let sliceStart = now()
     let ahead: BuiltAhead | undefined
     while (ahead !== undefined || this.head < this.queue.length) {
@@ -174,7 +180,12 @@ export class CommitQueue {
         // caller is left hanging.
         for (const r of taken) rejectRequest(r, storageFailed('Unexpected failure while committing', err))
       }
-      if (now() - sliceStart >= SLICE_MS) {
+      const time = now()
+      if (time >= until) {
+        if (ahead !== undefined) this.putBack(ahead.taken)
+        return
+      }
+      if (time - sliceStart >= SLICE_MS) {
         await nextTurn()
         sliceStart = now()
       }
