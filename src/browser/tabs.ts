@@ -6,7 +6,7 @@
  *     and reads its history there: a new tab copies nothing, so it opens in
  *     the same time and memory whatever the log's size.
  *  2. One writer, taking turns. Every tab writes its own emits, under the
- *     Web Lock `hyperemitter:<name>` (LogOptions.exclusive): inside
+ *     Web Lock `hyperemitter:<name>` (LogOptions.lock): inside
  *     it the tab's log first loads what the others committed, then appends
  *     on top. All tabs share the writer id stored in the database, so
  *     `getId()` is the same in every tab and after every reload, and the
@@ -29,7 +29,7 @@
  */
 import type { Db, StatusEvents } from '../core/emitter.js'
 import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
-import { COMMITTED_ELSEWHERE, type Log } from '../core/log/log.js'
+import { COMMITTED_ELSEWHERE, type DbLock, type Log } from '../core/log/log.js'
 import type { SyncableLog } from '../core/types.js'
 import { DbKnownPeers } from '../sync/known-peers.js'
 import { PeerManager, type PeerState } from '../sync/peers.js'
@@ -171,8 +171,9 @@ export class TabCoordinator {
     coordinators.set(this.db, this)
   }
 
-  /** The log's turn to open or write: no other tab of this origin does meanwhile (see LogOptions.exclusive). */
-  readonly exclusive = <T>(fn: () => Promise<T>): Promise<T> => navigator.locks.request(this.writeLock, fn) as Promise<T>
+  /** The log's turn to write (exclusive) or open (shared) on the database (see LogOptions.lock). */
+  readonly lock: DbLock = <T>(mode: 'exclusive' | 'shared', fn: () => Promise<T>): Promise<T> =>
+    navigator.locks.request(this.writeLock, { mode }, fn) as Promise<T>
 
   /** Called once the emitter's log is open. */
   async start(env: TabEnvironment): Promise<void> {
