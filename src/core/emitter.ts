@@ -13,7 +13,7 @@ import { eventIterator, type Handler, handlerInvoker } from './emitter/handlers.
 import type { Subscription } from './emitter/subscription.js'
 import { TypedEmitter } from './emitter/typed-emitter.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { Log, type LogOptions } from './log/log.js'
+import { type DbLock, Log, type LogOptions } from './log/log.js'
 import type { Db, HashFn } from './types.js'
 import type { Ed25519 } from './identity/ed25519.js'
 
@@ -169,11 +169,11 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
-    const exclusive = (new.target as typeof HyperEmitterCore).exclusiveAccess(this.db)
+    const lock = (new.target as typeof HyperEmitterCore).sharedDbLock(this.db)
     this.log = new Log(this.db, {
       hash: options.hash,
       sharedRecordBuffers: options.sharedRecordBuffers,
-      exclusive,
+      lock,
       ed25519: options.ed25519,
       secretKey: options.secretKey,
     })
@@ -216,10 +216,10 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
 
   /**
    * How this emitter's log takes turns writing with logs in other contexts
-   * on the same db (a browser tab's Web Lock: see LogOptions.exclusive);
+   * on the same db (a browser tab's Web Lock: see LogOptions.lock);
    * none by default.
    */
-  protected static exclusiveAccess(_db: Db): LogOptions['exclusive'] {
+  protected static sharedDbLock(_db: Db): DbLock | undefined {
     return undefined
   }
 
