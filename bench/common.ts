@@ -1,3 +1,4 @@
+import type { Ed25519 } from '../src/core/identity/ed25519.js'
 // Shared by the benchmarks: the seed's Hello message and result printing.
 
 /** The seed README's fixture schema (proto2). */
@@ -26,4 +27,22 @@ export function printJson(result: Record<string, unknown>): void {
 /** The figure at `path` in a result (a dotted path for a nested one). */
 export function figure(result: Record<string, unknown> | undefined, path: string): unknown {
   return path.split('.').reduce<unknown>((value, key) => (value as Record<string, unknown> | undefined)?.[key], result)
+}
+
+/**
+ * BENCH_SIGNING=off (bench only): an Ed25519 that signs with zeros and
+ * accepts every signature, so a run measures what signing and verifying
+ * cost against the same run with them on. Never for real use: it lets
+ * anyone write as anyone.
+ */
+export function signingOptions(): { ed25519?: Ed25519 } {
+  if (process.env.BENCH_SIGNING !== 'off') return {}
+  const publicKey = crypto.getRandomValues(new Uint8Array(32))
+  const signature = new Uint8Array(64)
+  return {
+    ed25519: {
+      signer: async () => ({ publicKey, sign: async () => signature }),
+      verify: async () => true,
+    },
+  }
 }

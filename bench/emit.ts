@@ -10,7 +10,7 @@ import { ClassicLevel } from 'classic-level'
 import { MemoryLevel } from 'memory-level'
 import { HyperEmitter } from '../src/index.js'
 import { within } from '../test/helpers/within.js'
-import { HELLO_SCHEMA, helloMessage, peakRssMb, printJson } from './common.js'
+import { HELLO_SCHEMA, helloMessage, peakRssMb, printJson, signingOptions } from './common.js'
 
 const [dbKind = 'memory', mode = 'together', nArg] = process.argv.slice(2)
 const N = Number(nArg ?? 100_000)
@@ -43,7 +43,7 @@ async function timeRun(): Promise<number> {
     dbKind === 'classic'
       ? new ClassicLevel(dir, { keyEncoding: 'view', valueEncoding: 'view' })
       : new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-  const emitter = HyperEmitter(db, HELLO_SCHEMA)
+  const emitter = HyperEmitter(db, HELLO_SCHEMA, signingOptions())
   await emitter.ready()
   let received = 0
   let resolveAll!: () => void

@@ -21,7 +21,7 @@ const only = process.env.BENCH_ONLY?.split(',')
 type Result = Record<string, unknown>
 
 /** Fields that tell one scenario's results apart from another's. */
-const IDENTITY = ['bench', 'scenario', 'events', 'entry', 'db', 'mode', 'transport', 'path', 'network', 'storage', 'tabs']
+const IDENTITY = ['signing', 'bench', 'scenario', 'events', 'entry', 'db', 'mode', 'transport', 'path', 'network', 'storage', 'tabs']
 /** The figure a scenario's runs are ranked by (a dotted path for a nested one), and whether higher is better. */
 const METRICS: Array<[string, boolean]> = [
   ['eventsPerSecond', true],
@@ -64,6 +64,8 @@ function medians(runs: Result[]): Result[] {
 
 interface Scenario {
   suite: string
+  /** BENCH_SIGNING=off too: the throughput suites, so signing's cost is judged in the same run. */
+  unsigned?: boolean
   script: string
   args: string[]
   /** It repeats and takes medians itself (BENCH_RUNS): run it in the first round only. */
@@ -73,10 +75,10 @@ interface Scenario {
 const scenarios: Scenario[] = [
   { suite: 'baseline', script: 'bench/baseline.ts', args: ['memory', N] },
   { suite: 'baseline', script: 'bench/baseline.ts', args: ['classic', N] },
-  { suite: 'emit', script: 'bench/emit.ts', args: ['memory', 'awaited', N] },
-  { suite: 'emit', script: 'bench/emit.ts', args: ['memory', 'together', N] },
-  { suite: 'emit', script: 'bench/emit.ts', args: ['classic', 'awaited', N] },
-  { suite: 'emit', script: 'bench/emit.ts', args: ['classic', 'together', N] },
+  { suite: 'emit', script: 'bench/emit.ts', args: ['memory', 'awaited', N], unsigned: true },
+  { suite: 'emit', script: 'bench/emit.ts', args: ['memory', 'together', N], unsigned: true },
+  { suite: 'emit', script: 'bench/emit.ts', args: ['classic', 'awaited', N], unsigned: true },
+  { suite: 'emit', script: 'bench/emit.ts', args: ['classic', 'together', N], unsigned: true },
 ]
 // Suites that take their own arguments and print their own JSON lines.
 for (const [suite, script] of [
@@ -84,7 +86,7 @@ for (const [suite, script] of [
   ['browser', 'bench/browser.ts'],
   ['browser-tabs', 'bench/browser-tabs.ts'],
 ]) {
-  if (existsSync(script)) scenarios.push({ suite, script, args: [] })
+  if (existsSync(script)) scenarios.push({ suite, script, args: [], unsigned: suite === 'replication' })
 }
 scenarios.push(
   { suite: 'small', script: 'bench/small.ts', args: [], once: true },
@@ -96,18 +98,20 @@ scenarios.push(
 const runs: Result[] = []
 const failures: Array<{ script: string; args: string[]; error: string }> = []
 for (let run = 0; run < RUNS; run++) {
-  for (const { suite, script, args, once } of scenarios) {
+  for (const { suite, script, args, once, unsigned } of scenarios) {
     if ((only && !only.includes(suite)) || (once && run > 0)) continue
-    try {
-      const out = execFileSync(process.execPath, ['--import', 'tsx', script, ...args], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-        timeout: 15 * 60_000,
-        env: { ...process.env, BENCH_N: N, BENCH_RUNS: String(RUNS) },
-      })
-      for (const line of out.split('\n')) if (line.trim().startsWith('{')) runs.push(JSON.parse(line))
-    } catch (err) {
-      failures.push({ script, args, error: err instanceof Error ? err.message.split('\n')[0] : String(err) })
+    for (const signing of unsigned ? ['on', 'off'] : ['on']) {
+      try {
+        const out = execFileSync(process.execPath, ['--import', 'tsx', script, ...args], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'inherit'],
+          timeout: 15 * 60_000,
+          env: { ...process.env, BENCH_N: N, BENCH_RUNS: String(RUNS), BENCH_SIGNING: signing },
+        })
+        for (const line of out.split('\n')) if (line.trim().startsWith('{')) runs.push({ ...(unsigned ? { signing } : {}), ...JSON.parse(line) })
+      } catch (err) {
+        failures.push({ script, args: signing === 'off' ? [...args, 'BENCH_SIGNING=off'] : args, error: err instanceof Error ? err.message.split('\n')[0] : String(err) })
+      }
     }
   }
 }

@@ -38,7 +38,7 @@ import { HyperEmitter, nodeSha256, type Db } from '../src/index.js'
 import { Log } from '../src/core/log/log.js'
 import type { SessionStats } from '../src/sync/session.js'
 import { encodeFrame, FrameDecoder } from '../src/transport/tcp.js'
-import { HELLO_SCHEMA, helloMessage, peakRssMb, printJson } from './common.js'
+import { HELLO_SCHEMA, helloMessage, peakRssMb, printJson, signingOptions } from './common.js'
 
 type Emitter = HyperEmitter
 const IN_FLIGHT = 2000
@@ -173,7 +173,7 @@ async function profileWindow(name: string): Promise<() => Promise<void>> {
 
 /** The other process: A, holding N events (cold) or emitting them on command (live). */
 async function hub(mode: string, dbKind: string, n: number): Promise<void> {
-  const a = HyperEmitter(openDb(dbKind), HELLO_SCHEMA)
+  const a = HyperEmitter(openDb(dbKind), HELLO_SCHEMA, signingOptions())
   const { port } = await a.listen(0, '127.0.0.1')
   let fillPerSecond: number | undefined
   if (mode === 'cold') {
@@ -205,7 +205,7 @@ async function hub(mode: string, dbKind: string, n: number): Promise<void> {
 async function cold(transport: string, dbKind: string, n: number): Promise<void> {
   const a = new HubProcess(['cold', dbKind, String(n)])
   const ready = await a.next('ready')
-  const b = HyperEmitter(openDb(dbKind), HELLO_SCHEMA, { discover: false })
+  const b = HyperEmitter(openDb(dbKind), HELLO_SCHEMA, { discover: false, ...signingOptions() })
   await b.ready()
   const stopProfile = await profileWindow(`cold-${transport}-${dbKind}-receiver`)
   const cpuStart = process.cpuUsage()
@@ -241,7 +241,7 @@ async function cold(transport: string, dbKind: string, n: number): Promise<void>
 async function live(transport: string, dbKind: string, n: number): Promise<void> {
   const a = new HubProcess(['live', dbKind, String(n)])
   const ready = await a.next('ready')
-  const b = HyperEmitter(openDb(dbKind), HELLO_SCHEMA, { discover: false })
+  const b = HyperEmitter(openDb(dbKind), HELLO_SCHEMA, { discover: false, ...signingOptions() })
   const peer = await connect(b, transport, ready.port)
   await peer.synced
   const session = peer.session!
@@ -292,7 +292,7 @@ async function live(transport: string, dbKind: string, n: number): Promise<void>
 
 /** Node size of one Hello event, as the log stores and sends it. */
 async function helloNodeSize(): Promise<number> {
-  const e = HyperEmitter(null, HELLO_SCHEMA)
+  const e = HyperEmitter(null, HELLO_SCHEMA, signingOptions())
   await emitN(e, 3, 50_000)
   const size = Math.round(await avgNodeBytes(e))
   await e.close()
@@ -345,14 +345,14 @@ async function rawTcp(n: number): Promise<void> {
 }
 
 async function store(dbKind: string, n: number): Promise<void> {
-  const source = HyperEmitter(null, HELLO_SCHEMA)
+  const source = HyperEmitter(null, HELLO_SCHEMA, signingOptions())
   await emitN(source, n)
   const nodes: Uint8Array[] = []
   for await (const entry of logOf(source).read()) nodes.push(entry.bytes)
   await source.close()
   const db = openDb(dbKind)
   // The same hash the Node emitter uses (node:crypto), so only the session and network differ.
-  const log = new Log(db, { hash: nodeSha256 })
+  const log = new Log(db, { hash: nodeSha256, ...signingOptions() })
   await log.open()
   // As many nodes as one Nodes frame of the session carries.
   const per = Math.floor(BATCH_BYTES / (nodes[nodes.length - 1].byteLength + 2))
