@@ -50,9 +50,11 @@ Object.assign(globalThis, { chat })
 let count = 0
 chat.on(
   'chat.Message',
-  (message) => {
+  // Taking `done` brings the third argument: who wrote it, as verified.
+  (message, done, author) => {
     count++
-    render(message)
+    render(message, author?.publicKey)
+    done()
   },
   { from: 'beginning' },
 )
@@ -116,7 +118,7 @@ function rowIndex(key: OrderKey): number {
   return lo
 }
 
-function render(message: ChatMessage): void {
+function render(message: ChatMessage, publicKey: string | undefined): void {
   const nearBottom = list.parentElement!.scrollHeight - list.parentElement!.scrollTop - list.parentElement!.clientHeight < 60
   const li = document.createElement('li')
   li.className = 'msg'
@@ -137,6 +139,14 @@ function render(message: ChatMessage): void {
   when.className = 'when'
   when.textContent = new Date(message.sent_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
   who.append(when)
+  if (publicKey !== undefined) {
+    // A short fingerprint of the key that signed it: names are typed, keys are proven.
+    const key = document.createElement('span')
+    key.className = 'key'
+    key.title = `signed by ${publicKey}`
+    key.textContent = publicKey.slice(0, 8)
+    who.append(key)
+  }
   const body = document.createElement('div')
   body.className = 'body'
   body.textContent = message.text

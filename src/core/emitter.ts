@@ -15,7 +15,7 @@ import type { Subscription } from './emitter/subscription.js'
 import { TypedEmitter } from './emitter/typed-emitter.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { type DbLock, Log, type LogOptions } from './log/log.js'
-import type { Db, HashFn } from './types.js'
+import type { Author, Db, HashFn } from './types.js'
 import type { Ed25519 } from './identity/ed25519.js'
 
 export type { Handler } from './emitter/handlers.js'
@@ -59,6 +59,8 @@ export interface HyperEmitterOptions {
 export interface EmitterEvent<E extends EventMap = EventMap, K extends keyof E & string = keyof E & string> {
   name: K
   payload: E[K]
+  /** Who wrote it, as verified (writer id and public key, hex): on events read (not enumerable), not needed on events written. */
+  author?: Author
 }
 
 export interface EventsOptions {

@@ -36,6 +36,12 @@ export interface LogEntry {
   signature?: Uint8Array
 }
 
+/** Who wrote an event, as verified: its writer id and the Ed25519 public key its signatures were checked with (hex). */
+export interface Author {
+  writer: string
+  publicKey: string
+}
+
 /** One writer's signature over the key of its last node in a request (see log/signatures.ts). */
 export interface NodeSignature {
   /** The writer id (16 bytes). */

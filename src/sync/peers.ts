@@ -1,4 +1,4 @@
-import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
+import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
 import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import type { SyncableLog } from '../core/types.js'
@@ -503,8 +503,24 @@ export class PeerManager {
       if (err && !(this.closing && isClosedError(err))) {
         this.reported.add(err)
         status.emit('peer:error', { ...describe(), error: err })
+        this.reportFork(err, describe)
       }
     })
+  }
+
+  /** Writers seen forked (hex:seq), so each fork is reported once. */
+  private readonly forks = new Set<string>()
+
+  /**
+   * A peer sent a second node, validly signed, at a seq of a writer this log
+   * holds another node at (a copied db run twice): status 'fork', once.
+   */
+  private reportFork(err: Error, describe: () => PeerEventInfo): void {
+    if (!isHyperEmitterError(err, ErrorCodes.SEQ_MISMATCH) || err.details?.fork !== true) return
+    const { writer, seq } = err.details as { writer: string; seq: number }
+    if (this.forks.has(`${writer}:${seq}`)) return
+    this.forks.add(`${writer}:${seq}`)
+    this.options.status.emit('fork', { ...describe(), writer, seq, error: err })
   }
 
   private error(err: unknown): void {

@@ -7,7 +7,8 @@ import { decodeEnvelopeIf } from '../codec/envelope.js'
 import type { Codecs } from '../codec/schema.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import type { Log } from '../log/log.js'
-import type { Db, LogEntry } from '../types.js'
+import { equalBytes } from '../bytes/bytes.js'
+import type { Author, Db, LogEntry } from '../types.js'
 import { ConsumerCursor } from './consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
 
@@ -55,6 +56,8 @@ export class Deliveries {
   /** Position saves still being written by consumers that stopped. */
   private readonly pendingFlushes = new Set<Promise<void>>()
   private readonly source: SubscriptionSource
+  private lastWriter: Uint8Array = new Uint8Array(0)
+  private lastAuthor: Author | undefined
 
   constructor(private readonly host: DeliveryHost) {
     const log = host.log
@@ -180,12 +183,27 @@ export class Deliveries {
     }
   }
 
+  /** The author of `writer`'s nodes; runs of one writer are the norm, so the last is kept. */
+  private authorOf(writer: Uint8Array): Author | undefined {
+    if (this.lastAuthor === undefined || !equalBytes(writer, this.lastWriter)) {
+      this.lastWriter = writer
+      this.lastAuthor = this.host.log.authorOf(writer)
+    }
+    return this.lastAuthor
+  }
+
   /** The entry's delivery; null when `keep` refuses its canonical name; undefined (reported) when its value is no event. */
   private toDeliveryIf(entry: LogEntry, keep: ((name: string) => boolean) | undefined): Delivery | null | undefined {
     try {
       const envelope = decodeEnvelopeIf(entry.value, keep)
       if (envelope === undefined) return null
-      const delivery: DecodedDelivery = { change: entry.change, name: this.canonical(envelope.name), payload: envelope.payload, decoded: UNDECODED }
+      const delivery: DecodedDelivery = {
+        change: entry.change,
+        name: this.canonical(envelope.name),
+        payload: envelope.payload,
+        author: this.authorOf(entry.writer),
+        decoded: UNDECODED,
+      }
       return delivery
     } catch (err) {
       // A well-hashed node may still carry a value that is no event (a peer's bug): skip it, loudly.

@@ -5,10 +5,12 @@
  */
 import type { DecodedDelivery, SubscribeOptions } from './deliveries.js'
 import type { Subscription } from './subscription.js'
+import type { Author } from '../types.js'
 
 /** Called with each message; taking `done`, or returning a promise, holds back the next one. */
 // Returns unknown: `m => list.push(m)` must type-check; only a returned thenable gates.
-export type Handler<T> = (message: T, done: (err?: unknown) => void) => unknown
+/** A listener: `done` as the seed had it; `author` is who wrote the event, as verified (take `done` to get it). */
+export type Handler<T> = (message: T, done: (err?: unknown) => void, author: Author | undefined) => unknown
 
 type Deliver = (d: DecodedDelivery) => void | PromiseLike<void>
 
@@ -25,7 +27,8 @@ export function handlerInvoker(handler: Handler<any>, decode: (d: DecodedDeliver
           if (err) reject(err)
           else resolve()
         }
-        const result = (handler as (m: unknown, done: (err?: unknown) => void) => unknown)(message, done)
+        // The verified author comes third: the seed's handler(message, done) is untouched.
+        const result = (handler as (m: unknown, done: (err?: unknown) => void, author: unknown) => unknown)(message, done, d.author)
         // A handler that takes done but also returns a promise: a rejection still counts.
         if (result && typeof (result as PromiseLike<void>).then === 'function') {
           ;(result as PromiseLike<void>).then(undefined, done)
@@ -66,6 +69,8 @@ export function eventIterator<T extends { name: string; payload: unknown }>(
   const subscription = source.subscribe(
     (d) => {
       const event = { name: d.name, payload: source.decode(d) } as T
+      // Not enumerable: events keep their { name, payload } shape where they are compared or serialised.
+      Object.defineProperty(event, 'author', { value: d.author })
       if (durable) {
         return new Promise<void>((handled) => {
           buffer.push({ event, handled })

@@ -1,10 +1,12 @@
-import type { LogEntry } from '../types.js'
+import type { Author, LogEntry } from '../types.js'
 
 /** One event ready for a listener: its change number, canonical name and payload bytes. */
 export interface Delivery {
   change: number
   name: string
   payload: Uint8Array
+  /** Who wrote it, as the log verified. */
+  author: Author | undefined
 }
 
 export interface SubscriptionSource {
@@ -183,7 +185,7 @@ export class Subscription {
       }
     } catch (err) {
       // refill() failed (db closed under us, ...): report and stop; close() follows.
-      this.options.onError(err, { change: this.cursor, name: this.name ?? '', payload: new Uint8Array(0) })
+      this.options.onError(err, { change: this.cursor, name: this.name ?? '', payload: new Uint8Array(0), author: undefined })
     } finally {
       this.running = false
     }

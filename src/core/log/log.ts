@@ -14,7 +14,7 @@ import type { Identity } from '../identity/stored-key.js'
 import { nodeMessage, type WriterKey } from '../identity/writer-key.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
-import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, NodeSignature, ReadOptions, SyncableLog } from '../types.js'
+import type { AddOptions, Author, ChangeListener, Clock, HashFn, LogEntry, NodeSignature, ReadOptions, SyncableLog } from '../types.js'
 import { BatchBuilder } from './batch.js'
 import { closedError, CommitQueue, type CommitTarget } from './commit-queue.js'
 import { META_KEY, openSublevel, storageFailed } from './format.js'
@@ -190,6 +190,11 @@ export class Log implements SyncableLog {
   /** Signs `message` with this log's writer key. Rejects CLOSED before open() has resolved. */
   async sign(message: Uint8Array): Promise<Uint8Array> {
     return this.opened().signer.sign(message)
+  }
+
+  /** Who wrote the nodes of `writer` (16 bytes), as this log verified them; undefined for a writer it holds nothing of. */
+  authorOf(writer: Uint8Array): Author | undefined {
+    return this.state.writerKeys.author(toHex(writer))
   }
 
   /** Whether `signature` is `publicKey`'s over `message`, with this log's Ed25519. */

@@ -16,7 +16,7 @@ import { readUint64BE, toHex } from '../bytes/bytes.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import { type Ed25519, PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../identity/ed25519.js'
 import { CHAIN_BYTES, isBound, nodeMessage, type WriterKey } from '../identity/writer-key.js'
-import type { HashFn, LogEntry, NodeSignature } from '../types.js'
+import type { Author, HashFn, LogEntry, NodeSignature } from '../types.js'
 import { numberedKey } from './chunk.js'
 import { type PutOp, storageFailed, type Sub } from './format.js'
 import { KeySet } from './keyset.js'
@@ -33,6 +33,19 @@ const KEYS_END = Uint8Array.of(P_KEY + 1)
 /** The keys of the writers a log holds nodes of, by writer hex (one per writer, like the clock). */
 export class WriterKeys {
   private readonly keys = new Map<string, WriterKey>()
+  private readonly authors = new Map<string, Author>()
+
+  /** The verified author of `hex`'s nodes, one object per writer. */
+  author(hex: string): Author | undefined {
+    let author = this.authors.get(hex)
+    if (author === undefined) {
+      const key = this.keys.get(hex)
+      if (key === undefined) return undefined
+      author = { writer: hex, publicKey: toHex(key.publicKey) }
+      this.authors.set(hex, author)
+    }
+    return author
+  }
 
   get(hex: string): WriterKey | undefined {
     return this.keys.get(hex)
