@@ -26,6 +26,17 @@ const hellos = Array.from({ length: 1024 }, (_, i) => helloMessage(i))
 const own = new Writer()
 const binary = new BinaryWriter()
 
+/** Hello `i` written into the plain encoder's reused writer. */
+function writeHello(i: number): Writer {
+  const m = hellos[i & 1023]
+  own.pos = 0
+  own.varint32(0x0a)
+  own.string(m.from)
+  own.varint32(0x12)
+  own.string(m.message)
+  return own
+}
+
 const scenarios: Array<[string, (i: number) => unknown]> = [
   ['encodeNode (hand-rolled)', (i) => encodeNode(nodes[i & 1023])],
   [
@@ -37,28 +48,12 @@ const scenarios: Array<[string, (i: number) => unknown]> = [
   ],
   ['decodeNode (hand-rolled)', (i) => decodeNode(encoded[i & 1023])],
   ['protobuf-es fromBinary', (i) => fromBinary(NodeSchema, encoded[i & 1023])],
-  [
-    'Hello: plain writer, buffer handed on',
-    (i) => {
-      const m = hellos[i & 1023]
-      own.pos = 0
-      own.varint32(0x0a)
-      own.string(m.from)
-      own.varint32(0x12)
-      own.string(m.message)
-      return own.pos
-    },
-  ],
+  ['Hello: plain writer, buffer handed on', (i) => writeHello(i).pos],
   [
     'Hello: plain writer, copied out',
     (i) => {
-      const m = hellos[i & 1023]
-      own.pos = 0
-      own.varint32(0x0a)
-      own.string(m.from)
-      own.varint32(0x12)
-      own.string(m.message)
-      return own.buf.slice(0, own.pos)
+      const w = writeHello(i)
+      return w.buf.slice(0, w.pos)
     },
   ],
   [
