@@ -47,6 +47,9 @@ export function benchScenarios(n: string, root = '.'): Scenario[] {
     { suite: 'browser', script: 'bench/browser.ts', args: [] },
     { suite: 'browser-tabs', script: 'bench/browser-tabs.ts', args: [] },
     { suite: 'small', script: 'bench/small.ts', args: [], once: true },
+    { suite: 'crash', script: 'bench/crash.ts', args: [] },
+    // 10k, 100k and 1M events: long, so once.
+    { suite: 'scale', script: 'bench/scale.ts', args: [], once: true },
   ]
   return scenarios.filter((s) => existsSync(join(root, s.script)))
 }

@@ -5,7 +5,7 @@ import { MemoryLevel } from 'memory-level'
 import { describe, expect, it } from 'vitest'
 import { equalBytes } from '../src/core/bytes/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
-import { COMMITTED_ELSEWHERE, Log } from '../src/core/log/log.js'
+import { COMMITTED_ELSEWHERE, Log, type LogOptions } from '../src/core/log/log.js'
 import type { LogEntry } from '../src/core/types.js'
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -31,6 +31,15 @@ function mutex() {
   return exclusive
 }
 
+/** `count` logs on one fresh db, sharing one mutex, opened at once; `options[i]` adds to log i's options. */
+async function logsOnOneDb(count: number, options: LogOptions[] = []): Promise<{ db: MemoryLevel<Uint8Array, Uint8Array>; logs: Log[] }> {
+  const db = new MemoryLevel<Uint8Array, Uint8Array>({ keyEncoding: 'view', valueEncoding: 'view' })
+  const exclusive = mutex()
+  const logs = Array.from({ length: count }, (_, i) => new Log(db, { exclusive, ...options[i] }))
+  await Promise.all(logs.map((l) => l.open()))
+  return { db, logs }
+}
+
 async function all(log: Log): Promise<LogEntry[]> {
   const out: LogEntry[] = []
   for await (const e of log.read()) out.push(e)
@@ -39,20 +48,16 @@ async function all(log: Log): Promise<LogEntry[]> {
 
 describe('Logs sharing one db', () => {
   it('opened at once on an empty db, they make up one writer id between them', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const logs = [new Log(db, { exclusive }), new Log(db, { exclusive }), new Log(db, { exclusive })]
-    await Promise.all(logs.map((l) => l.open()))
+    const { logs } = await logsOnOneDb(3)
     expect(new Set(logs.map((l) => l.writerId)).size).toBe(1)
     for (const l of logs) await l.close()
   })
 
   it('interleaved appends become one chain of one writer, the same for every log, and the db reopens consistent', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const a = new Log(db, { exclusive })
-    const b = new Log(db, { exclusive })
-    await Promise.all([a.open(), b.open()])
+    const {
+      db,
+      logs: [a, b],
+    } = await logsOnOneDb(2)
     // Enough for several key checkpoints, written by either log.
     const rounds = 30
     for (let r = 0; r < rounds; r++) {
@@ -85,11 +90,9 @@ describe('Logs sharing one db', () => {
   })
 
   it('refresh() hands what another log committed to listeners (origin COMMITTED_ELSEWHERE) and live readers, once', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const writer = new Log(db, { exclusive })
-    const reader = new Log(db, { exclusive })
-    await Promise.all([writer.open(), reader.open()])
+    const {
+      logs: [writer, reader],
+    } = await logsOnOneDb(2)
     const heard: Array<[string, unknown]> = []
     reader.onChange((entries, origin) => {
       for (const e of entries) heard.push([dec(e.value), origin])
@@ -111,11 +114,10 @@ describe('Logs sharing one db', () => {
   })
 
   it('a write that finds the db damaged past its last change fails with STORAGE_FAILED, and stores nothing', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const a = new Log(db, { exclusive })
-    const b = new Log(db, { exclusive })
-    await Promise.all([a.open(), b.open()])
+    const {
+      db,
+      logs: [a, b],
+    } = await logsOnOneDb(2)
     await a.append(enc('one'))
     // A chunk that does not follow change 1 (as a torn or foreign write would leave).
     const sub = db.sublevel<Uint8Array, Uint8Array>('hyperemitter', { keyEncoding: 'view', valueEncoding: 'view' })
@@ -132,11 +134,9 @@ describe('Logs sharing one db', () => {
 
 describe('Logs sharing one db, taking turns', () => {
   it('a long backlog in one log gives the write turn up now and then, so another log writes in between', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const busy = new Log(db, { exclusive, maxBatch: 10 })
-    const other = new Log(db, { exclusive })
-    await Promise.all([busy.open(), other.open()])
+    const {
+      logs: [busy, other],
+    } = await logsOnOneDb(2, [{ maxBatch: 10 }])
     // Thousands of small batches: far longer than one turn.
     const backlog = Array.from({ length: 20_000 }, (_, i) => busy.append(enc(`busy ${i}`)))
     await new Promise((resolve) => setTimeout(resolve, 5))
