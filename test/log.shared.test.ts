@@ -5,39 +5,54 @@ import { MemoryLevel } from 'memory-level'
 import { describe, expect, it } from 'vitest'
 import { equalBytes } from '../src/core/bytes/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
-import { COMMITTED_ELSEWHERE, Log, type LogOptions } from '../src/core/log/log.js'
+import { COMMITTED_ELSEWHERE, type DbLock, Log, type LogOptions } from '../src/core/log/log.js'
 import type { LogEntry } from '../src/core/types.js'
 
 const enc = (s: string) => new TextEncoder().encode(s)
 const dec = (b: Uint8Array) => new TextDecoder().decode(b)
 
-/** What a Web Lock gives: one holder at a time, in request order. */
-function mutex() {
-  let tail: Promise<unknown> = Promise.resolve()
+/** What a Web Lock gives: exclusive holders one at a time, shared ones together, in request order; `modes` lists what was asked. */
+function webLock() {
+  const modes: Array<'exclusive' | 'shared'> = []
+  const queue: Array<{ mode: 'exclusive' | 'shared'; start: () => void }> = []
+  let held: 'exclusive' | 'shared' | undefined
   let holders = 0
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(async () => {
+  const pump = (): void => {
+    while (queue.length > 0 && (holders === 0 || (held === 'shared' && queue[0].mode === 'shared'))) {
+      const next = queue.shift()!
+      held = next.mode
       holders++
-      try {
-        expect(holders).toBe(1)
-        return await fn()
-      } finally {
-        holders--
-      }
-    })
-    tail = run.catch(() => {})
-    return run
+      next.start()
+    }
   }
-  return exclusive
+  const lock: DbLock = (mode, fn) => {
+    modes.push(mode)
+    return new Promise((resolve, reject) => {
+      queue.push({
+        mode,
+        start: () => {
+          if (mode === 'exclusive') expect(holders).toBe(1)
+          fn()
+            .then(resolve, reject)
+            .finally(() => {
+              if (--holders === 0) held = undefined
+              pump()
+            })
+        },
+      })
+      pump()
+    })
+  }
+  return { lock, modes }
 }
 
 /** `count` logs on one fresh db, sharing one mutex, opened at once; `options[i]` adds to log i's options. */
-async function logsOnOneDb(count: number, options: LogOptions[] = []): Promise<{ db: MemoryLevel<Uint8Array, Uint8Array>; logs: Log[] }> {
+async function logsOnOneDb(count: number, options: LogOptions[] = []): Promise<{ db: MemoryLevel<Uint8Array, Uint8Array>; logs: Log[]; modes: Array<'exclusive' | 'shared'> }> {
   const db = new MemoryLevel<Uint8Array, Uint8Array>({ keyEncoding: 'view', valueEncoding: 'view' })
-  const exclusive = mutex()
-  const logs = Array.from({ length: count }, (_, i) => new Log(db, { exclusive, ...options[i] }))
+  const { lock, modes } = webLock()
+  const logs = Array.from({ length: count }, (_, i) => new Log(db, { lock, ...options[i] }))
   await Promise.all(logs.map((l) => l.open()))
-  return { db, logs }
+  return { db, logs, modes }
 }
 
 async function all(log: Log): Promise<LogEntry[]> {
@@ -47,10 +62,19 @@ async function all(log: Log): Promise<LogEntry[]> {
 }
 
 describe('Logs sharing one db', () => {
-  it('opened at once on an empty db, they make up one writer id between them', async () => {
-    const { logs } = await logsOnOneDb(3)
+  it('opened at once on an empty db, they make up one writer id between them; on a db with a log, they open side by side', async () => {
+    const { db, logs, modes } = await logsOnOneDb(3)
     expect(new Set(logs.map((l) => l.writerId)).size).toBe(1)
-    for (const l of logs) await l.close()
+    expect(modes).toEqual(['exclusive', 'exclusive', 'exclusive'])
+    await logs[0].append(enc('one'))
+    const { lock, modes: later } = webLock()
+    const more = [new Log(db, { lock }), new Log(db, { lock })]
+    await Promise.all(more.map((l) => l.open()))
+    expect(later).toEqual(['shared', 'shared'])
+    for (const l of [...logs, ...more]) expect(l.writerId).toBe(logs[0].writerId)
+    await more[0].append(enc('two'))
+    expect(later).toEqual(['shared', 'shared', 'exclusive'])
+    for (const l of [...logs, ...more]) await l.close()
   })
 
   it('interleaved appends become one chain of one writer, the same for every log, and the db reopens consistent', async () => {

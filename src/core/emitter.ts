@@ -12,7 +12,7 @@ import { eventIterator, type Handler, handlerInvoker } from './emitter/handlers.
 import type { Subscription } from './emitter/subscription.js'
 import { TypedEmitter } from './emitter/typed-emitter.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { Log, type LogOptions } from './log/log.js'
+import { type DbLock, Log, type LogOptions } from './log/log.js'
 import type { Db, HashFn } from './types.js'
 
 export type { Handler } from './emitter/handlers.js'
@@ -159,8 +159,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
-    const exclusive = (new.target as typeof HyperEmitterCore).exclusiveAccess(this.db)
-    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers, exclusive })
+    const lock = (new.target as typeof HyperEmitterCore).sharedDbLock(this.db)
+    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers, lock })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
@@ -200,10 +200,10 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
 
   /**
    * How this emitter's log takes turns writing with logs in other contexts
-   * on the same db (a browser tab's Web Lock: see LogOptions.exclusive);
+   * on the same db (a browser tab's Web Lock: see LogOptions.lock);
    * none by default.
    */
-  protected static exclusiveAccess(_db: Db): LogOptions['exclusive'] {
+  protected static sharedDbLock(_db: Db): DbLock | undefined {
     return undefined
   }
 

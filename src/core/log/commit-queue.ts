@@ -12,7 +12,7 @@ import type { BatchBuilder, PendingBatch } from './batch.js'
 import { storageFailed } from './format.js'
 import type { ChangeListeners } from './listeners.js'
 import { ADD, APPEND, type AppendRequest, type Incoming, type Request, rejectRequest } from './requests.js'
-import { loadCommittedElsewhere } from './shared.js'
+import { type DbLock, loadCommittedElsewhere } from './shared.js'
 import type { LogState } from './state.js'
 import type { ChunkStore } from './store.js'
 import { nextTurn } from './turn.js'
@@ -52,8 +52,8 @@ export interface CommitTarget {
   readonly listeners: ChangeListeners
   readonly maxBatch: number
   readonly store: ChunkStore
-  /** With other Logs on the db: writes happen only inside it (see LogOptions.exclusive). */
-  readonly exclusive: (<T>(fn: () => Promise<T>) => Promise<T>) | undefined
+  /** With other Logs on the db: writes happen only holding it exclusive (see LogOptions.lock). */
+  readonly lock: DbLock | undefined
   /** Undefined once the log is loaded; else opens it (rejects CLOSED if it may not). */
   openForCommit(): Promise<void> | undefined
 }
@@ -114,8 +114,8 @@ export class CommitQueue {
           return
         }
       }
-      if (this.log.exclusive === undefined) await this.drain()
-      else await this.drainShared(this.log.exclusive)
+      if (this.log.lock === undefined) await this.drain()
+      else await this.drainShared(this.log.lock)
     } finally {
       this.pumping = false
       if (this.head < this.queue.length || this.refreshWaiters.length > 0) {
@@ -129,17 +129,17 @@ export class CommitQueue {
   }
 
   /**
-   * With other Logs on the db: write only inside `exclusive`, on top of
+   * With other Logs on the db: write only holding `lock` exclusive, on top of
    * what they committed; without writes to make, just load that.
    */
-  private async drainShared(exclusive: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
+  private async drainShared(lock: DbLock): Promise<void> {
     if (this.head >= this.queue.length) {
       // A failure went to the refresh() callers.
       await this.loadCommitted().catch(() => {})
       return
     }
     try {
-      await exclusive(async () => {
+      await lock('exclusive', async () => {
         await this.loadCommitted()
         await this.drain(now() + TURN_MS)
       })
