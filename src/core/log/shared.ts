@@ -49,12 +49,18 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
     state.changes = chunk.last
     listeners.emit(entries, new Array(entries.length).fill(COMMITTED_ELSEWHERE))
   })
-  // Key checkpoints the others wrote hold some of the keys kept above.
+  // Key checkpoints the others wrote hold some of the keys kept above; one
+  // written since the chunks were read covers changes not loaded yet, and
+  // waits for the next load.
   let indexed = indexedBefore
+  let beyond = false
   await eachRecord(store.sub, numberedKey(P_KEYS, indexed + 1), KEYS_END, (k, keys) => {
     const first = readUint64BE(k, 1)
+    if (beyond) return
     if (first !== indexed + 1 || keys.length % KEY_BYTES !== 0) throw storageFailed(`The key index record at change ${first} is corrupt`, undefined)
-    indexed += keys.length / KEY_BYTES
+    const end = indexed + keys.length / KEY_BYTES
+    if (end > state.changes) beyond = true
+    else indexed = end
   })
   state.unindexed.drop(indexed - indexedBefore)
 }
