@@ -25,6 +25,7 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
   const indexedBefore = state.changes - state.unindexed.count
   let writer: Uint8Array = new Uint8Array(0)
   let writerHex = ''
+  const writers = new Map<string, Uint8Array>()
   await eachRecord(store.sub, numberedKey(P_CHUNK, state.changes + 1), CHUNKS_END, (k, record) => {
     const chunk = new Chunk(readUint64BE(k, 1), record)
     if (chunk.first !== state.changes + 1) throw storageFailed(`The chunk at change ${chunk.first} does not follow change ${state.changes}`, undefined)
@@ -35,6 +36,7 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
       if (!equalBytes(e.writer, writer)) {
         writer = e.writer
         writerHex = toHex(writer)
+        writers.set(writerHex, writer)
       }
       state.clock.set(writerHex, e.seq)
       heads = mergeHeads(heads, e.links, e.key.slice())
@@ -63,4 +65,6 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
     else indexed = end
   })
   state.unindexed.drop(indexed - indexedBefore)
+  // The keys of writers the others first stored, to check those writers' next nodes.
+  await state.writerKeys.loadMissing(store.sub, writers.values())
 }
