@@ -1,12 +1,6 @@
 import WebSocket from 'isomorphic-ws'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
-import {
-  checkOutgoing,
-  DEFAULT_HIGH_WATER_MARK,
-  DEFAULT_MAX_FRAME_SIZE,
-  type FrameChannel,
-  type FrameChannelOptions,
-} from './channel.js'
+import { checkOutgoing, DEFAULT_MAX_FRAME_SIZE, sendLimits, type FrameChannel, type FrameChannelOptions } from './channel.js'
 import { defaultMaxQueuedBytes, InboxChannel } from './channel-base.js'
 import { copyFrame, ownFrame } from './frame-copy.js'
 
@@ -26,6 +20,8 @@ const CLOSE_GRACE_MS = 2000
 
 /** How often bufferedAmount is polled while above the high-water mark (browsers have no 'drain'). */
 const DRAIN_POLL_MS = 5
+/** What one unsent message costs a `ws` socket beyond its bytes (its write queue entry), counted against maxBufferedBytes. */
+const QUEUED_MESSAGE_COST = 256
 
 /**
  * Close codes this channel sends. Browsers only let scripts send 1000 and
@@ -85,6 +81,8 @@ interface NodeSocketLike {
 }
 interface NodeWsExtras {
   _socket?: NodeSocketLike | null
+  _receiver?: { _maxPayload?: number } | null
+  send?: (data: Uint8Array, cb: (err?: Error) => void) => void
   _isServer?: boolean
   terminate?: () => void
   pause?: () => void
@@ -254,6 +252,8 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
   private readonly ws: WebSocketLike
   private readonly node: NodeWsExtras
   private readonly highWaterMark: number
+  /** Messages handed to a `ws` socket whose write has not completed (Node only; browsers do not say). */
+  private unsent = 0
 
   /** Frames sent before the socket opened. */
   private preOpen: Uint8Array[] = []
@@ -267,23 +267,20 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
 
   constructor(ws: WebSocketLike, options: WebSocketChannelOptions) {
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
-    const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
     const maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(maxFrameSize)
     if (!Number.isInteger(maxFrameSize) || maxFrameSize < 0) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxFrameSize must be a non-negative integer, got ${maxFrameSize}`)
     }
-    if (!(highWaterMark >= 0)) {
-      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `highWaterMark must be a non-negative number, got ${highWaterMark}`)
-    }
+    const limits = sendLimits(options, maxFrameSize)
     if (!(maxQueuedBytes >= maxFrameSize)) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxQueuedBytes must be at least maxFrameSize, got ${maxQueuedBytes}`)
     }
-    super({ maxQueuedBytes })
+    super({ maxQueuedBytes, sendLimits: limits })
     this.released = new Promise((resolve) => (this.release = resolve))
     this.ws = ws
     this.node = ws as unknown as NodeWsExtras
     this.maxFrameSize = maxFrameSize
-    this.highWaterMark = highWaterMark
+    this.highWaterMark = limits.highWaterMark
     this.remote = options.remote ?? ws.url ?? 'websocket://unknown'
 
     // Node's `ws` hands out 'arraybuffer' messages as a fresh ArrayBuffer each
@@ -319,14 +316,41 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
       this.cork()
       // Browsers copy on send and `ws` copies when masking (client side); only a
       // `ws` server socket would keep the caller's buffer, which it may reuse.
-      ws.send(this.node._isServer === true ? copyFrame(frame) : frame)
+      this.sendNow(this.node._isServer === true ? copyFrame(frame) : frame)
     }
-    const below = this.bufferedAmount < this.highWaterMark
+    this.sendQueued(this.queuedCost)
+    const below = this.queuedCost < this.highWaterMark
     if (!below && !this.needDrain) {
       this.needDrain = true
       this.watchDrain()
     }
     return below
+  }
+
+  /** What waits to reach the peer, as it weighs in memory. */
+  private get queuedCost(): number {
+    return this.bufferedAmount + this.unsent * QUEUED_MESSAGE_COST
+  }
+
+  /** One message out; with `ws`, counted until its write completes. */
+  private sendNow(frame: Uint8Array): void {
+    if (typeof this.node._isServer !== 'boolean') {
+      this.ws.send(frame)
+      return
+    }
+    this.unsent++
+    this.node.send!.call(this.ws, frame, this.onSent)
+  }
+
+  private readonly onSent = (): void => {
+    this.unsent--
+    this.sendQueued(this.queuedCost)
+  }
+
+  protected override limitIncoming(bytes: number): void {
+    // `ws` then refuses an oversize message from its header, before buffering it.
+    const receiver = this.node._receiver
+    if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes
   }
 
   protected override holdSource(): void {
@@ -388,7 +412,7 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
     this.preOpen = []
     this.preOpenBytes = 0
     if (frames.length > 0) this.cork()
-    for (const frame of frames) this.ws.send(frame)
+    for (const frame of frames) this.sendNow(frame)
     if (this.paused) this.holdSource()
     if (this.needDrain) this.checkDrain()
   }
@@ -420,8 +444,9 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
   }
 
   private checkDrain(): void {
+    this.sendQueued(this.queuedCost)
     if (this.closed || !this.needDrain) return
-    if (this.bufferedAmount < this.highWaterMark) {
+    if (this.queuedCost < this.highWaterMark) {
       this.needDrain = false
       this.stopDrainWatch()
       this.events.emit('drain')
@@ -458,9 +483,9 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
     if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
       // `ws` enforces maxPayload itself, before the message is buffered.
       this.close(
-        new HyperEmitterError(ErrorCodes.FRAME_TOO_LARGE, `${this.remote} sent a message over maxFrameSize (${this.maxFrameSize} bytes)`, {
+        new HyperEmitterError(ErrorCodes.FRAME_TOO_LARGE, `${this.remote} sent a message over the frame limit (${this.maxIncomingFrameSize} bytes)`, {
           cause,
-          details: { maxFrameSize: this.maxFrameSize },
+          details: { maxFrameSize: this.maxIncomingFrameSize },
         }),
       )
       return
