@@ -8,10 +8,24 @@ import type { FrameChannel } from '../transport/channel.js'
 import { connectTcp } from '../transport/tcp.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { nodeSha256 } from './hash.js'
-import { HubServer, type HubAddress } from './hub-server.js'
+import { HubServer, type HubAddress, type HubServerOptions } from './hub-server.js'
+import type { OriginPolicy } from './origin.js'
 import { createEventStream } from './stream.js'
 
-export interface ListenOptions {
+/** The hub's connection bounds (see HubServerOptions and the README's limits table). */
+export type HubLimits = Pick<
+  HubServerOptions,
+  'maxConnections' | 'maxConnectionsPerAddress' | 'reservedConnections' | 'firstByteTimeout' | 'headersTimeout' | 'authTimeout' | 'maxFrameSizeBeforeAuth'
+>
+
+export interface AttachOptions extends HubLimits {
+  /** Only WebSocket upgrades to this path become peers. Default: any path. */
+  path?: string
+  /** Which pages may open a WebSocket, by Origin (default 'same-origin': the server's own pages). */
+  allowedOrigins?: OriginPolicy
+}
+
+export interface ListenOptions extends HubLimits {
   port?: number
   host?: string
   /** Serve plain HTTP requests on the same port (e.g. a demo page). Default: 404. */
@@ -20,6 +34,8 @@ export interface ListenOptions {
   path?: string
   /** Hosts to announce in EventPeer instead of the listening one (needed behind NAT or on 0.0.0.0). */
   announce?: string[]
+  /** Which pages may open a WebSocket, by Origin (default: 'same-origin' with onRequest, else '*'). */
+  allowedOrigins?: OriginPolicy
 }
 
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]'])
@@ -65,9 +81,10 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
    * Serve peers over WebSocket on an existing http.Server (an Express or
    * Fastify app's), on `path`. The server stays the caller's to listen and close.
    */
-  attach(server: HttpServer, options: { path?: string } = {}): void {
+  attach(server: HttpServer, options: AttachOptions = {}): void {
     if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
-    this.hub({}).attach(server, options)
+    const { path, allowedOrigins, ...limits } = options
+    this.hub(limits).attach(server, { path, allowedOrigins })
   }
 
   private async startListening(options: ListenOptions): Promise<HubAddress> {
@@ -89,13 +106,15 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
 
   private hub(options: ListenOptions): HubServer {
     const replication = this.replication
+    const { port: _port, host: _host, announce: _announce, ...hubOptions } = options
     const hub = new HubServer({
+      ...hubOptions,
       maxFrameSize: replication.maxFrameSize,
-      onRequest: options.onRequest,
-      path: options.path,
+      maxBufferedBytes: replication.maxBufferedBytes,
+      stallTimeout: replication.stallTimeout,
       onChannel: (channel, info) => {
         try {
-          this.peerManager.accept(channel, { request: info.request })
+          this.peerManager.accept(channel, { request: info.request, authenticated: info.authenticated })
         } catch (err) {
           this.reportError(err)
         }
@@ -107,13 +126,13 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
   }
 
   protected dial(address: string): Promise<FrameChannel> {
-    const maxFrameSize = this.replication.maxFrameSize
+    const { maxFrameSize, maxBufferedBytes, stallTimeout } = this.replication
     // A peer behind a black hole would otherwise hold each attempt for the OS's
     // SYN timeout (minutes): give up sooner and let the backoff retry.
-    const timeout = DIAL_TIMEOUT_MS
-    if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, { maxFrameSize, timeout })
+    const options = { maxFrameSize, maxBufferedBytes, stallTimeout, timeout: DIAL_TIMEOUT_MS }
+    if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, options)
     const url = new URL(address)
-    return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), { maxFrameSize, timeout })
+    return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), options)
   }
 
   protected pickAddress(addresses: EventPeerMessage['addresses']): string | undefined {

@@ -269,8 +269,12 @@ export class PeerManager {
     for (const peer of this.outgoing.values()) peer.session?.close(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, reason))
   }
 
-  /** Replicate over a channel a peer opened to us. */
-  accept(channel: FrameChannel, info: { request?: unknown } = {}): SyncSession {
+  /**
+   * Replicate over a channel a peer opened to us; `info.authenticated` is
+   * called once the peer's handshake is accepted (a hub then lifts its
+   * pre-authentication limits).
+   */
+  accept(channel: FrameChannel, info: { request?: unknown; authenticated?: () => void } = {}): SyncSession {
     if (this.closing) {
       channel.close()
       throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
@@ -285,6 +289,7 @@ export class PeerManager {
     })
     const describe = (): PeerEventInfo => ({ id: session.remoteWriter, transport: channel.kind, direction: 'incoming' })
     this.incoming.add(session)
+    if (info.authenticated) session.once('handshake', info.authenticated)
     this.watch(session, describe)
     session.on('close', () => this.incoming.delete(session))
     session.start()

@@ -23,6 +23,10 @@ export interface ReplicationOptions extends HyperEmitterOptions {
   reconnectKnown?: boolean
   /** Largest frame accepted or sent, bytes. Default 4 MiB. */
   maxFrameSize?: number
+  /** Most bytes queued to one peer, control frames included (default 1 MiB + 2 x maxFrameSize); over it: LIMIT_EXCEEDED. */
+  maxBufferedBytes?: number
+  /** ms a peer may leave what we queued to it unread before it is dropped with LIMIT_EXCEEDED (default 30 s). */
+  stallTimeout?: number
   /** Tuning for each replication session. */
   session?: Omit<SessionOptions, 'authenticate' | 'token'>
 }
