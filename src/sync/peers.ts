@@ -3,6 +3,7 @@ import type { TypedEmitter } from '../core/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import type { SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
+import { limitInbound, type InboundLimits } from './inbound-limits.js'
 import { SyncSession, type SessionOptions } from './session.js'
 
 /** Opens a channel to "tcp://host:port" or "ws(s)://host:port/path"; rejects CONNECTION_FAILED. */
@@ -47,6 +48,8 @@ export interface PeerManagerOptions {
   /** Largest reconnect delay cap, ms. Default 30000. */
   maxReconnectTimeout?: number
   session?: Omit<SessionOptions, 'authenticate' | 'token'>
+  /** Bounds on each Nodes frame a peer sends (see limitInbound). */
+  limits?: InboundLimits
   authenticate?: Authenticate
   store?: KnownPeerStore
   /** Injectable for tests; default Math.random. */
@@ -160,12 +163,15 @@ export class PeerManager {
   /** Store writes, one after the other (a later write of a peer must land last); close() waits for them. */
   private saving: Promise<void> = Promise.resolve()
   private closing = false
+  /** The log as every session sees it: heavy frames split, frames over the limits refused. */
+  private readonly log: SyncableLog
 
-  /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number. */
+  /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number, or a bad limit. */
   constructor(
-    private readonly log: SyncableLog,
+    log: SyncableLog,
     private readonly options: PeerManagerOptions,
   ) {
+    this.log = limitInbound(log, options.limits)
     for (const option of ['reconnectTimeout', 'maxReconnectTimeout'] as const) {
       const value = options[option]
       if (value !== undefined && !(Number.isFinite(value) && value > 0)) {

@@ -32,6 +32,10 @@ export type FrameOf<C extends NonNullable<FrameBody['case']>> = Extract<FrameBod
 
 const TAG_NODES = (3 << 3) | 2
 const TAG_NODES_ITEM = (1 << 3) | 2
+const TAG_CLOCK = (2 << 3) | 2
+
+/** Default most writers a peer's Clock may name (about 1.3 MB on the wire). */
+export const DEFAULT_MAX_CLOCK_WRITERS = 65_536
 /** Byte length of an error message we put on the wire or accept from it. */
 const MAX_ERROR_MESSAGE = 1024
 
@@ -49,11 +53,19 @@ export function encodeFrame(body: FrameBody): Uint8Array {
 
 /**
  * Decodes one frame; throws PROTOCOL_ERROR for bytes that are not a Frame or
- * carry no body. Node bytes in a Nodes frame are views into `bytes`.
+ * carry no body, LIMIT_EXCEEDED for a Clock naming more than
+ * `maxClockWriters` writers. Node bytes in a Nodes frame are views into `bytes`.
  */
-export function decodeFrame(bytes: Uint8Array): FrameBody & { case: NonNullable<FrameBody['case']> } {
+export function decodeFrame(
+  bytes: Uint8Array,
+  maxClockWriters = DEFAULT_MAX_CLOCK_WRITERS,
+): FrameBody & { case: NonNullable<FrameBody['case']> } {
   const nodes = decodeNodesFrame(bytes)
   if (nodes !== undefined) return { case: 'nodes', value: { $typeName: 'hyperemitter.v1.Nodes', nodes } }
+  // protobuf-es's reflection spends seconds on a Clock of 4 MiB: read Clocks by hand.
+  if (bytes.length > 0 && bytes[0] === TAG_CLOCK) {
+    return { case: 'clock', value: { $typeName: 'hyperemitter.v1.Clock', entries: decodeClockFrame(bytes, maxClockWriters) } }
+  }
   let frame: Frame
   try {
     // Unknown fields are dropped: a newer minor revision may add some.
@@ -93,6 +105,78 @@ function decodeNodesFrame(bytes: Uint8Array): Uint8Array[] | undefined {
     reader.pos += length
   }
   return nodes
+}
+
+type ClockEntry = FrameOf<'clock'>['entries'][number]
+
+/**
+ * The entries of a Frame holding only a Clock (any field order, unknown
+ * fields skipped, as protobuf allows), writers as views into `bytes`.
+ * Throws PROTOCOL_ERROR for bytes that are not that, LIMIT_EXCEEDED past
+ * `maxWriters` entries (counted before any is built).
+ */
+function decodeClockFrame(bytes: Uint8Array, maxWriters: number): ClockEntry[] {
+  const reader = new VarintReader(bytes, 1)
+  const length = reader.next()
+  if (length < 0 || reader.pos + length !== bytes.length) throw protocolError(`malformed clock frame of ${bytes.length} bytes`)
+  const start = reader.pos
+  let count = 0
+  forEachField(bytes, start, bytes.length, (field) => {
+    if (field === 1 && ++count > maxWriters) {
+      throw new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `clock names more than maxClockWriters (${maxWriters}) writers`, {
+        details: { maxClockWriters: maxWriters },
+      })
+    }
+  })
+  const entries: ClockEntry[] = []
+  forEachField(bytes, start, bytes.length, (field, at, end) => {
+    if (field !== 1 || at < 0) return
+    let writer: Uint8Array = EMPTY
+    let seq = 0n
+    forEachField(bytes, at, end, (f, from, to, value) => {
+      if (f === 1 && from >= 0) writer = view(bytes, from, to - from)
+      else if (f === 2 && from < 0) seq = BigInt(value)
+    })
+    entries.push({ $typeName: 'hyperemitter.v1.ClockEntry', writer: writer as ClockEntry['writer'], seq })
+  })
+  return entries
+}
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * Calls `onField(field, from, to, value)` for each field in bytes[pos, end):
+ * a length-delimited one with its bytes' bounds, a varint one with from = -1
+ * and its value. Throws PROTOCOL_ERROR for a truncated field, a varint past
+ * 2^53 or a wire type other than varint, length, 32 and 64 bits.
+ */
+function forEachField(bytes: Uint8Array, pos: number, end: number, onField: (field: number, from: number, to: number, value: number) => void): void {
+  const reader = new VarintReader(bytes, pos)
+  while (reader.pos < end) {
+    const tag = reader.next()
+    const field = Math.floor(tag / 8)
+    const wire = tag % 8
+    if (tag < 0 || field === 0) throw protocolError('malformed field tag in a clock frame')
+    if (wire === 0) {
+      const value = reader.next()
+      if (value < 0) throw protocolError('malformed varint in a clock frame')
+      onField(field, -1, -1, value)
+    } else if (wire === 2) {
+      const length = reader.next()
+      if (length < 0 || reader.pos + length > end) throw protocolError('truncated field in a clock frame')
+      onField(field, reader.pos, reader.pos + length, 0)
+      reader.pos += length
+    } else if (wire === 1 || wire === 5) {
+      reader.pos += wire === 1 ? 8 : 4
+    } else {
+      throw protocolError(`wire type ${wire} in a clock frame`)
+    }
+    if (reader.pos > end) throw protocolError('truncated field in a clock frame')
+  }
+}
+
+function protocolError(message: string): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, message)
 }
 
 /** Handshake frame announcing this side. */
@@ -194,8 +278,13 @@ export function peekNodeWriter(node: Uint8Array): Uint8Array {
   return view(node, 2, node[1])
 }
 
-/** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */
-export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigint }[], writerLength: number): Clock {
+/**
+ * Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a
+ * malformed entry. With `known` (our own clock), entries of writers we do
+ * not hold are left out: we have nothing of theirs to send, and a peer's
+ * Clock then costs memory in proportion to our log, not to its claims.
+ */
+export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigint }[], writerLength: number, known?: Clock): Clock {
   const clock: Clock = new Map()
   for (const entry of entries) {
     if (entry.writer.byteLength !== writerLength || entry.seq > MAX_SAFE) {
@@ -205,6 +294,7 @@ export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigin
       )
     }
     const writer = toHex(entry.writer)
+    if (known !== undefined && !known.has(writer)) continue
     const seq = Number(entry.seq)
     if ((clock.get(writer) ?? 0) < seq) clock.set(writer, seq)
   }

@@ -27,6 +27,12 @@ export interface ReplicationOptions extends HyperEmitterOptions {
   maxBufferedBytes?: number
   /** ms a peer may leave what we queued to it unread before it is dropped with LIMIT_EXCEEDED (default 30 s). */
   stallTimeout?: number
+  /** Most nodes in one frame from a peer (default 8192); more: LIMIT_EXCEEDED. */
+  maxNodesPerFrame?: number
+  /** Most links of one node from a peer (default 8192); more: LIMIT_EXCEEDED. */
+  maxLinksPerNode?: number
+  /** Most writers a peer's Clock may name (default 65536); more: LIMIT_EXCEEDED. */
+  maxClockWriters?: number
   /** Tuning for each replication session. */
   session?: Omit<SessionOptions, 'authenticate' | 'token'>
 }
@@ -85,7 +91,8 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
       reconnectTimeout: options.reconnectTimeout,
       maxReconnectTimeout: options.maxReconnectTimeout,
       authenticate: options.authenticate,
-      session: options.session,
+      session: { maxClockWriters: options.maxClockWriters, ...options.session },
+      limits: { maxNodesPerFrame: options.maxNodesPerFrame, maxLinksPerNode: options.maxLinksPerNode },
       store: this.knownPeers,
     })
     this.onClose(() => this.peerManager.close())
