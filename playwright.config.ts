@@ -1,5 +1,6 @@
-// Playwright drives Debian's Chromium (never a downloaded browser): see
-// ../shared/TOOLCHAIN.md. Hubs and the page server are started by the tests
+// Playwright drives Debian's Chromium (apt's /usr/bin/chromium, or
+// CHROMIUM_PATH), never a browser it downloads: the test machines reach only
+// the npm registry and Debian's mirrors. e2e/chromium.ts holds the flags. Hubs and the page server are started by the tests
 // themselves on ephemeral ports (e2e/fixtures.ts), so nothing listens on a
 // fixed port and a test can stop and restart its hub.
 import { defineConfig } from '@playwright/test'

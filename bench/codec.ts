@@ -2,7 +2,7 @@
 // Run: npx tsx bench/codec.ts
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { NodeSchema } from '../src/gen/hyperemitter/v1/log_pb.js'
-import { decodeNode, encodeNode } from '../src/core/node.js'
+import { decodeNode, encodeNode } from '../src/core/codec/node.js'
 
 const N = 300_000
 const writer = crypto.getRandomValues(new Uint8Array(16))

@@ -2,7 +2,7 @@
 // Run: npx tsx bench/hash.ts
 import crypto from 'node:crypto'
 import { sha256 as noble } from '@noble/hashes/sha2'
-import { sha256 as core } from '../src/core/hash.js'
+import { sha256 as core } from '../src/core/bytes/hash.js'
 
 const N = 200_000
 const SIZE = Number(process.argv[2] ?? 100)

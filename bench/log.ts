@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import type { AbstractLevel } from 'abstract-level'
 import { ClassicLevel } from 'classic-level'
 import { MemoryLevel } from 'memory-level'
-import { Log } from '../src/core/log.js'
+import { Log } from '../src/core/log/log.js'
 import type { HashFn } from '../src/core/types.js'
 
 const N = Number(process.argv[2] ?? 100_000)

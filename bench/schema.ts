@@ -2,8 +2,8 @@
 // plain-object encode/decode vs protobuf-es create+toBinary / fromBinary. Prints JSON.
 // Run: npx tsx bench/schema.ts   (a bundle runs faster still: npx esbuild bench/schema.ts --bundle --platform=node --format=esm | node --input-type=module)
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
-import { Codecs } from '../src/core/schema.js'
-import { registryFromProto } from '../src/core/proto-parse.js'
+import { Codecs } from '../src/core/codec/schema.js'
+import { registryFromProto } from '../src/core/codec/proto-parse.js'
 
 const PROTO = 'message Hello { required string from = 1; optional string message = 2; }'
 const N = 500_000

@@ -5,8 +5,8 @@
 // Baseline: the same nodes stored by addMany in frame-sized batches with no
 // session in between, so the session's own cost is the difference.
 import { MemoryLevel } from 'memory-level'
-import { Log } from '../src/core/log.js'
-import { encodeEnvelope } from '../src/core/envelope.js'
+import { Log } from '../src/core/log/log.js'
+import { encodeEnvelope } from '../src/core/codec/envelope.js'
 import type { LogEntry, SyncableLog } from '../src/core/types.js'
 import { createMemoryPair } from '../src/transport/memory.js'
 import { SyncSession } from '../src/sync/session.js'

@@ -1,4 +1,4 @@
-// How Playwright launches Debian's Chromium here (see ../shared/TOOLCHAIN.md):
+// How Playwright launches Debian's Chromium here (apt install chromium):
 // never a downloaded browser, and no background networking, which would
 // flood the closed network with refused connections. Shared by
 // playwright.config.ts and bench/browser.ts.

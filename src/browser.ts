@@ -6,7 +6,7 @@ import type { DescMessage } from '@bufbuild/protobuf'
 import { callable } from './core/callable.js'
 import type { Db, EventMap, SchemaStream } from './core/emitter.js'
 import { BrowserHyperEmitter, type BrowserOptions as HyperEmitterOptions } from './browser/emitter.js'
-import type { EventMapOf, SchemaSource } from './core/schema.js'
+import type { EventMapOf, SchemaSource } from './core/codec/schema.js'
 
 export * from './core/index.js'
 export { BrowserHyperEmitter }

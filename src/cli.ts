@@ -8,6 +8,7 @@
  */
 import { ErrorCodes, isHyperEmitterError } from './core/errors.js'
 import { parseCli, readSchema, USAGE } from './node/cli/args.js'
+import { EXAMPLE_SCHEMA } from './node/cli/example-schema.js'
 
 function fail(err: unknown): never {
   const message = err instanceof Error ? err.message : String(err)
@@ -20,8 +21,8 @@ async function start(argv: string[]): Promise<void> {
   let schema
   try {
     options = parseCli(argv)
-    if (options === 'help') {
-      process.stdout.write(USAGE)
+    if (options === 'help' || options === 'example-schema') {
+      process.stdout.write(options === 'help' ? USAGE : EXAMPLE_SCHEMA)
       return
     }
     schema = readSchema(options.schema)

@@ -6,7 +6,7 @@ import type { DescMessage } from '@bufbuild/protobuf'
 import { callable } from './core/callable.js'
 import type { Db, EventMap, SchemaStream } from './core/emitter.js'
 import type { ReplicationOptions as HyperEmitterOptions } from './sync/replicated.js'
-import type { EventMapOf, SchemaSource } from './core/schema.js'
+import type { EventMapOf, SchemaSource } from './core/codec/schema.js'
 import { NodeHyperEmitter } from './node/emitter.js'
 
 export * from './core/index.js'

@@ -4,7 +4,7 @@
 import { MemoryLevel } from 'memory-level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
-import { Log } from '../src/core/log.js'
+import { Log } from '../src/core/log/log.js'
 import { SyncSession } from '../src/sync/session.js'
 import { connectBroadcast, listenBroadcast } from '../src/transport/broadcast.js'
 import type { FrameChannel } from '../src/transport/channel.js'

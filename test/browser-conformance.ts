@@ -4,10 +4,10 @@
 // Chromium over browser-level (IndexedDB), driven by Playwright
 // (e2e/conformance.spec.ts). A backend passes only if every case passes on it.
 import type { AbstractLevel } from 'abstract-level'
-import { toHex } from '../src/core/bytes.js'
+import { toHex } from '../src/core/bytes/bytes.js'
 import { ErrorCodes, isHyperEmitterError, type ErrorCode } from '../src/core/errors.js'
-import { sha256 } from '../src/core/hash.js'
-import { encodeNode, Log } from '../src/core/log.js'
+import { sha256 } from '../src/core/bytes/hash.js'
+import { encodeNode, Log } from '../src/core/log/log.js'
 import type { LogEntry } from '../src/core/types.js'
 
 type Db = AbstractLevel<any, any, any>

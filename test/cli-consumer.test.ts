@@ -3,7 +3,7 @@
 import { MemoryLevel } from 'memory-level'
 import { describe, expect, it, vi } from 'vitest'
 import { HyperEmitter } from '../src/index.js'
-import { ConsumerCursor } from '../src/core/consumer.js'
+import { ConsumerCursor } from '../src/core/emitter/consumer.js'
 
 const SCHEMA = 'message Tick { required int32 n = 1; }'
 

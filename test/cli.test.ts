@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { EXAMPLE_SCHEMA } from '../src/node/cli/example-schema.js'
 
 const ROOT = resolve(__dirname, '..')
 const CLI = join(ROOT, 'src/cli.ts')
-const SCHEMA = join(ROOT, 'test/fixtures/cli/messages.proto')
 /** Generous: process start-up through tsx takes seconds on a busy 2-core machine. */
 const WAIT = 20_000
 
@@ -24,6 +24,9 @@ function tempDir(): string {
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
+/** The schema the README's walk-through uses: the one `hypem --example-schema` prints. */
+const SCHEMA = join(tempDir(), 'messages.proto')
+writeFileSync(SCHEMA, EXAMPLE_SCHEMA)
 
 /** A spawned hypem: its output so far, and waits on it. */
 class Hypem {
@@ -144,6 +147,9 @@ describe('hypem REPL', () => {
     expect(hub.stdout.indexOf('listening on')).toBeLessThan(hub.stdout.indexOf('EventPeer {'))
     hub.send("hyper.emit('Hello', { from: 'Matteo' })")
     await hub.waitFor('stdout', line(hello('Matteo')))
+    // A refused emit is one coded line, and no line shows a pending promise.
+    hub.send("hyper.emit('Hello', {})")
+    await hub.waitFor('stderr', /^hypem: HYPEREMITTER_MISSING_FIELD: .*from/m)
 
     const db = join(tempDir(), 'peer-db')
     const args = ['--db', db, '--target-port', String(port), '--target-host', '127.0.0.1', SCHEMA]
@@ -174,12 +180,26 @@ describe('hypem REPL', () => {
 
     hub.child.kill('SIGINT')
     expect(await hub.exit()).toEqual({ code: 0, signal: null })
+    expect(hub.stdout + peer.stdout).not.toMatch(/Promise/)
     again.child.kill('SIGTERM')
     expect(await again.exit()).toEqual({ code: 0, signal: null })
   }, 90_000)
 })
 
 describe('hypem --no-repl', () => {
+  it('reports bad stdin lines in line order, whether refused by the schema or not JSON', async () => {
+    const pipe = hypem(['--no-repl', SCHEMA])
+    pipe.send('{"name":"Hello","payload":{}}')
+    pipe.send('not json')
+    pipe.send('{"name":"Nope","payload":{}}')
+    pipe.send('[')
+    pipe.send('{"name":"Hello","payload":{"from":"ok"}}')
+    pipe.child.stdin!.end()
+    expect(await pipe.exit()).toEqual({ code: 0, signal: null })
+    expect(pipe.stderr.split('\n').filter(Boolean).map((l) => /^hypem: stdin line (\d+): /.exec(l)?.[1])).toEqual(['1', '2', '3', '4'])
+    expect(pipe.ndjson()).toEqual([{ name: 'Hello', payload: { from: 'ok', message: '' } }])
+  })
+
   it('exports NDJSON, resumes after a stop with only the missed events, --from-scratch replays all; stdin lines reach the hub', async () => {
     const { hub, port } = await startHub()
     hub.send("hyper.emit('Hello', { from: 'first' })")
@@ -274,6 +294,8 @@ describe('hypem bad input', () => {
         [['--frobnicate', SCHEMA], 2, /^hypem: unknown option --frobnicate/],
         [[], 2, /^hypem: missing the schema file/],
         [['--port', '70000', SCHEMA], 2, /^hypem: --port must be a port number/],
+        // The schema taken as the port's value: said so, not "missing the schema file".
+        [['--port', SCHEMA], 2, /^hypem: --port must be a port number from 0 to 65535, not ".*messages\.proto"/],
         [['--port', String(busy), '--host', '127.0.0.1', SCHEMA], 1, /^hypem: could not listen on .*EADDRINUSE/],
         [['--no-repl', '--target-port', String(closed), '--target-host', '127.0.0.1', SCHEMA], 1, /^hypem: could not connect to tcp:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/],
         [['--target-url', `ws://127.0.0.1:${closed}/`, SCHEMA], 1, /^hypem: could not open ws:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED/],
@@ -312,5 +334,18 @@ describe('hypem bad input', () => {
     expect(help.stdout).toMatch(/^Usage: hypem <schema\.proto>/)
     expect(help.stdout).toMatch(/--from-scratch/)
     expect(help.stderr).toBe('')
+  })
+
+  it('--example-schema prints the schema the README walks through, which hypem then accepts', async () => {
+    const print = hypem(['--example-schema'], 'ignore')
+    expect(await print.exit()).toEqual({ code: 0, signal: null })
+    expect(print.stdout).toBe(EXAMPLE_SCHEMA)
+    const file = join(tempDir(), 'printed.proto')
+    writeFileSync(file, print.stdout)
+    const pipe = hypem(['--no-repl', file])
+    pipe.send('{"name":"Hello","payload":{"from":"Matteo"}}')
+    pipe.child.stdin!.end()
+    expect(await pipe.exit()).toEqual({ code: 0, signal: null })
+    expect(pipe.stdout).toBe('{"name":"Hello","payload":{"from":"Matteo","message":""}}\n')
   })
 })

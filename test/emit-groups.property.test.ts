@@ -6,8 +6,8 @@ import fc from 'fast-check'
 import { MemoryLevel } from 'memory-level'
 import { describe, expect, it } from 'vitest'
 import { ErrorCodes, HyperEmitter, type HyperEmitterError } from '../src/index.js'
-import { decodeEnvelope } from '../src/core/envelope.js'
-import type { Log } from '../src/core/log.js'
+import { decodeEnvelope } from '../src/core/codec/envelope.js'
+import type { Log } from '../src/core/log/log.js'
 import { spyBatch } from './helpers/dbs.js'
 
 const SCHEMA = readFileSync(new URL('./fixtures/messages.proto', import.meta.url), 'utf8')

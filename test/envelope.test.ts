@@ -1,8 +1,8 @@
 import { create, toBinary } from '@bufbuild/protobuf'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { PackedBytes } from '../src/core/bytes.js'
-import { addEnvelope, decodeEnvelope, encodeEnvelope } from '../src/core/envelope.js'
+import { PackedBytes } from '../src/core/bytes/bytes.js'
+import { addEnvelope, decodeEnvelope, encodeEnvelope } from '../src/core/codec/envelope.js'
 import { ErrorCodes } from '../src/core/errors.js'
 import { EventSchema } from '../src/gen/hyperemitter/v1/log_pb.js'
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { sha256 } from '../src/core/hash.js'
+import { sha256 } from '../src/core/bytes/hash.js'
 import { nodeSha256 } from '../src/node/hash.js'
 
 const reference = (data: Uint8Array) => new Uint8Array(createHash('sha256').update(data).digest())

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { KeyIndex } from '../src/core/key-index.js'
+import { KeyIndex } from '../src/core/log/key-index.js'
 
 const randomKey = () => crypto.getRandomValues(new Uint8Array(32))
 

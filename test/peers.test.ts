@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../src/core/errors.js'
 import type { StatusEvents } from '../src/core/emitter.js'
-import { TypedEmitter } from '../src/core/typed-emitter.js'
+import { TypedEmitter } from '../src/core/emitter/typed-emitter.js'
 import type { FrameChannel } from '../src/transport/channel.js'
 import { createMemoryPair } from '../src/transport/memory.js'
 import { backoffDelay, PeerManager, type Dial, type KnownPeerStore, type Peer, type PeerState } from '../src/sync/peers.js'

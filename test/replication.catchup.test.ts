@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryLevel } from 'memory-level'
 import { HyperEmitter, type Db } from '../src/index.js'
-import type { Log } from '../src/core/log.js'
+import type { Log } from '../src/core/log/log.js'
 import { within } from './session-helpers.js'
 import { nextStatus } from './helpers/watch.js'
 

@@ -1,8 +1,8 @@
 // Compile-time checks of the type helpers (run by `npx tsc -p .`; at run time
 // vitest only sees the few value assertions).
 import { describe, expectTypeOf, it, expect } from 'vitest'
-import type { EventMapOf, InputOf, PlainOf, ProtoFieldName } from '../src/core/schema.js'
-import { Codecs } from '../src/core/schema.js'
+import type { EventMapOf, InputOf, PlainOf, ProtoFieldName } from '../src/core/codec/schema.js'
+import { Codecs } from '../src/core/codec/schema.js'
 import { AddressSchema, EventPeerSchema, KnownPeerSchema } from '../src/gen/hyperemitter/v1/peer_pb.js'
 import { ClockSchema, FrameSchema, HandshakeSchema, PingSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
 import { EventSchema } from '../src/gen/hyperemitter/v1/log_pb.js'

@@ -15,8 +15,8 @@ import {
   type DescMessage,
 } from '@bufbuild/protobuf'
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt'
-import { Codecs, EVENT_PEER } from '../src/core/schema.js'
-import { parseProto, registryFromProto } from '../src/core/proto-parse.js'
+import { Codecs, EVENT_PEER } from '../src/core/codec/schema.js'
+import { parseProto, registryFromProto } from '../src/core/codec/proto-parse.js'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../src/core/errors.js'
 import { AddressSchema, EventPeerSchema, file_hyperemitter_v1_peer } from '../src/gen/hyperemitter/v1/peer_pb.js'
 import { file_hyperemitter_v1_log, EventSchema } from '../src/gen/hyperemitter/v1/log_pb.js'

@@ -4,8 +4,8 @@
  */
 import { create } from '@bufbuild/protobuf'
 import { MemoryLevel } from 'memory-level'
-import { Log } from '../src/core/log.js'
-import { toHex } from '../src/core/bytes.js'
+import { Log } from '../src/core/log/log.js'
+import { toHex } from '../src/core/bytes/bytes.js'
 import { createMemoryPair } from '../src/transport/memory.js'
 import type { FrameChannel, FrameChannelOptions } from '../src/transport/channel.js'
 import { SyncSession, type SessionOptions } from '../src/sync/session.js'

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 
 async function loadNextTurn(): Promise<() => Promise<void>> {
   vi.resetModules()
-  return (await import('../src/core/turn.js')).nextTurn
+  return (await import('../src/core/log/turn.js')).nextTurn
 }
 
 /**

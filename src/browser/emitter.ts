@@ -1,7 +1,7 @@
 import { withCallback, type Callback } from '../core/callback.js'
 import type { Db, EventMap } from '../core/emitter.js'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
-import { TypedEmitter } from '../core/typed-emitter.js'
+import { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import { Peer, type PeerState } from '../sync/peers.js'
 import { connectOptionsOf, ReplicatedEmitter, type ConnectOptions, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'

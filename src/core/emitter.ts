@@ -1,19 +1,17 @@
-import type { AbstractLevel } from 'abstract-level'
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
-import { PackedBytes } from './bytes.js'
-import { addEnvelope, decodeEnvelopeIf } from './envelope.js'
+import { PackedBytes } from './bytes/bytes.js'
+import { addEnvelope, decodeEnvelopeIf } from './codec/envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { Log, type AppendSink } from './log.js'
-import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './schema.js'
-import { ConsumerCursor } from './consumer.js'
-import { Subscription, type Delivery, type SubscriptionSource } from './subscription.js'
-import { TypedEmitter } from './typed-emitter.js'
-import type { HashFn, LogEntry } from './types.js'
-import type { Encoded } from './plain.js'
+import { Log, type AppendSink } from './log/log.js'
+import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './codec/schema.js'
+import { ConsumerCursor } from './emitter/consumer.js'
+import { Subscription, type Delivery, type SubscriptionSource } from './emitter/subscription.js'
+import { TypedEmitter } from './emitter/typed-emitter.js'
+import type { Db, HashFn, LogEntry } from './types.js'
+import type { Encoded } from './codec/plain.js'
 
-/** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
-export type Db = AbstractLevel<any, any, any>
+export type { Db } from './types.js'
 
 /** Event name -> message shape. `Record<string, any>` when untyped. */
 export type EventMap = Record<string, any>

@@ -3,6 +3,10 @@
  * through `SyncableLog` (clock, what-the-peer-lacks, add verified nodes,
  * change notifications).
  */
+import type { AbstractLevel } from 'abstract-level'
+
+/** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
+export type Db = AbstractLevel<any, any, any>
 
 /** A synchronous hash: SHA-256 of `data`, as a new 32-byte array (the log keeps it as the node's key). */
 export type HashFn = (data: Uint8Array) => Uint8Array

@@ -1,5 +1,5 @@
 import { createHash, hash } from 'node:crypto'
-import { Slab } from '../core/bytes.js'
+import { Slab } from '../core/bytes/bytes.js'
 import type { HashFn } from '../core/types.js'
 
 const KEY_BYTES = 32

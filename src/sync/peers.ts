@@ -1,5 +1,5 @@
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
-import type { TypedEmitter } from '../core/typed-emitter.js'
+import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import type { SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'

@@ -7,8 +7,8 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
-import { fromHex, toHex, view } from '../core/bytes.js'
-import { VarintReader, varintLength, writeVarint } from '../core/varint.js'
+import { fromHex, toHex, view } from '../core/bytes/bytes.js'
+import { VarintReader, varintLength, writeVarint } from '../core/bytes/varint.js'
 import {
   AckSchema,
   ClockEntrySchema,

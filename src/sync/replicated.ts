@@ -1,6 +1,6 @@
 import { create, toBinary } from '@bufbuild/protobuf'
 import { withCallback, type Callback } from '../core/callback.js'
-import { equalBytes } from '../core/bytes.js'
+import { equalBytes } from '../core/bytes/bytes.js'
 import { HyperEmitterCore, type EventMap, type HyperEmitterOptions } from '../core/emitter.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { EventPeerSchema, type Address } from '../gen/hyperemitter/v1/peer_pb.js'

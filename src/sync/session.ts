@@ -10,10 +10,10 @@
  * channel's high-water mark, so every queue here is bounded.
  */
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
-import { TypedEmitter } from '../core/typed-emitter.js'
+import { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { Clock, LogEntry, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
-import { equalBytes, toHex } from '../core/bytes.js'
+import { equalBytes, toHex } from '../core/bytes/bytes.js'
 import {
   ackFrame,
   clockFrame,

@@ -31,6 +31,8 @@ Options:
   --no-repl           NDJSON: emit the {"name":…,"payload":{…}} lines read on
                       stdin; write every event as one such line on stdout
   --from-scratch      print the whole log, not only the events not shown yet
+  --example-schema    print an example schema (messages Hello and Blob) and exit:
+                      hypem --example-schema > messages.proto
   -h, --help          show this help
 
 A REPL or an NDJSON stream on a --db starts where it stopped last time.
@@ -39,8 +41,8 @@ connected (stop it with SIGINT/SIGTERM), and otherwise exits once every
 event is written. Exit codes: 0 ok, 1 failure, 2 bad command line.
 `
 
-/** What a command line asks for: options, or the help text. Throws INVALID_ARGUMENT. */
-export function parseCli(argv: string[]): CliOptions | 'help' {
+/** What a command line asks for: options, or one of the texts to print. Throws INVALID_ARGUMENT. */
+export function parseCli(argv: string[]): CliOptions | 'help' | 'example-schema' {
   let parsed
   try {
     parsed = parseArgs({
@@ -57,6 +59,7 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
         'target-url': { type: 'string' },
         'no-repl': { type: 'boolean' },
         'from-scratch': { type: 'boolean' },
+        'example-schema': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -65,6 +68,11 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
   }
   const { values, positionals } = parsed
   if (values.help) return 'help'
+  if (values['example-schema']) return 'example-schema'
+  // Values first: `--port messages.proto` took the schema as its value, and
+  // should say so rather than that the schema is missing.
+  const port = values.port === undefined ? undefined : parsePort('--port', values.port, 0)
+  const targetPort = values['target-port'] === undefined ? undefined : parsePort('--target-port', values['target-port'], 1)
   if (positionals.length > 1) throw usage(`one schema file, not ${positionals.length}: ${positionals.join(' ')}`)
   const schema = values.schema ?? positionals[0]
   if (values.schema !== undefined && positionals[0] !== undefined && positionals[0] !== values.schema) {
@@ -83,10 +91,10 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
   return {
     schema,
     db: values.db,
-    port: values.port === undefined ? undefined : parsePort('--port', values.port, 0),
+    port,
     host: values.host,
     targetHost: values['target-host'],
-    targetPort: values['target-port'] === undefined ? undefined : parsePort('--target-port', values['target-port'], 1),
+    targetPort,
     targetUrl,
     repl: !values['no-repl'],
     fromScratch: values['from-scratch'] ?? false,

@@ -1,4 +1,4 @@
-import { ConsumerCursor } from '../../core/consumer.js'
+import { ConsumerCursor } from '../../core/emitter/consumer.js'
 import type { EventMap } from '../../core/emitter.js'
 import type { Callback } from '../../core/callback.js'
 import { NodeHyperEmitter } from '../emitter.js'

@@ -8,7 +8,7 @@
  */
 import { mkdirSync } from 'node:fs'
 import readline from 'node:readline'
-import repl, { type REPLServer } from 'node:repl'
+import repl, { type REPLEval, type REPLServer } from 'node:repl'
 import { inspect, types } from 'node:util'
 import { ClassicLevel } from 'classic-level'
 import { ErrorCodes, HyperEmitterError } from '../../core/errors.js'
@@ -141,6 +141,20 @@ class Cli {
       writer: (value) => this.screen.result(value),
     })
     server.context.hyper = hyper
+    // `hyper.emit(…)` returns a promise: show what it settles to (nothing, or
+    // a one-line error), not `Promise { <pending> }`.
+    const evaluate = server.eval
+    ;(server as { eval: REPLEval }).eval = (code, context, file, cb) =>
+      evaluate.call(server, code, context, file, (err, value) => {
+        if (err || !types.isPromise(value)) return cb(err, value)
+        value.then(
+          (settled) => cb(null, settled),
+          (failure) => {
+            this.screen.error(describeCoded(failure))
+            cb(null, undefined)
+          },
+        )
+      })
     this.replServer = server
     this.screen.repl = server
     // `hyper.emit(…)` typed without await and refused: report it, do not die.
@@ -156,6 +170,16 @@ class Cli {
     let lineNo = 0
     let inFlight = 0
     let paused = false
+    // Each line's failure is reported after the lines before it: a refused
+    // emit is known later than a line that is not JSON.
+    let reported = Promise.resolve()
+    const report = (n: number, failure: Promise<unknown>) => {
+      reported = reported
+        .then(() => failure)
+        .then((err) => {
+          if (err !== undefined && !isCode(err, ErrorCodes.CLOSED)) this.screen.error(`stdin line ${n}: ${describeCoded(err)}`)
+        })
+    }
     input.on('line', (line) => {
       const n = ++lineNo
       if (line.trim() === '' || this.closing) return
@@ -163,16 +187,13 @@ class Cli {
       try {
         event = eventFromJson(line, descOf)
       } catch (err) {
-        this.screen.error(`stdin line ${n}: ${describeCoded(err)}`)
+        report(n, Promise.resolve(err))
         return
       }
       inFlight++
-      hyper.emit(event.name, event.payload).then(
-        () => {},
-        (err) => {
-          if (!isCode(err, ErrorCodes.CLOSED)) this.screen.error(`stdin line ${n}: ${describeCoded(err)}`)
-        },
-      ).finally(() => {
+      const failure = hyper.emit(event.name, event.payload).then(noop, (err: unknown) => err)
+      report(n, failure)
+      void failure.finally(() => {
         inFlight--
         if (paused && inFlight < MAX_IN_FLIGHT / 2) {
           paused = false
@@ -328,13 +349,9 @@ class Screen {
     return inspect(value, { colors: this.terminal, depth: 8, breakLength: this.terminal ? process.stdout.columns || 80 : Infinity })
   }
 
-  /** A REPL result, as Node's REPL shows it, minus async_hooks' ids on promises. */
+  /** A REPL result, as Node's REPL shows it. */
   result(value: unknown): string {
-    if (!types.isPromise(value)) return inspect(value, { colors: this.terminal, showProxy: true })
-    // Uncolored, so the ids can be cut out of the text.
-    const cleaned = inspect(value).replace(/,?\s*\[Symbol\((?:trigger_)?async_id_symbol\)\]: \d+/g, '')
-    const short = /^Promise \{\s*([^\n]*?),?\s*\}$/.exec(cleaned)
-    return short ? `Promise { ${short[1]} }` : cleaned
+    return inspect(value, { colors: this.terminal, showProxy: true })
   }
 
   /** A transient line on stderr, only when it is a terminal. */
@@ -370,6 +387,8 @@ class Screen {
     if (redraw) this.repl!.displayPrompt(true)
   }
 }
+
+function noop(): void {}
 
 function isCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code

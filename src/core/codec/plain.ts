@@ -24,8 +24,8 @@
  *   messages are plain `{}` objects. Only own enumerable data properties.
  */
 import { ScalarType, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf'
-import { ErrorCodes, HyperEmitterError, type ErrorCode } from './errors.js'
-import { grown } from './bytes.js'
+import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../errors.js'
+import { grown } from '../bytes/bytes.js'
 
 // Field kinds and presence, as small ints for switch dispatch.
 const SCALAR = 0

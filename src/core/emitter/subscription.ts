@@ -1,4 +1,4 @@
-import type { LogEntry } from './types.js'
+import type { LogEntry } from '../types.js'
 
 /** One event ready for a listener: its change number, canonical name and payload bytes. */
 export interface Delivery {

@@ -23,8 +23,8 @@
  * "other.EventPeer" works under its full name only.
  */
 import type { DescFile, DescMessage, Message, MessageShape, Registry } from '@bufbuild/protobuf'
-import { EventPeerSchema } from '../gen/hyperemitter/v1/peer_pb.js'
-import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from './errors.js'
+import { EventPeerSchema } from '../../gen/hyperemitter/v1/peer_pb.js'
+import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../errors.js'
 import { decodePlain, type Encoded, encodePlain, encodePlainShared, planFor } from './plain.js'
 import { registryFromProto } from './proto-parse.js'
 

@@ -1,5 +1,5 @@
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2'
-import type { HashFn } from './types.js'
+import type { HashFn } from '../types.js'
 
 // One hasher, reset per call from a pristine one with _cloneInto (which
 // noble documents as its way to reuse an instance), instead of a new hasher

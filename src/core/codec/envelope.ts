@@ -1,6 +1,6 @@
-import { copyBytes, type PackedBytes, view } from './bytes.js'
-import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { VarintReader, varintLength, writeVarint } from './varint.js'
+import { copyBytes, type PackedBytes, view } from '../bytes/bytes.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
+import { VarintReader, varintLength, writeVarint } from '../bytes/varint.js'
 
 /**
  * The Event envelope (proto `hyperemitter.v1.Event { string name = 1; bytes

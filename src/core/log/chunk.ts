@@ -13,11 +13,11 @@
  * plus a key record per node ~150k nodes/s, packed ~1M nodes/s; and one
  * awaited append is one record instead of three.
  */
-import { grown, view, writeUint64BE } from './bytes.js'
-import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { decodeCanonicalNode, decodeNode, KEY_BYTES } from './node.js'
-import type { LogEntry } from './types.js'
-import { VarintReader, varintLength, writeVarint } from './varint.js'
+import { grown, view, writeUint64BE } from '../bytes/bytes.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
+import { decodeCanonicalNode, decodeNode, KEY_BYTES } from '../codec/node.js'
+import type { LogEntry } from '../types.js'
+import { VarintReader, varintLength, writeVarint } from '../bytes/varint.js'
 
 /** Nodes per chunk at most; a bigger batch writes several chunks. */
 const CHUNK_MAX_NODES = 1024

@@ -9,9 +9,9 @@
  * (even an empty one) — and test/log.property.test.ts checks that with
  * fast-check.
  */
-import { copyBytes } from './bytes.js'
-import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { varintLength, writeVarint } from './varint.js'
+import { copyBytes } from '../bytes/bytes.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
+import { varintLength, writeVarint } from '../bytes/varint.js'
 
 /** A node's fields but its value. */
 export interface NodeHead {

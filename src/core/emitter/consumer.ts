@@ -1,5 +1,5 @@
-import type { Db } from './emitter.js'
-import { ErrorCodes, HyperEmitterError } from './errors.js'
+import type { Db } from '../types.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
 
 /**
  * The stored position of one named, durable consumer: the change number of

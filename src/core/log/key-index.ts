@@ -12,7 +12,11 @@
  * A fingerprint can collide, so a hit is only a candidate: the log confirms
  * it against the stored key before trusting it. A miss is certain.
  */
-import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { grown } from '../bytes/bytes.js'
+import { KEY_BYTES } from '../codec/node.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
+import type { LogEntry } from '../types.js'
+import { KEY_CHECKPOINT } from './format.js'
 
 // Which four bytes of the key are used is chosen at random per process, so
 // nobody can precompute keys that pile up in one probe chain. The same word
@@ -118,5 +122,40 @@ export class RecentKeys {
   /** Forgets everything; the next change added is after `change`. */
   reset(change: number): void {
     this.floor = this.top = change
+  }
+}
+
+/**
+ * The keys of the changes after the last key index checkpoint (k record),
+ * which the next checkpoint will hold.
+ */
+export class UnindexedKeys {
+  private keys: Uint8Array = new Uint8Array(KEY_CHECKPOINT * KEY_BYTES)
+  private held = 0
+
+  get count(): number {
+    return this.held
+  }
+
+  /** Holds `key` for the next checkpoint. */
+  keep(key: Uint8Array): void {
+    const at = this.held * KEY_BYTES
+    this.keys = grown(this.keys, at, at + KEY_BYTES)
+    this.keys.set(key, at)
+    this.held++
+  }
+
+  /** The keys held, then those of `entries`: the next k record. */
+  record(entries: LogEntry[]): Uint8Array {
+    const held = this.held * KEY_BYTES
+    const out = new Uint8Array(held + entries.length * KEY_BYTES)
+    out.set(this.keys.subarray(0, held))
+    for (let i = 0; i < entries.length; i++) out.set(entries[i].key, held + i * KEY_BYTES)
+    return out
+  }
+
+  /** A checkpoint holds them now. */
+  clear(): void {
+    this.held = 0
   }
 }

@@ -31,7 +31,7 @@ import {
   file_google_protobuf_type,
   file_google_protobuf_wrappers,
 } from '@bufbuild/protobuf/wkt'
-import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
 
 /** The file name given to a schema parsed from text (it has no path of its own). */
 export const DEFAULT_PROTO_FILE_NAME = 'hyperemitter-schema.proto'

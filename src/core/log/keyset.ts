@@ -4,7 +4,7 @@
  * were the bulk of the log's garbage; a Map keyed by four bytes of the key
  * (a small integer) with full-key comparison costs a fraction of that.
  */
-import { equalBytes } from './bytes.js'
+import { equalBytes } from '../bytes/bytes.js'
 
 // Which four bytes index the map is chosen at random per process, so nobody
 // can precompute keys that pile up in one bucket.

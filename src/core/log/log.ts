@@ -1,0 +1,370 @@
+/**
+ * The persistent Merkle DAG log over an injected abstract-level db: its
+ * public face. Each concern lives beside it: format.ts (records), open.ts,
+ * commit-queue.ts and batch.ts (writes), verify.ts (received nodes),
+ * reader.ts and missing.ts (reads), listeners.ts.
+ */
+import type { AbstractLevel } from 'abstract-level'
+import { equalBytes, PackedBytes, Slab, toHex } from '../bytes/bytes.js'
+import { sha256 } from '../bytes/hash.js'
+import { KEY_BYTES } from '../codec/node.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
+import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from '../types.js'
+import { BatchBuilder } from './batch.js'
+import { closedError, CommitQueue, type CommitTarget } from './commit-queue.js'
+import { openSublevel } from './format.js'
+import { ChangeListeners } from './listeners.js'
+import { missingPages } from './missing.js'
+import { loadLog } from './open.js'
+import { ChangeReader, type ReaderSource } from './reader.js'
+import { ADD, APPEND, type AppendSink, type Incoming } from './requests.js'
+import { HELD, LogState, UNKNOWN } from './state.js'
+import { ChunkStore } from './store.js'
+import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify.js'
+
+export { decodeNode, encodeNode } from '../codec/node.js'
+export type { NodeFields } from '../codec/node.js'
+export type { AppendSink } from './requests.js'
+
+export interface LogOptions {
+  /** SHA-256 (default: @noble/hashes, sync, works in browsers). The Node entry injects node:crypto's. */
+  hash?: HashFn
+  /** Max nodes per group-commit batch (default 1000; bigger batches add nothing). */
+  maxBatch?: number
+  /**
+   * How many keys of recently stored nodes to remember whole, so link checks
+   * of live foreign nodes need no db read (default 16384; older ones are
+   * confirmed against the db).
+   */
+  recentKeys?: number
+  /**
+   * Entries a live read() buffers for a slow consumer before it drops them
+   * and pages from the db instead (default 8192), so memory stays bounded.
+   */
+  liveBuffer?: number
+  /**
+   * Whether the db may be handed records that are views into a buffer
+   * shared with other records (default false). Small records (an awaited
+   * emit's) then come from a slab instead of an allocation each. True suits
+   * dbs that copy a value when batch() is called (classic-level) or keep the
+   * view as it is (memory-level); not a raw IndexedDB store, whose
+   * structured clone keeps a view's whole buffer.
+   */
+  sharedRecordBuffers?: boolean
+}
+
+const DEFAULT_MAX_BATCH = 1000
+const DEFAULT_RECENT_KEYS = 16384
+// A live reader whose consumer falls this far behind drops its buffer and
+// pages from the db instead, so a slow consumer cannot grow memory.
+const DEFAULT_LIVE_BUFFER = 8192
+const EMPTY = new Uint8Array(0)
+
+/**
+ * The persistent Merkle DAG log: local appends, verified foreign nodes,
+ * change-ordered reads and what-a-peer-lacks queries, over any abstract-level db.
+ */
+export class Log implements SyncableLog {
+  private readonly hash: HashFn
+  private readonly store: ChunkStore
+  private readonly state: LogState
+  private readonly listeners = new ChangeListeners()
+  private readonly queue: CommitQueue
+  // Incoming nodes' private copies (see Slab).
+  private readonly slab = new Slab(64 * 1024)
+  private readonly source: ReaderSource
+
+  private status: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new'
+  private loaded = false
+  private openPromise: Promise<void> | undefined
+  private closePromise: Promise<void> | undefined
+
+  constructor(
+    private readonly db: AbstractLevel<any, any, any>,
+    options: LogOptions = {},
+  ) {
+    if (db === null || typeof db !== 'object' || typeof db.sublevel !== 'function') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'Log needs an abstract-level database')
+    }
+    const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH
+    const recentKeys = options.recentKeys ?? DEFAULT_RECENT_KEYS
+    const liveBuffer = options.liveBuffer ?? DEFAULT_LIVE_BUFFER
+    if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'maxBatch must be a positive integer', { details: { maxBatch } })
+    }
+    if (!Number.isSafeInteger(recentKeys) || recentKeys < 0) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'recentKeys must be a non-negative integer', { details: { recentKeys } })
+    }
+    if (!Number.isSafeInteger(liveBuffer) || liveBuffer < 1) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'liveBuffer must be a positive integer', { details: { liveBuffer } })
+    }
+    if (options.hash !== undefined && typeof options.hash !== 'function') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'hash must be a function')
+    }
+    if (options.sharedRecordBuffers !== undefined && typeof options.sharedRecordBuffers !== 'boolean') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'sharedRecordBuffers must be a boolean')
+    }
+    const sub = openSublevel(db)
+    this.hash = options.hash ?? sha256
+    this.store = new ChunkStore(sub)
+    this.state = new LogState(recentKeys)
+    const allocateChunk = options.sharedRecordBuffers === true ? (size: number) => this.slab.alloc(size) : undefined
+    const target: CommitTarget = {
+      db,
+      state: this.state,
+      builder: new BatchBuilder(this.state, sub, this.hash, allocateChunk),
+      verifier: new Verifier(this.state, this.store),
+      listeners: this.listeners,
+      maxBatch,
+      openForCommit: () => this.openForCommit(),
+    }
+    this.queue = new CommitQueue(target)
+    this.source = {
+      liveBuffer,
+      ready: () => this.ready(),
+      readPage: (after, limit) => this.store.readPage(after, Math.min(this.state.changes, after + limit)),
+      length: () => this.state.changes,
+      closed: () => this.status === 'closed' || this.status === 'new',
+      subscribe: (r) => this.listeners.addReader(r),
+      unsubscribe: (r) => this.listeners.removeReader(r),
+    }
+  }
+
+  /** This log's 16-byte writer id; throws CLOSED before open() has resolved. */
+  get writer(): Uint8Array {
+    if (this.state.writer.length === 0) throw new HyperEmitterError(ErrorCodes.CLOSED, 'The log is not open yet: await open() first')
+    return this.state.writer
+  }
+
+  /** Lowercase hex of `writer`; throws CLOSED before open() has resolved. */
+  get writerId(): string {
+    if (this.state.writerHex === '') throw new HyperEmitterError(ErrorCodes.CLOSED, 'The log is not open yet: await open() first')
+    return this.state.writerHex
+  }
+
+  /** Highest change number committed (0 when empty). */
+  get length(): number {
+    return this.state.changes
+  }
+
+  /**
+   * Opens the db if needed and loads writer id, change counter, heads and
+   * clock. Idempotent. Rejects with STORAGE_FAILED (db error) or CLOSED
+   * (called while closing).
+   */
+  open(): Promise<void> {
+    if (this.status === 'open') return Promise.resolve()
+    if (this.status === 'opening') return this.openPromise!
+    if (this.status === 'closing') return Promise.reject(closedError())
+    this.status = 'opening'
+    this.openPromise = loadLog(this.db, this.store, this.state).then(
+      () => {
+        this.status = 'open'
+        this.loaded = true
+      },
+      (err) => {
+        this.status = 'new'
+        throw err
+      },
+    )
+    return this.openPromise
+  }
+
+  /** For the commit queue: nothing to wait for once loaded; else open, unless closing. */
+  private openForCommit(): Promise<void> | undefined {
+    if (this.loaded) return undefined
+    if (this.status !== 'new' && this.status !== 'opening') return Promise.reject(closedError())
+    return this.open()
+  }
+
+  /** Resolves when open; opens first if open() is in progress; else rejects CLOSED. */
+  private ready(): Promise<void> {
+    if (this.status === 'open') return Promise.resolve()
+    if (this.status === 'opening') return this.openPromise!
+    return Promise.reject(this.status === 'new' ? new HyperEmitterError(ErrorCodes.CLOSED, 'The log is not open yet: await open() first') : closedError())
+  }
+
+  /**
+   * Waits for queued writes to commit, ends live readers, then marks the log
+   * closed: later append/add reject with CLOSED. Does not close the db.
+   */
+  close(): Promise<void> {
+    if (this.closePromise) return this.closePromise
+    if (this.status === 'closed') return Promise.resolve()
+    this.closePromise = (async () => {
+      if (this.status === 'opening') await this.openPromise!.catch(() => {})
+      this.status = 'closing'
+      await this.queue.idle()
+      this.status = 'closed'
+      this.loaded = false
+      this.listeners.endReaders()
+    })().finally(() => {
+      this.closePromise = undefined
+    })
+    return this.closePromise
+  }
+
+  /**
+   * Appends `value` as a new node of this writer linking the current heads;
+   * resolves to its entry once committed. The log keeps a reference to
+   * `value` until then: do not mutate it. Rejects with INVALID_ARGUMENT,
+   * CLOSED or STORAGE_FAILED.
+   */
+  append(value: Uint8Array): Promise<LogEntry> {
+    if (!(value instanceof Uint8Array)) return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'append() takes a Uint8Array'))
+    return new Promise<LogEntry>((resolve, reject) => this.appendAll([value], { appended: resolve, failed: reject }))
+  }
+
+  /**
+   * Appends `values` as consecutive nodes of this writer, all in one batch
+   * (all stored or none), and tells `sink` once; a refusal (as append()
+   * lists) goes to sink.failed at once. The log keeps the array and its
+   * values until then: do not mutate them.
+   */
+  appendAll(values: Uint8Array[] | PackedBytes, sink: AppendSink): void {
+    const valid = values instanceof PackedBytes || (Array.isArray(values) && values.every((v) => v instanceof Uint8Array))
+    if (!valid || values.length === 0) {
+      sink.failed(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'appendAll() takes a non-empty array of Uint8Array, or PackedBytes'))
+    } else if (this.status === 'closing' || this.status === 'closed') {
+      sink.failed(closedError())
+    } else {
+      this.queue.push({ kind: APPEND, size: values.length, values, sink, result: undefined })
+    }
+  }
+
+  /**
+   * Verifies and stores one foreign node (any valid encoding; stored
+   * canonically). Resolves to its entry, or null if already held. Rejects
+   * with INVALID_NODE, MISSING_LINK, SEQ_MISMATCH, CLOSED or STORAGE_FAILED.
+   */
+  add(bytes: Uint8Array, origin?: unknown): Promise<LogEntry | null> {
+    return this.enqueueAdd([bytes], origin, true, false) as Promise<LogEntry | null>
+  }
+
+  /**
+   * Verifies and stores foreign nodes, in order, all or nothing, atomically
+   * with whatever else is queued. Resolves to the entries actually stored
+   * (duplicates skipped). Rejects with INVALID_NODE, MISSING_LINK,
+   * SEQ_MISMATCH, CLOSED, INVALID_ARGUMENT or STORAGE_FAILED, storing none.
+   * The log works on copies of `nodes`, unless `options.owned` says the
+   * caller hands them over and never writes to them again.
+   */
+  addMany(nodes: Uint8Array[], origin?: unknown, options?: AddOptions): Promise<LogEntry[]> {
+    if (!Array.isArray(nodes)) {
+      return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'addMany() takes an array of Uint8Array'))
+    }
+    return this.enqueueAdd(nodes, origin, false, options?.owned === true) as Promise<LogEntry[]>
+  }
+
+  private enqueueAdd(raw: Uint8Array[], origin: unknown, single: boolean, owned: boolean): Promise<LogEntry[] | LogEntry | null> {
+    if (this.status === 'closing' || this.status === 'closed') return Promise.reject(closedError())
+    let nodes: Incoming[]
+    try {
+      // Decoding and hashing happen here, in the caller's turn, so a garbage
+      // node is refused before it can delay anyone's batch.
+      const lastWriter: LastWriter = { bytes: EMPTY, hex: '' }
+      nodes = raw.map((b, i) => prepareIncoming(b, i, lastWriter, owned, this.slab, this.hash))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (nodes.length === 0) return Promise.resolve([])
+    return new Promise((resolve, reject) => {
+      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, single, resolve, reject, result: undefined, failed: false })
+    })
+  }
+
+  /**
+   * Calls `listener(entries, origin)` synchronously after each committed
+   * batch, once per run of one origin, in change order, before the
+   * append/add promises resolve. Returns an unsubscribe function.
+   */
+  onChange(listener: ChangeListener): () => void {
+    return this.listeners.add(listener)
+  }
+
+  /** Keys of the nodes nobody links to, sorted by bytes. */
+  heads(): Uint8Array[] {
+    return this.state.heads.slice()
+  }
+
+  /** A copy of the clock: writer hex -> highest seq held. */
+  clock(): Clock {
+    return new Map(this.state.clock)
+  }
+
+  /** The entry stored under `key`, or undefined. Rejects INVALID_ARGUMENT, CLOSED, STORAGE_FAILED, or CHECKSUM_MISMATCH when its stored bytes were damaged. */
+  async get(key: Uint8Array): Promise<LogEntry | undefined> {
+    checkKey(key)
+    await this.ready()
+    for (const change of this.state.index.candidates(key)) {
+      const chunk = await this.store.chunkAt(change, 'Could not read a node from the db')
+      if (!equalBytes(chunk.key(change), key)) continue
+      const entry = chunk.entry(change)
+      // Asked for by key, it is cheap to prove: a node that no longer hashes
+      // to its key was damaged at rest.
+      if (!equalBytes(this.hash(entry.bytes), key)) {
+        throw new HyperEmitterError(ErrorCodes.CHECKSUM_MISMATCH, `The node stored at change ${change} no longer hashes to its key ${toHex(key)}`, {
+          details: { change, key: toHex(key) },
+        })
+      }
+      return entry
+    }
+    return undefined
+  }
+
+  /** Whether a node with `key` is stored. Rejects INVALID_ARGUMENT, CLOSED, STORAGE_FAILED. */
+  async has(key: Uint8Array): Promise<boolean> {
+    checkKey(key)
+    await this.ready()
+    const located = this.state.locate(key)
+    if (located !== UNKNOWN) return located === HELD
+    return (await lookupKeys(this.state, this.store, [key])).has(key)
+  }
+
+  /**
+   * Entries in change order with change > `since`, at most `limit`; with
+   * `live`, keeps waiting for new ones. Ends when the log closes or the
+   * consumer returns. Throws INVALID_ARGUMENT on bad options; next() rejects
+   * CLOSED (log never opened) or STORAGE_FAILED.
+   */
+  read(opts: ReadOptions = {}): AsyncIterableIterator<LogEntry> {
+    const since = opts.since ?? 0
+    const limit = opts.limit ?? Infinity
+    if (!Number.isSafeInteger(since) || since < 0) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'read(): since must be a non-negative integer', { details: { since } })
+    }
+    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'read(): limit must be a non-negative integer', { details: { limit } })
+    }
+    return new ChangeReader(this.source, since, opts.live === true, limit)
+  }
+
+  /**
+   * The entries a peer holding `remote` lacks (seq > remote[writer], 0 when
+   * absent), in local change order, as of the call. Cost grows with what is
+   * missing. Iteration rejects CLOSED or STORAGE_FAILED.
+   */
+  async *readMissing(remote: Clock): AsyncGenerator<LogEntry, void, undefined> {
+    for await (const page of this.readMissingPages(remote)) yield* page
+  }
+
+  /**
+   * readMissing() a page at a time (up to ~1000 entries each): what the sync
+   * layer reads, without a promise per entry.
+   */
+  async *readMissingPages(remote: Clock): AsyncGenerator<LogEntry[], void, undefined> {
+    if (!(remote instanceof Map)) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'readMissing() takes a Clock (Map of writer hex to seq)')
+    }
+    await this.ready()
+    yield* missingPages(this.state, this.store, remote, () => this.status === 'open')
+  }
+}
+
+function checkKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `A node key is ${KEY_BYTES} bytes`, {
+      details: { length: key instanceof Uint8Array ? key.length : undefined },
+    })
+  }
+}

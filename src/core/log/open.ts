@@ -1,0 +1,96 @@
+/**
+ * Opening a log: reads the writer id, the clock, the key index and the heads
+ * back from the db into a LogState. Everything else is derived (format.ts).
+ */
+import type { AbstractLevel } from 'abstract-level'
+import { equalBytes, readUint64BE, toHex, view } from '../bytes/bytes.js'
+import { KEY_BYTES } from '../codec/node.js'
+import { HyperEmitterError } from '../errors.js'
+import type { Clock } from '../types.js'
+import { Chunk } from './chunk.js'
+import {
+  CHUNKS_END,
+  CLOCK_END,
+  CLOCK_START,
+  decodeHeadsRecord,
+  HEADS_KEY,
+  KEYS_END,
+  KEYS_START,
+  META_KEY,
+  metaWriter,
+  newMetaRecord,
+  numberedKey,
+  P_CHUNK,
+  storageFailed,
+} from './format.js'
+import type { LogState } from './state.js'
+import { type ChunkStore, eachRecord } from './store.js'
+
+/** Opens `db` and loads the log it holds (a new one if none) into `state`. Rejects STORAGE_FAILED. */
+export async function loadLog(db: AbstractLevel<any, any, any>, store: ChunkStore, state: LogState): Promise<void> {
+  try {
+    await db.open()
+    const sub = store.sub
+    let meta = await sub.get(META_KEY)
+    if (meta === undefined) {
+      meta = newMetaRecord()
+      await sub.put(META_KEY, meta)
+    }
+    const writer = metaWriter(meta)
+    const writerHex = toHex(writer)
+
+    const clock: Clock = new Map()
+    // One entry per writer ever seen: paged so a db with many writers never
+    // materialises twice in memory.
+    await eachRecord(sub, CLOCK_START, CLOCK_END, (k, v) => clock.set(toHex(k.subarray(1)), readUint64BE(v, 0)))
+
+    // The key index: the checkpoints, then the chunks after the last one
+    // (whose keys the next checkpoint will hold).
+    const index = state.index
+    index.clear()
+    let indexed = 0
+    await eachRecord(sub, KEYS_START, KEYS_END, (k, keys) => {
+      const first = readUint64BE(k, 1)
+      if (first !== indexed + 1 || keys.length % KEY_BYTES !== 0) throw storageFailed(`The key index record at change ${first} is corrupt`, undefined)
+      for (let i = 0; i * KEY_BYTES < keys.length; i++) index.add(view(keys, i * KEY_BYTES, KEY_BYTES), first + i)
+      indexed += keys.length / KEY_BYTES
+    })
+    let changes = indexed
+    let last: Chunk | undefined
+    state.unindexed.clear()
+    await eachRecord(sub, numberedKey(P_CHUNK, indexed + 1), CHUNKS_END, (k, record) => {
+      last = new Chunk(readUint64BE(k, 1), record)
+      if (last.first !== changes + 1) throw storageFailed(`The chunk at change ${last.first} does not follow change ${changes}`, undefined)
+      for (let c = last.first; c <= last.last; c++) {
+        index.add(last.key(c), c)
+        state.unindexed.keep(last.key(c))
+      }
+      changes = last.last
+    })
+
+    const record = await sub.get(HEADS_KEY)
+    const saved = record === undefined ? { change: 0, ownSeq: 0, heads: [] } : decodeHeadsRecord(record)
+    let ownSeq = saved.ownSeq
+    let heads = saved.heads
+    if (changes > saved.change) {
+      // Only local appends came after: the last one is the one head.
+      last ??= await store.chunkAt(changes, 'Could not read the last chunk')
+      const entry = last.entry(changes)
+      if (!equalBytes(entry.writer, writer)) throw storageFailed(`The node at change ${changes} should be this log's own`, undefined)
+      ownSeq = entry.seq
+      heads = [entry.key.slice()]
+    }
+    if (ownSeq > 0) clock.set(writerHex, ownSeq)
+
+    state.writer = writer
+    state.writerHex = writerHex
+    state.changes = changes
+    state.heads = heads
+    state.clock = clock
+    state.lastWriter = undefined
+    state.recent.reset(changes)
+  } catch (err) {
+    if (err instanceof HyperEmitterError) throw err
+    throw storageFailed('Could not open the log', err)
+  }
+}
