@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { AddOptions, SyncableLog } from '../core/types.js'
-import { VarintReader } from '../core/varint.js'
+import { VarintReader } from '../core/bytes/varint.js'
 
 /** Default most nodes in one Nodes frame: a sender's default maxInFlight, which caps its frames. */
 export const DEFAULT_MAX_NODES_PER_FRAME = 8192
