@@ -2,6 +2,7 @@ import { create, toBinary } from '@bufbuild/protobuf'
 import { withCallback, type Callback } from '../core/callback.js'
 import { equalBytes } from '../core/bytes/bytes.js'
 import { HyperEmitterCore, type EventMap, type HyperEmitterOptions } from '../core/emitter.js'
+import { DEFAULT_MAX_FRAME_SIZE } from '../transport/channel.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { EventPeerSchema, type Address } from '../gen/hyperemitter/v1/peer_pb.js'
 import type { FrameChannel } from '../transport/channel.js'
@@ -63,6 +64,24 @@ export function connectOptionsOf(value: unknown): ConnectOptions {
   return { token, remember }
 }
 
+/**
+ * maxEventSize checked against the frame size: a node must fit one frame
+ * with room for its links and framing (64 KiB, or a quarter of a small frame).
+ * Default: all that fits.
+ */
+function eventLimit(maxEventSize: number | undefined, maxFrameSize: number): number {
+  const fits = maxFrameSize - Math.min(64 * 1024, Math.floor(maxFrameSize / 4))
+  if (maxEventSize === undefined) return fits
+  if (!Number.isSafeInteger(maxEventSize) || maxEventSize < 1 || maxEventSize > fits) {
+    throw new HyperEmitterError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `maxEventSize must be an integer from 1 to ${fits} (what fits a frame of maxFrameSize ${maxFrameSize}), got ${maxEventSize}`,
+      { details: { option: 'maxEventSize' } },
+    )
+  }
+  return maxEventSize
+}
+
 /** The plain shape of an EventPeer event. */
 export interface EventPeerMessage {
   id: string
@@ -100,6 +119,12 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
       () => this.startReplication(),
       () => {},
     )
+  }
+
+  /** Throws INVALID_ARGUMENT for a maxEventSize that would not fit a frame; fills in the default one. */
+  protected static override checkOptions(options: ReplicationOptions): void {
+    super.checkOptions(options)
+    options.maxEventSize = eventLimit(options.maxEventSize, options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE)
   }
 
   /** The options, with the replication ones typed. */
