@@ -8,6 +8,7 @@ import type { FrameChannel } from '../transport/channel.js'
 import { connectTcp } from '../transport/tcp.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { nodeSha256 } from './hash.js'
+import { checkPublicHost, publicLookup } from './public-lookup.js'
 import { HubServer, type HubAddress, type HubServerOptions } from './hub-server.js'
 import type { OriginPolicy } from './origin.js'
 import { createEventStream } from './stream.js'
@@ -105,6 +106,7 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
   }
 
   private hub(options: ListenOptions): HubServer {
+    this.acceptsPeers = true
     const replication = this.replication
     const { port: _port, host: _host, announce: _announce, ...hubOptions } = options
     const hub = new HubServer({
@@ -125,14 +127,17 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
     return hub
   }
 
-  protected dial(address: string): Promise<FrameChannel> {
+  protected async dial(address: string, { publicOnly = false }: { publicOnly?: boolean } = {}): Promise<FrameChannel> {
     const { maxFrameSize, maxBufferedBytes, stallTimeout } = this.replication
+    const url = new URL(address)
+    const host = url.hostname.replace(/^\[|\]$/g, '')
+    // An IP address is never looked up, so it is checked here; a name is checked on what it resolves to.
+    if (publicOnly) checkPublicHost(host)
     // A peer behind a black hole would otherwise hold each attempt for the OS's
     // SYN timeout (minutes): give up sooner and let the backoff retry.
-    const options = { maxFrameSize, maxBufferedBytes, stallTimeout, timeout: DIAL_TIMEOUT_MS }
+    const options = { maxFrameSize, maxBufferedBytes, stallTimeout, timeout: DIAL_TIMEOUT_MS, lookup: publicOnly ? publicLookup : undefined }
     if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, options)
-    const url = new URL(address)
-    return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), options)
+    return connectTcp(Number(url.port), host, options)
   }
 
   protected pickAddress(addresses: EventPeerMessage['addresses']): string | undefined {

@@ -6,6 +6,7 @@ import { DEFAULT_MAX_FRAME_SIZE } from '../transport/channel.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { EventPeerSchema, type Address } from '../gen/hyperemitter/v1/peer_pb.js'
 import type { FrameChannel } from '../transport/channel.js'
+import { isPrivateHost } from './addresses.js'
 import { DbKnownPeers } from './known-peers.js'
 import { checkPeerOptions, PeerManager, type Authenticate, type Peer } from './peers.js'
 import type { SessionOptions } from './session.js'
@@ -18,8 +19,16 @@ export interface ReplicationOptions extends HyperEmitterOptions {
   maxReconnectTimeout?: number
   /** Refuse incoming peers: sees the transport, writer, token and (WebSocket) upgrade request. */
   authenticate?: Authenticate
-  /** Connect to peers announced by other writers' EventPeer events. Default true. */
-  discover?: boolean
+  /**
+   * Dial peers that other writers announce in EventPeer events. true: only
+   * at public addresses (never private, loopback or link-local ones, nor
+   * names resolving to them). A function decides for each announced peer
+   * (private ones included, flagged): an allow-list of writers or
+   * addresses, say. false: never. Default: true, unless this emitter
+   * accepts peers (listen(), attach()): a hub dials nobody a peer names.
+   * Discovered peers are never stored as known peers.
+   */
+  discover?: boolean | DiscoverPolicy
   /** Reconnect at start-up to peers this db connected to before. Default true. */
   reconnectKnown?: boolean
   /** Largest frame accepted or sent, bytes. Default 4 MiB. */
@@ -82,6 +91,20 @@ function eventLimit(maxEventSize: number | undefined, maxFrameSize: number): num
   return maxEventSize
 }
 
+/** What a `discover` function is asked about: a peer announced in an EventPeer event. */
+export interface DiscoveredPeer {
+  /** The announced writer id (hex): who wrote the EventPeer. */
+  id: string
+  /** The address this emitter would dial ("tcp://…" or "ws(s)://…"). */
+  address: string
+  host: string
+  /** The host is a private, loopback or link-local address, or a name for this machine. */
+  private: boolean
+}
+
+/** Decides whether to dial an announced peer; a throw or rejection means no. */
+export type DiscoverPolicy = (peer: DiscoveredPeer) => boolean | Promise<boolean>
+
 /** The plain shape of an EventPeer event. */
 export interface EventPeerMessage {
   id: string
@@ -99,6 +122,8 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
   protected readonly knownPeers: DbKnownPeers
   /** This emitter accepts peers and has told the others where (an EventPeer of ours is in the log). */
   private reachable = false
+  /** This emitter accepts peers (listen(), attach()): discovery is off unless asked for. */
+  protected acceptsPeers = false
 
   constructor(...args: ConstructorParameters<typeof HyperEmitterCore>) {
     super(...args)
@@ -133,7 +158,7 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
   }
 
   /** Open a frame channel to "tcp://host:port" or "ws(s)://..."; rejects CONNECTION_FAILED or NOT_SUPPORTED. */
-  protected abstract dial(address: string, options: { token?: string }): Promise<FrameChannel>
+  protected abstract dial(address: string, options: { token?: string; publicOnly?: boolean }): Promise<FrameChannel>
 
   /** The address this runtime would dial for an announced peer, or undefined if none fits. */
   protected abstract pickAddress(addresses: EventPeerMessage['addresses']): string | undefined
@@ -205,7 +230,32 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
       if (this.reachable && own > peer.id) return
       const address = this.pickAddress(peer.addresses)
       if (!address || this.peerManager.peers.some((p) => p.address === address)) return
-      this.peerManager.connect(address).catch((error) => this.status.emit('peer:error', { address, id: peer.id, error }))
+      return this.discoveryAllows(peer.id, address).then((allowed) => {
+        if (allowed === false || this.closed) return
+        this.peerManager.connectDiscovered(address, allowed === 'public').catch((error) => this.status.emit('peer:error', { address, id: peer.id, error }))
+      })
     })
+  }
+
+  /** Whether the `discover` option lets this emitter dial `address`: false, 'public' (only if it is public), or 'any'. */
+  private async discoveryAllows(id: string, address: string): Promise<false | 'public' | 'any'> {
+    const policy = this.replication.discover ?? !this.acceptsPeers
+    if (policy === false) return false
+    const host = hostOf(address)
+    const isPrivate = isPrivateHost(host) === true
+    if (policy === true) return isPrivate ? false : 'public'
+    try {
+      return (await policy({ id, address, host, private: isPrivate })) === true ? 'any' : false
+    } catch {
+      return false
+    }
+  }
+}
+
+function hostOf(address: string): string {
+  try {
+    return new URL(address).hostname.replace(/^\[|\]$/g, '')
+  } catch {
+    return ''
   }
 }

@@ -199,15 +199,15 @@ export function createTcpChannel(socket: net.Socket, options: FrameChannelOption
 export function connectTcp(
   port: number,
   host = 'localhost',
-  options: FrameChannelOptions & { timeout?: number } = {},
+  options: FrameChannelOptions & { timeout?: number; lookup?: net.LookupFunction } = {},
 ): Promise<FrameChannel> {
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `port must be an integer in [1, 65535], got ${port}`))
   }
-  const { timeout, ...channelOptions } = options
+  const { timeout, lookup, ...channelOptions } = options
   const where = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host })
+    const socket = net.connect(lookup === undefined ? { port, host } : { port, host, lookup })
     let timer: ReturnType<typeof setTimeout> | undefined
     const fail = (cause: unknown) => {
       cleanup()

@@ -69,6 +69,8 @@ export interface ConnectWebSocketOptions extends WebSocketChannelOptions {
   protocols?: string | string[]
   /** Give up (CONNECTION_FAILED) when not open after this many ms. */
   timeout?: number
+  /** Node only: the DNS lookup the socket uses (see node:net); browsers ignore it. */
+  lookup?: unknown
 }
 
 /** The parts of a Node `ws` WebSocket used when present (never in browsers). */
@@ -119,14 +121,14 @@ export function connectWebSocket(url: string, options: ConnectWebSocketOptions =
       }),
     )
   }
-  const { protocols, timeout, ...channelOptions } = options
+  const { protocols, timeout, lookup, ...channelOptions } = options
   const maxFrameSize = channelOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
   return new Promise((resolve, reject) => {
     let ws: WebSocket
     try {
       // The third argument is `ws`'s options (browsers ignore it): refuse oversize
       // messages while parsing their header, and never negotiate compression.
-      ws = new WebSocket(url, protocols, { maxPayload: maxFrameSize, perMessageDeflate: false })
+      ws = new WebSocket(url, protocols, { maxPayload: maxFrameSize, perMessageDeflate: false, ...(lookup === undefined ? {} : { lookup }) } as object)
     } catch (cause) {
       reject(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `could not open ${url}: ${describe(cause)}`, { cause }))
       return
