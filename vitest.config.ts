@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     // Explicit, so vitest never picks up the Playwright specs in e2e/.
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/helpers/text-schemas.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

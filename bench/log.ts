@@ -76,14 +76,16 @@ async function run(name: string, hash: HashFn | undefined, hashName: string) {
   let chunk: Uint8Array[] = []
   const adds = []
   let sent = 0
-  for await (const e of log.readMissing(other.clock())) {
-    chunk.push(e.bytes)
-    sent++
-    if (chunk.length === 1000) {
-      adds.push(other.addMany(chunk))
-      chunk = []
-      // Bound what is in flight, like a sync session would.
-      if (adds.length >= 4) await adds.shift()
+  for await (const page of log.readMissingPages(other.clock())) {
+    for (const e of page) {
+      chunk.push(e.bytes)
+      sent++
+      if (chunk.length === 1000) {
+        adds.push(other.addMany(chunk))
+        chunk = []
+        // Bound what is in flight, like a sync session would.
+        if (adds.length >= 4) await adds.shift()
+      }
     }
   }
   adds.push(other.addMany(chunk))
@@ -96,7 +98,7 @@ async function run(name: string, hash: HashFn | undefined, hashName: string) {
   const remote = new Map([...other.clock()].map(([w, s]) => [w, Math.floor(s * 0.9)]))
   t0 = performance.now()
   n = 0
-  for await (const e of other.readMissing(remote)) n += e.seq > 0 ? 1 : 0
+  for await (const page of other.readMissingPages(remote)) for (const e of page) n += e.seq > 0 ? 1 : 0
   out.readMissingIndexPathPerSec = rate(n, performance.now() - t0)
 
   const mem = process.memoryUsage()

@@ -37,7 +37,7 @@ async function buildSource(): Promise<{ log: Log; entries: LogEntry[] }> {
     await Promise.all(batch)
   }
   const entries: LogEntry[] = []
-  for await (const e of log.readMissing(new Map())) entries.push(e)
+  for await (const page of log.readMissingPages(new Map())) entries.push(...page)
   return { log, entries }
 }
 
@@ -100,7 +100,6 @@ async function sessionOnly(source: Log): Promise<Record<string, number>> {
     writer: crypto.getRandomValues(new Uint8Array(16)),
     length: 0,
     clock: () => new Map(),
-    readMissing: async function* () {},
     readMissingPages: async function* () {},
     addMany: async (nodes) => {
       stored += nodes.length

@@ -9,7 +9,7 @@ const coldTcp = { bench: 'replication', scenario: 'cold', transport: 'tcp', db: 
 describe('bench targets', () => {
   it('judges each target that ran, beside its same-run baseline', () => {
     const judged = judgeTargets([baseline, awaited, together, { ...together, db: 'memory', eventsPerSecond: 900_000 }])
-    expect(judged).toHaveLength(2)
+    expect(judged).toHaveLength(3)
     expect(judged[0]).toMatchObject({
       issue: 2,
       value: 21_000,
@@ -21,6 +21,32 @@ describe('bench targets', () => {
     })
     // The memory-level run of the same mode is not the classic-level target's.
     expect(judged[1]).toMatchObject({ value: 190_000, met: false, ofBaseline: 0.475, targetOfIssueBaseline: 0.426 })
+    // Issue 17 judges the same awaited figure by its ratio to the raw single put alone.
+    expect(judged[2]).toMatchObject({ issue: 17, value: 21_000, ofBaseline: 0.84, ofBaselineAtLeast: 0.6, met: true })
+  })
+
+  it('fails a ratio target below its ratio, whatever the figure', () => {
+    const memoryBase = { ...baseline, db: 'memory', singlePutsPerSecond: 100_000 }
+    const slow = { bench: 'emit', db: 'memory', mode: 'awaited', eventsPerSecond: 74_000 }
+    expect(judgeTargets([memoryBase, slow])).toMatchObject([{ issue: 17, ofBaseline: 0.74, ofBaselineAtLeast: 0.75, met: false }])
+    expect(judgeTargets([memoryBase, { ...slow, eventsPerSecond: 75_000 }])).toMatchObject([{ met: true }])
+  })
+
+  it('judges the small-N ratios to the original at 10k only, and the start-up ratio', () => {
+    const small = (scenario: string, events: number, ratioToOriginal: number) => ({ bench: 'small', scenario, events, ratioToOriginal })
+    const judged = judgeTargets([
+      small('local', 1_000, 5),
+      small('local', 10_000, 21),
+      small('cold', 10_000, 14.9),
+      small('live', 10_000, 30),
+      { bench: 'start', scenario: 'first-emit', ofBareNode: 2.6 },
+    ])
+    expect(judged.map((j) => [j.value, j.met])).toEqual([
+      [21, true],
+      [14.9, false],
+      [30, true],
+      [2.6, false],
+    ])
   })
 
   it('holds upper bounds too, and leaves out scenarios that did not run', () => {

@@ -9,6 +9,7 @@ import { ErrorCodes, isHyperEmitterError, type ErrorCode } from '../src/core/err
 import { sha256 } from '../src/core/bytes/hash.js'
 import { encodeNode, Log } from '../src/core/log/log.js'
 import type { LogEntry } from '../src/core/types.js'
+import { readMissing } from './helpers/missing.js'
 
 type Db = AbstractLevel<any, any, any>
 
@@ -202,9 +203,9 @@ export const logCases: Case[] = [
       const b = await open()
       for (let i = 0; i < 30; i++) {
         await a.append(enc(`a${i}`))
-        if (i % 3 === 0) await b.addMany((await all(a.readMissing(b.clock()))).map((e) => e.bytes))
+        if (i % 3 === 0) await b.addMany((await all(readMissing(a, b.clock()))).map((e) => e.bytes))
         await b.append(enc(`b${i}`))
-        if (i % 4 === 0) await a.addMany((await all(b.readMissing(a.clock()))).map((e) => e.bytes))
+        if (i % 4 === 0) await a.addMany((await all(readMissing(b, a.clock()))).map((e) => e.bytes))
       }
       const entries = await all(a.read())
       equal(entries.map((e) => e.change), Array.from({ length: a.length }, (_, i) => i + 1), 'change numbers')
@@ -224,14 +225,14 @@ export const logCases: Case[] = [
       const b = await open()
       const c = await open()
       for (let i = 0; i < 10; i++) await a.append(enc(`a${i}`))
-      await b.addMany((await all(a.readMissing(b.clock()))).map((e) => e.bytes))
+      await b.addMany((await all(readMissing(a, b.clock()))).map((e) => e.bytes))
       for (let i = 0; i < 4; i++) await b.append(enc(`b${i}`))
-      await c.addMany((await all(a.readMissing(new Map([[a.writerId, 0]])))).slice(0, 6).map((e) => e.bytes))
-      const missing = await all(b.readMissing(c.clock()))
+      await c.addMany((await all(readMissing(a, new Map([[a.writerId, 0]])))).slice(0, 6).map((e) => e.bytes))
+      const missing = await all(readMissing(b, c.clock()))
       equal(missing.map((e) => `${toHex(e.writer) === a.writerId ? 'a' : 'b'}${e.seq}`), ['a7', 'a8', 'a9', 'a10', 'b1', 'b2', 'b3', 'b4'], 'missing nodes')
       await c.addMany(missing.map((e) => e.bytes))
       equal(c.clock(), b.clock(), 'clocks agree after one catch-up')
-      equal((await all(b.readMissing(c.clock()))).length, 0, 'nothing missing any more')
+      equal((await all(readMissing(b, c.clock()))).length, 0, 'nothing missing any more')
     },
   },
   {
@@ -258,7 +259,7 @@ export const logCases: Case[] = [
       const log = await open()
       const other = await open()
       await other.append(enc('x'))
-      await log.addMany((await all(other.readMissing(log.clock()))).map((e) => e.bytes))
+      await log.addMany((await all(readMissing(other, log.clock()))).map((e) => e.bytes))
       for (let i = 0; i < 3; i++) await log.append(enc(`n${i}`))
       const before = { writer: log.writerId, clock: log.clock(), heads: log.heads().map(toHex), length: log.length }
       const again = await reopen(log)

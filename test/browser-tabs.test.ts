@@ -1,9 +1,7 @@
 // The tab machinery (src/browser/tabs.ts) run in Node, each "tab" one
 // BrowserHyperEmitter in this process: Node's BroadcastChannel, a fake Web
 // Locks manager, and a fake IndexedDB (one memory-level per database name,
-// kept across close and open, whose writes and opens a test can hold back).
-// Pins that a follower's emit resolves only once the host log stored the
-// event, not when the follower's memory log has it.
+// each tab with a handle of its own, whose writes a test can hold back).
 import { MemoryLevel } from 'memory-level'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { BrowserHyperEmitter, HyperEmitter as BrowserEmitter } from '../src/browser.js'
@@ -18,19 +16,13 @@ const idb = vi.hoisted(() => ({
   dbs: new Map<string, unknown>(),
   /** While set, every write (batch) of the fake IndexedDB waits for it. */
   writesHeld: undefined as Promise<void> | undefined,
-  /** While set, opening a fake IndexedDB database waits for it. */
-  opensHeld: undefined as Promise<void> | undefined,
 }))
 
 vi.mock('../src/browser/storage.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../src/browser/storage.js')>()
   const { MemoryLevel: Memory } = await import('memory-level')
+  const { SharedHandle } = await import('./helpers/shared-db.js')
   class FakeIndexedDb extends Memory<Uint8Array, Uint8Array> {
-    async _open(options: any): Promise<void> {
-      while (idb.opensHeld) await idb.opensHeld
-      return (Memory.prototype as any)._open.call(this, options)
-    }
-
     async _batch(operations: any, options: any): Promise<void> {
       while (idb.writesHeld) await idb.writesHeld
       return (Memory.prototype as any)._batch.call(this, operations, options)
@@ -38,11 +30,11 @@ vi.mock('../src/browser/storage.js', async (importOriginal) => {
   }
   return {
     ...actual,
-    // One database object per name: memory-level keeps its data across close() and open(), as IndexedDB does.
+    // One store per name, kept for the whole run as IndexedDB keeps it; a handle per tab.
     openIndexedDb(name: string) {
       let db = idb.dbs.get(name) as FakeIndexedDb | undefined
       if (!db) idb.dbs.set(name, (db = new FakeIndexedDb({ storeEncoding: 'view', keyEncoding: 'view', valueEncoding: 'view' })))
-      return db
+      return new SharedHandle(db)
     },
   }
 })
@@ -128,8 +120,8 @@ async function tab(name: string, role?: 'leader' | 'follower'): Promise<Tab> {
   return { emitter, texts }
 }
 
-/** Hold every fake IndexedDB write (or open) until the returned function is called. */
-function hold(what: 'writesHeld' | 'opensHeld'): () => void {
+/** Hold every fake IndexedDB write until the returned function is called. */
+function hold(what: 'writesHeld'): () => void {
   let release!: () => void
   idb[what] = new Promise<void>((resolve) => (release = resolve))
   const done = (): void => {
@@ -158,116 +150,75 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
 
-/** The highest seq of `writer` in the log this emitter hosts for the other tabs (the fake IndexedDB one). */
-function hostSeq(leader: BrowserHyperEmitter, writer: string): number {
-  const coordinator = (leader as any).tabs
-  const log: Log = coordinator.store?.log ?? (leader as any).log
-  return log.clock().get(writer) ?? 0
-}
-
-describe('tabs: a follower emit resolves once the host log stored it', () => {
-  it('waits for the leader to commit the event to IndexedDB, then resolves (local listeners see it at once)', async () => {
+describe('tabs: one log, one writer, in place', () => {
+  it('every tab reads the one log and emits as its one writer; an emit resolves once the db committed it, and every tab hears it', async () => {
     const name = dbName()
     const leader = await tab(name, 'leader')
-    const follower = await tab(name, 'follower')
-    await leader.emitter.emit('Note', { text: 'hello' })
-    await until(() => follower.texts.includes('hello'), 10_000, 'the link to the leader')
-    const writer = await follower.emitter.getId()
+    await leader.emitter.emit('Note', { text: 'before the others' })
+    const followers = [await tab(name, 'follower'), await tab(name, 'follower')]
+    const id = await leader.emitter.getId()
+    for (const f of followers) expect(await f.emitter.getId()).toBe(id)
+    await until(() => followers.every((f) => f.texts.includes('before the others')), 10_000, 'the history')
 
     const release = hold('writesHeld')
-    const emit = track(follower.emitter.emit('Note', { text: 'from the follower' }))
-    await until(() => follower.texts.includes('from the follower'), 10_000, 'the local listener')
-    // The leader has the frame and is writing it; IndexedDB has not committed it.
-    await sleep(300)
+    const emit = track(followers[0].emitter.emit('Note', { text: 'from a follower' }))
+    await sleep(200)
     expect(emit.state).toBe('pending')
-    expect(hostSeq(leader.emitter, writer)).toBe(0)
-
     release()
-    await until(() => emit.state !== 'pending', 5000, 'the emit to settle')
+    await until(() => emit.state !== 'pending', 5000, 'the emit')
     expect(emit.state).toBe('resolved')
-    // By the time the follower's emit resolved, the leader's log had committed it.
-    expect(hostSeq(leader.emitter, writer)).toBe(1)
-    await until(() => leader.texts.includes('from the follower'), 10_000, 'the leader listener')
-
-    // Many in flight at once resolve as the acks come, all of them.
-    const emits = Array.from({ length: 500 }, (_, i) => follower.emitter.emit('Note', { text: `burst ${i}` }))
-    await Promise.all(emits)
-    expect(hostSeq(leader.emitter, writer)).toBe(501)
-    expect((follower.emitter as any).tabs.gate.size).toBe(0)
+    const all = [leader, ...followers]
+    await until(() => all.every((t) => t.texts.includes('from a follower')), 10_000, 'every tab to hear it')
+    expect((followers[0].emitter as any).log.clock()).toEqual(new Map([[id, 2]]))
   })
 
-  it('the leader and a tab without coordination resolve as before', async () => {
+  it('tabs emitting at once write one chain between them: each event once, the same order in every tab', async () => {
     const name = dbName()
-    const leader = await tab(name, 'leader')
-    const release = hold('writesHeld')
-    const emit = track(leader.emitter.emit('Note', { text: 'held by IndexedDB' }))
-    await sleep(100)
-    expect(emit.state).toBe('pending')
-    release()
-    await until(() => emit.state === 'resolved', 10_000, 'the leader emit')
-    const single = BrowserEmitter({ name: dbName(), schema: SCHEMA, tabs: false })
-    cleanups.push(() => single.close())
-    await single.emit('Note', { text: 'single' })
-    expect(single.role).toBe('single')
+    const tabs = [await tab(name, 'leader'), await tab(name, 'follower'), await tab(name, 'follower')]
+    await Promise.all(
+      tabs.map(async (t, i) => {
+        for (let round = 0; round < 20; round++) {
+          await Promise.all(Array.from({ length: 25 }, (_, j) => t.emitter.emit('Note', { text: `tab ${i} ${round} ${j}` })))
+        }
+      }),
+    )
+    await until(() => tabs.every((t) => t.texts.length === 1500), 10_000, 'every event in every tab')
+    for (const t of tabs) expect(t.texts).toEqual(tabs[0].texts)
+    expect(new Set(tabs[0].texts).size).toBe(1500)
+    const log: Log = (tabs[1].emitter as any).log
+    const seqs: number[] = []
+    for await (const e of log.read()) seqs.push(e.seq)
+    expect(seqs).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1))
   })
 
-  it('while no tab hosts the log, follower emits wait, and resolve once the new leader stored them', async () => {
+  it('when the leader tab goes, another takes the hubs over, and no emit waits for that', async () => {
     const name = dbName()
     const leader = await tab(name, 'leader')
     const a = await tab(name, 'follower')
     const b = await tab(name, 'follower')
+    const id = await leader.emitter.getId()
     await leader.emitter.emit('Note', { text: 'first' })
-    await until(() => a.texts.includes('first') && b.texts.includes('first'), 10_000, 'both links')
-    const writers = { a: await a.emitter.getId(), b: await b.emitter.getId() }
-
-    // The next leader cannot open IndexedDB yet: nobody hosts the log.
-    const release = hold('opensHeld')
     await leader.emitter.close()
-    const fromA = track(a.emitter.emit('Note', { text: 'a, no host' }))
-    const fromB = track(b.emitter.emit('Note', { text: 'b, no host' }))
-    await sleep(300)
-    expect([fromA.state, fromB.state]).toEqual(['pending', 'pending'])
+    const started = Date.now()
+    await Promise.all([a.emitter.emit('Note', { text: 'a, right after' }), b.emitter.emit('Note', { text: 'b, right after' })])
+    expect(Date.now() - started).toBeLessThan(300)
+    await until(() => a.emitter.role === 'leader' || b.emitter.role === 'leader', 10_000, 'a new leader')
+    expect([a.emitter.role, b.emitter.role].sort()).toEqual(['follower', 'leader'])
+    expect(await a.emitter.getId()).toBe(id)
 
-    release()
-    await until(() => fromA.state !== 'pending' && fromB.state !== 'pending', 10_000, 'both emits')
-    expect([fromA.state, fromB.state]).toEqual(['resolved', 'resolved'])
-    const [newLeader, follower] = a.emitter.role === 'leader' ? [a.emitter, b.emitter] : [b.emitter, a.emitter]
-    expect([newLeader.role, follower.role]).toEqual(['leader', 'follower'])
-    expect([hostSeq(newLeader, writers.a), hostSeq(newLeader, writers.b)]).toEqual([1, 1])
-
-    // What they resolved for is in "IndexedDB": a tab opened on it after everyone closed reads it.
-    // (The follower first: closed after the leader, it could be granted the lock on its way out.)
-    await follower.close()
-    await newLeader.close()
+    await a.emitter.close()
+    await b.emitter.close()
     const again = await tab(name, 'leader')
     await until(() => again.texts.length === 3, 10_000, 'the stored events')
-    expect([...again.texts].sort()).toEqual(['a, no host', 'b, no host', 'first'])
+    expect([...again.texts].sort()).toEqual(['a, right after', 'b, right after', 'first'])
+    expect(await again.emitter.getId()).toBe(id)
   })
 
-  it('a follower closing with emits in flight waits a little for the host; those it could not hand on reject CLOSED', async () => {
-    const name = dbName()
-    const leader = await tab(name, 'leader')
-    const follower = await tab(name, 'follower')
-    await leader.emitter.emit('Note', { text: 'hello' })
-    await until(() => follower.texts.includes('hello'), 10_000, 'the link to the leader')
-
-    // emit() then close() at once: close keeps the link until the host stored it.
-    const flushed = track(follower.emitter.emit('Note', { text: 'emit then close' }))
-    await follower.emitter.close()
-    expect(flushed.state).toBe('resolved')
-    expect(leader.texts).toContain('emit then close')
-
-    const other = await tab(name, 'follower')
-    await until(() => other.texts.includes('emit then close'), 10_000, 'the link of a second follower')
-    const release = hold('writesHeld')
-    const lost = track(other.emitter.emit('Note', { text: 'never acked' }))
-    const started = Date.now()
-    await other.emitter.close()
-    expect(Date.now() - started).toBeLessThan(5000)
-    await until(() => lost.state !== 'pending', 10_000, 'the emit to settle')
-    expect(lost.state).toBe('rejected')
-    expect(isHyperEmitterError(lost.error, ErrorCodes.CLOSED)).toBe(true)
-    release()
+  it('a tab without coordination writes its database alone', async () => {
+    const single = BrowserEmitter({ name: dbName(), schema: SCHEMA, tabs: false })
+    cleanups.push(() => single.close())
+    await single.emit('Note', { text: 'single' })
+    expect(single.role).toBe('single')
   })
 })
 

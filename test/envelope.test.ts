@@ -1,7 +1,7 @@
 import { create, toBinary } from '@bufbuild/protobuf'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { PackedBytes } from '../src/core/bytes/bytes.js'
+import { PackedBytes } from '../src/core/bytes/packed.js'
 import { addEnvelope, decodeEnvelope, encodeEnvelope } from '../src/core/codec/envelope.js'
 import { ErrorCodes } from '../src/core/errors.js'
 import { EventSchema } from '../src/gen/hyperemitter/v1/log_pb.js'

@@ -19,6 +19,7 @@ import { clockFrame, nodesFrame, PROTOCOL_VERSION } from '../src/sync/protocol.j
 import type { SyncSession } from '../src/sync/session.js'
 import { appendMany, makeLog, randomWriter, withRawPeer, within, type TestLog } from './session-helpers.js'
 import { collectEscapes } from './helpers/watch.js'
+import { readMissing } from './helpers/missing.js'
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCodes))
 
@@ -33,7 +34,7 @@ beforeAll(async () => {
   const X = await makeLog()
   await appendMany(X, 6, 'foreign-')
   const all = []
-  for await (const e of X.readMissing(new Map())) all.push(e)
+  for await (const e of readMissing(X, new Map())) all.push(e)
   foreignWriter = X.writer
   foreignNodes = all.filter((e) => e.seq >= 3).map((e) => e.bytes)
 })

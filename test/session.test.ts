@@ -35,6 +35,7 @@ import {
   within,
   type TestLog,
 } from './session-helpers.js'
+import { readMissing } from './helpers/missing.js'
 
 const hex = toHex
 
@@ -45,7 +46,7 @@ function sameState(a: TestLog, b: TestLog): void {
 
 async function allEntries(log: TestLog): Promise<LogEntry[]> {
   const out: LogEntry[] = []
-  for await (const e of log.readMissing(new Map())) out.push(e)
+  for await (const e of readMissing(log, new Map())) out.push(e)
   return out
 }
 

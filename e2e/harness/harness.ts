@@ -23,5 +23,26 @@ async function runConformance(): Promise<CaseResult[]> {
   return results
 }
 
+/**
+ * `?history=<db>&events=<n>&schema=<.proto text>`: open the emitter at once
+ * (as globalThis.chat) and read its history from the beginning, setting
+ * globalThis.historyRead to { readyMs, ms, role } (ms since navigation) after
+ * the n-th event: what the benchmarks time, with nothing in between.
+ */
+async function readHistoryFromUrl(): Promise<void> {
+  const params = new URLSearchParams(location.search)
+  const name = params.get('history')
+  if (name === null) return
+  const events = Number(params.get('events'))
+  const chat = hyperemitter.HyperEmitter({ name, schema: params.get('schema') ?? '' })
+  Object.assign(globalThis, { chat })
+  await chat.ready()
+  const readyMs = performance.now()
+  let seen = 0
+  if (events > 0) for await (const _ of chat.events({ from: 'beginning' })) if (++seen === events) break
+  Object.assign(globalThis, { historyRead: { readyMs, ms: performance.now(), role: chat.role } })
+}
+
 Object.assign(globalThis, { hyperemitter, BrowserLevel, runConformance, logCaseNames: logCases.map((c) => c.name) })
 document.getElementById('state')!.textContent = 'ready'
+readHistoryFromUrl().catch((err) => Object.assign(globalThis, { historyRead: { error: String(err) } }))

@@ -10,6 +10,7 @@ import { isPrivateHost } from '../sync/addresses.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { DEFAULT_DB_NAME, memoryDb, onVersionChange, openIndexedDb, storageError, versionChangeError } from './storage.js'
 import { canCoordinateTabs, coordinatorOf, Host, isHubUrl, TabCoordinator, type HubState, type TabEnvironment, type TabRole } from './tabs.js'
+import type { LogOptions } from '../core/log/log.js'
 
 export interface BrowserOptions extends ReplicationOptions {
   /** The IndexedDB database name (default 'hyperemitter'); tabs on the same name share one log. */
@@ -17,8 +18,10 @@ export interface BrowserOptions extends ReplicationOptions {
   /**
    * Coordinate the tabs of this origin that use the same `name` (default
    * true where Web Locks and BroadcastChannel exist, i.e. secure contexts):
-   * one tab writes IndexedDB, the others replicate with it. With false, this
-   * emitter opens IndexedDB itself: then only one tab may use `name` at a time.
+   * they share the IndexedDB log and its writer id, take turns writing it,
+   * and one of them connects to the hubs for all (see ./tabs.ts). With
+   * false, this emitter uses the database alone: then only one tab may use
+   * `name` at a time.
    */
   tabs?: boolean
   /** ms a WebSocket gets to open before the attempt counts as failed (default 10000). */
@@ -35,9 +38,9 @@ export interface ConnectionState {
   state: 'synced' | 'connecting' | 'offline' | 'local'
   /** navigator.onLine. */
   online: boolean
-  /** 'leader': this tab writes IndexedDB; 'follower': it replicates with the leader tab; 'single': no tab coordination. */
+  /** 'leader': this tab connects to the hubs for all tabs; 'follower': another tab does; 'single': no tab coordination. */
   role: TabRole | undefined
-  /** Events written in this tab since it was last synced with its hubs (this page load). */
+  /** Events emitted in this tab since it was last synced with its hubs (this page load). */
   pending: number
   hubs: Array<{ address: string; state: PeerState }>
 }
@@ -59,13 +62,9 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   private readonly started: Promise<void>
   private current: ConnectionState
   private currentKey = ''
-  private ownSeq = 0
-  private syncedSeq = 0
-  /** emit() calls not settled yet (a closing follower waits a little for them: TabCoordinator.flush). */
-  private emitsInFlight = 0
-  private readonly emitSettled = (): void => {
-    this.emitsInFlight--
-  }
+  /** Events this tab emitted (this page load), and how many of them its hubs had when it was last synced. */
+  private emitted = 0
+  private syncedEmitted = 0
   private readonly windowListeners: Array<[string, () => void]> = []
 
   protected static override defaultOptions(): BrowserOptions {
@@ -81,11 +80,13 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     return openIndexedDb(name)
   }
 
+  protected static override exclusiveAccess(db: Db): LogOptions['exclusive'] {
+    return coordinatorOf(db)?.exclusive
+  }
+
   constructor(...args: ConstructorParameters<typeof ReplicatedEmitter>) {
     super(...args)
     this.tabs = coordinatorOf(this.db)
-    // A follower's emits resolve once the leader tab's log stored them (see ./tabs.ts); the leader's pass straight through.
-    if (this.tabs) this.emitGate = this.tabs.gate
     onVersionChange(this.db, () => this.reportError(versionChangeError()))
     this.current = { state: 'local', online: isOnline(), role: undefined, pending: 0, hubs: [] }
     const hostStatus = new TypedEmitter<StatusEvents>()
@@ -101,21 +102,18 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
       reconnectTimeout: options.reconnectTimeout,
       maxReconnectTimeout: options.maxReconnectTimeout,
       session: options.session,
-      maxFrameSize: options.maxFrameSize,
-      hash: options.hash,
       onChange: () => this.refresh(),
       onRole: (role) => this.status.emit('role', role),
     }
     this.log.onChange((entries, origin) => {
-      // Local appends carry no origin.
+      // This tab's own appends carry no origin.
       if (origin !== undefined) return
-      this.ownSeq = entries[entries.length - 1].seq
-      if (this.current.state === 'synced') this.syncedSeq = this.ownSeq
+      this.emitted += entries.length
+      if (this.current.state === 'synced') this.syncedEmitted = this.emitted
       this.refresh()
     })
     this.started = this.ready().then(async () => {
       if (this.closed) return
-      this.ownSeq = this.syncedSeq = this.log.clock().get(this.log.writerId) ?? 0
       if (this.tabs) {
         await this.tabs.start(env)
         this.status.emit('role', this.tabs.role)
@@ -144,7 +142,6 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     this.onClose(async () => {
       for (const [type, listener] of this.windowListeners) removeEventListener(type, listener)
       await this.started.catch(() => {})
-      await this.tabs?.flush(() => this.emitsInFlight === 0)
       await this.tabs?.close()
       await this.single?.close()
       for (const view of this.views.values()) {
@@ -208,14 +205,11 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
   /**
    * As in the core; a storage failure (quota exceeded, IndexedDB gone) also
    * goes to status 'error', and rejects STORAGE_FAILED saying what IndexedDB
-   * did, with the original error as cause. In a follower tab it resolves once
-   * the leader tab's log stored the event (IndexedDB committed), not when
-   * this tab's memory log has it; a follower closed before that rejects CLOSED.
+   * did, with the original error as cause. In every tab it resolves once
+   * IndexedDB committed the event.
    */
   override emit<K extends keyof E & string>(name: K, message: E[K], cb?: Callback): Promise<void> {
-    this.emitsInFlight++
-    const promise = super.emit(name, message).then(this.emitSettled, (err: unknown) => {
-      this.emitsInFlight--
+    const promise = super.emit(name, message).catch((err: unknown) => {
       if (!isHyperEmitterError(err, ErrorCodes.STORAGE_FAILED)) throw err
       this.reportError(storageError('could not store an event', err))
       throw storageError(`could not store the ${String(name)} event`, err)
@@ -274,19 +268,16 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     return view
   }
 
-  /** Recompute every view and the connection state from the host's hub states and this tab's link. */
+  /** Recompute every view and the connection state from the host's hub states. */
   private refresh(): void {
     if (this.closed) return
     const hubs: HubState[] = this.tabs ? this.tabs.hubs : (this.single?.hubStates() ?? [])
-    const link = this.tabs ? this.tabs.link : 'self'
     for (const hub of hubs) if (hub.state !== 'closed') this.view(hub.address)
     for (const view of this.views.values()) {
       if (view.state === 'closed') continue
       const hub = hubs.find((h) => h.address === view.address)
       // 'closed' without a failure: the host is going away, and the next one dials again.
-      const hostState: PeerState = !hub || (hub.state === 'closed' && !hub.failed) ? 'connecting' : hub.state
-      let state: PeerState = hostState
-      if (hostState === 'synced' && link !== 'self' && link !== 'synced') state = 'connected'
+      const state: PeerState = !hub || (hub.state === 'closed' && !hub.failed) ? 'connecting' : hub.state
       if (hub?.id) view.id = hub.id
       this.transition(view, state, hub?.failed)
     }
@@ -297,12 +288,12 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     else if (views.every((v) => v.state === 'synced')) state = 'synced'
     else if (!online || views.every((v) => v.state === 'reconnecting')) state = 'offline'
     else state = 'connecting'
-    if (state === 'synced') this.syncedSeq = this.ownSeq
+    if (state === 'synced') this.syncedEmitted = this.emitted
     const next: ConnectionState = {
       state,
       online,
       role: this.role,
-      pending: Math.max(0, this.ownSeq - this.syncedSeq),
+      pending: this.emitted - this.syncedEmitted,
       hubs: views.map((v) => ({ address: v.address, state: v.state })),
     }
     const key = JSON.stringify(next)

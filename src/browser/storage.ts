@@ -1,10 +1,7 @@
 /**
  * Browser storage: browser-level (IndexedDB) under the app's database name,
- * IndexedDB failures turned into coded errors, and `TabDb`, a database whose
- * backend is chosen when it opens (IndexedDB for the tab that holds the
- * database's Web Lock, memory for the others).
+ * and IndexedDB failures turned into coded errors.
  */
-import { AbstractIterator, AbstractLevel } from 'abstract-level'
 import { BrowserLevel } from 'browser-level'
 import { MemoryLevel } from 'memory-level'
 import type { Db } from '../core/emitter.js'
@@ -25,7 +22,7 @@ export function openIndexedDb(name: string): Db {
   return new FastBrowserLevel(name, { prefix: '', ...VIEW })
 }
 
-/** An in-memory database for tabs that do not own the IndexedDB log. */
+/** An in-memory database, where there is no IndexedDB. */
 export function memoryDb(): Db {
   return new MemoryLevel({ storeEncoding: 'view', ...VIEW })
 }
@@ -100,11 +97,11 @@ function exact(value: unknown): unknown {
 }
 
 /**
- * Call `listener` if `db` (IndexedDB, directly or as a TabDb's choice) closes
- * itself because another page deletes or upgrades the database.
+ * Call `listener` if `db` (IndexedDB) closes itself because another page
+ * deletes or upgrades the database.
  */
 export function onVersionChange(db: Db, listener: () => void): void {
-  if (db instanceof FastBrowserLevel || db instanceof TabDb) db.onVersionChange = listener
+  if (db instanceof FastBrowserLevel) db.onVersionChange = listener
 }
 
 /** The DOMException (or other error) at the bottom of a chain of causes. */
@@ -148,125 +145,4 @@ export function storageError(context: string, err: unknown): HyperEmitterError {
     cause: err,
     details: name ? { domException: name } : undefined,
   })
-}
-
-/**
- * A database that picks its backend when it opens: `choose()` runs once,
- * inside open(), and every operation is forwarded to the database it
- * returned. The emitter's constructor is synchronous, but which tab owns the
- * IndexedDB log is only known after asking for a Web Lock.
- */
-export class TabDb extends AbstractLevel<Uint8Array, Uint8Array> {
-  private inner: Db | undefined
-  /** Runs after the chosen database closed (the tab coordinator releases its Web Lock here). */
-  afterClose: (() => void) | undefined
-  /** Called if the chosen database is IndexedDB and closed itself for another page's delete or upgrade. */
-  onVersionChange: (() => void) | undefined
-
-  constructor(private readonly choose: () => Promise<Db>) {
-    super({ encodings: { view: true }, snapshots: false, seek: true, has: true, getSync: false, permanence: true } as any, VIEW)
-  }
-
-  /** The database every operation goes to (after open). */
-  get backend(): Db | undefined {
-    return this.inner
-  }
-
-  async _open(_options: any): Promise<void> {
-    this.inner ??= await this.choose()
-    if (this.inner instanceof FastBrowserLevel) this.inner.onVersionChange = () => this.onVersionChange?.()
-    try {
-      await this.inner.open()
-    } catch (err) {
-      // Never opened: whatever was held for it (the tab's Web Lock) goes now.
-      this.afterClose?.()
-      throw storageError('could not open the database', err)
-    }
-  }
-
-  async _close(): Promise<void> {
-    try {
-      await this.inner?.close()
-    } finally {
-      this.afterClose?.()
-    }
-  }
-
-  async _get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.inner!.get(key, VIEW)
-  }
-
-  async _getMany(keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    return this.inner!.getMany(keys, VIEW)
-  }
-
-  async _has(key: Uint8Array): Promise<boolean> {
-    return this.inner!.has(key, VIEW)
-  }
-
-  async _hasMany(keys: Uint8Array[]): Promise<boolean[]> {
-    return this.inner!.hasMany(keys, VIEW)
-  }
-
-  async _put(key: Uint8Array, value: Uint8Array): Promise<void> {
-    return this.inner!.put(key, value, VIEW)
-  }
-
-  async _del(key: Uint8Array): Promise<void> {
-    return this.inner!.del(key, VIEW)
-  }
-
-  async _batch(operations: any[]): Promise<void> {
-    const ops = new Array(operations.length)
-    for (let i = 0; i < operations.length; i++) {
-      const op = operations[i]
-      ops[i] = op.type === 'del' ? { type: 'del', key: op.key } : { type: 'put', key: op.key, value: op.value }
-    }
-    return this.inner!.batch(ops, VIEW)
-  }
-
-  async _clear(options: any): Promise<void> {
-    return this.inner!.clear({ ...rangeOf(options), ...VIEW })
-  }
-
-  _iterator(options: any): any {
-    const inner = this.inner!.iterator({ ...rangeOf(options), keys: options.keys, values: options.values, ...VIEW })
-    return new ForwardingIterator(this, options, inner)
-  }
-}
-
-function rangeOf(options: any): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (const k of ['gt', 'gte', 'lt', 'lte', 'limit', 'reverse']) if (options[k] !== undefined) out[k] = options[k]
-  return out
-}
-
-class ForwardingIterator extends AbstractIterator<any, Uint8Array, Uint8Array> {
-  constructor(
-    db: TabDb,
-    options: any,
-    private readonly inner: any,
-  ) {
-    super(db as any, options)
-  }
-
-  async _next(): Promise<[Uint8Array, Uint8Array] | undefined> {
-    return this.inner.next()
-  }
-
-  async _nextv(size: number, options: any): Promise<[Uint8Array, Uint8Array][]> {
-    return this.inner.nextv(size, options)
-  }
-
-  async _all(options: any): Promise<[Uint8Array, Uint8Array][]> {
-    return this.inner.all(options)
-  }
-
-  _seek(target: Uint8Array, options: any): void {
-    this.inner.seek(target, options)
-  }
-
-  async _close(): Promise<void> {
-    return this.inner.close()
-  }
 }

@@ -1,9 +1,9 @@
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
-import { PackedBytes } from './bytes/bytes.js'
+import { PackedBytes } from './bytes/packed.js'
 import { addEnvelope, decodeEnvelopeIf, envelopeSizeOf } from './codec/envelope.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { Log, type AppendSink } from './log/log.js'
+import { Log, type AppendSink, type LogOptions } from './log/log.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './codec/schema.js'
 import { ConsumerCursor } from './emitter/consumer.js'
 import { Subscription, type Delivery, type SubscriptionSource } from './emitter/subscription.js'
@@ -89,27 +89,6 @@ export interface StatusEvents {
 /** Emits one group holds at most: a log batch's worth (the log's default maxBatch). */
 const MAX_GROUP = 1000
 
-/** An emit whose event is in the local log, waiting at an EmitGate to be resolved (or rejected). */
-export interface HeldEmit {
-  resolve(): void
-  reject(err: unknown): void
-}
-
-/**
- * For a runtime layer whose emitter's log is not where events are kept for
- * good (a browser follower tab, whose memory log replicates to the leader
- * tab's IndexedDB one: see src/browser/tabs.ts). Once set, an emit whose
- * event the local log committed resolves only when the gate says so.
- */
-export interface EmitGate {
-  /**
-   * The local log committed `emit`'s event as `seq` of this emitter's writer
-   * (called in seq order): call `emit.resolve()` once it is stored where it
-   * counts, or `emit.reject(err)`. Must not throw.
-   */
-  hold(seq: number, emit: HeldEmit): void
-}
-
 /** A promise with its resolvers, made when a group first needs it. */
 class Outcome {
   readonly promise: Promise<void>
@@ -135,17 +114,13 @@ class Outcome {
  * marked handled. Handling the first one for them would hide a failure from
  * a promise caller in the same turn who never handled it.
  */
-class EmitGroup implements AppendSink, HeldEmit {
+class EmitGroup implements AppendSink {
   /** The envelopes, packed. */
   readonly values: PackedBytes
   private forPromises: Outcome | undefined
   private forObservers: Outcome | undefined
 
-  constructor(
-    /** The emitter's gate, if any, when the group is stored. */
-    private readonly gate: () => EmitGate | undefined,
-    expectedBytes: number,
-  ) {
+  constructor(expectedBytes: number) {
     this.values = new PackedBytes(expectedBytes)
   }
 
@@ -163,25 +138,14 @@ class EmitGroup implements AppendSink, HeldEmit {
     return this.forObservers.promise
   }
 
-  resolve(): void {
+  appended(): void {
     this.forPromises?.resolve()
     this.forObservers?.resolve()
   }
 
-  reject(err: unknown): void {
+  failed(err: unknown): void {
     this.forPromises?.reject(err)
     this.forObservers?.reject(err)
-  }
-
-  appended(last: LogEntry): void {
-    const gate = this.gate()
-    // Held at its last seq: the gate releases in seq order.
-    if (gate === undefined) this.resolve()
-    else gate.hold(last.seq, this)
-  }
-
-  failed(err: unknown): void {
-    this.reject(err)
   }
 }
 
@@ -295,9 +259,6 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private readonly endTurn = (): void => {
     if (this.isReady) this.seal()
   }
-  private readonly currentGate = (): EmitGate | undefined => this.emitGate
-  /** Set by a runtime layer whose local log is not the durable one: emits resolve when it says (see EmitGate). */
-  protected emitGate: EmitGate | undefined
 
   constructor(db?: Db | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
   constructor(...args: unknown[]) {
@@ -309,7 +270,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
-    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers })
+    const exclusive = (new.target as typeof HyperEmitterCore).exclusiveAccess(this.db)
+    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers, exclusive })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
@@ -328,7 +290,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
       for (const e of this.early.splice(0)) e.reject(notReady(err))
       if (this.group !== undefined) this.sealed.push(this.group)
       this.group = undefined
-      for (const g of this.sealed.splice(0)) g.reject(notReady(err))
+      for (const g of this.sealed.splice(0)) g.failed(notReady(err))
       this.reportError(err)
     })
   }
@@ -348,6 +310,15 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    */
   protected static defaultDb(_options: HyperEmitterOptions): Db {
     return new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+  }
+
+  /**
+   * How this emitter's log takes turns writing with logs in other contexts
+   * on the same db (a browser tab's Web Lock: see LogOptions.exclusive);
+   * none by default.
+   */
+  protected static exclusiveAccess(_db: Db): LogOptions['exclusive'] {
+    return undefined
   }
 
   private async init(): Promise<void> {
@@ -420,9 +391,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * nothing is appended then. The message is encoded at once (with a
    * streamed schema not loaded yet: once it is), so changing it afterwards
    * changes nothing. Emits of one turn share one promise: one batch stores
-   * them all or none. With an emitGate (a browser follower tab),
-   * "stored" is where the gate says; a CLOSED rejection from the gate comes
-   * after the local append, for an event the closing emitter could not hand on.
+   * them all or none.
    */
   emit<K extends keyof E & string>(name: K, message: PlainInput<E[K]>, cb?: Callback): Promise<void> {
     return cb === undefined ? this.append(name, message, false) : withCallback(this.append(name, message, true), cb)
@@ -462,7 +431,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     }
     let group = this.group
     if (group === undefined) {
-      group = this.group = new EmitGroup(this.currentGate, this.lastGroupBytes)
+      group = this.group = new EmitGroup(this.lastGroupBytes)
       queueMicrotask(this.endTurn)
     }
     addEnvelope(group.values, canonical, payload.bytes, payload.length)

@@ -67,11 +67,10 @@ export interface SyncableLog {
   /** A snapshot copy of the clock. */
   clock(): Clock
   /**
-   * The entries a peer holding `remote` lacks, in local change order. Cost
-   * grows with the number of missing entries, not with the log's size.
+   * The entries a peer holding `remote` lacks, in local change order, a page
+   * (a non-empty array of entries) at a time. Cost grows with the number of
+   * missing entries, not with the log's size.
    */
-  readMissing(remote: Clock): AsyncIterable<LogEntry>
-  /** readMissing() a page (a non-empty array of entries) at a time. */
   readMissingPages(remote: Clock): AsyncIterable<LogEntry[]>
   /**
    * Verify and store nodes received from elsewhere (canonical Node bytes), in

@@ -2,6 +2,8 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import type { Duplex } from 'node:stream'
 import { withCallback, type Callback } from '../core/callback.js'
 import type { EventMap, EventsOptions } from '../core/emitter.js'
+import { parseProtoFile } from '../core/codec/proto-parse.js'
+import { useProtoParser } from '../core/codec/schema.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { ReplicatedEmitter, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'
 import type { FrameChannel } from '../transport/channel.js'
@@ -38,6 +40,9 @@ export interface ListenOptions extends HubLimits {
   /** Which pages may open a WebSocket, by Origin (default: 'same-origin' with onRequest, else '*'). */
   allowedOrigins?: OriginPolicy
 }
+
+// Node always accepts `.proto` text schemas (the parser is small beside Node's own start-up).
+useProtoParser(parseProtoFile)
 
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]'])
 /** How long one attempt to reach a peer may take before it fails (CONNECTION_FAILED) and is retried. */

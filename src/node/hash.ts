@@ -1,8 +1,8 @@
 import { createHash, hash } from 'node:crypto'
-import { Slab } from '../core/bytes/bytes.js'
+import { Slab } from '../core/bytes/slab.js'
+import { KEY_BYTES } from '../core/codec/node.js'
 import type { HashFn } from '../core/types.js'
 
-const KEY_BYTES = 32
 const keys = new Slab(16 * 1024)
 
 /**

@@ -2,7 +2,7 @@ import * as http from 'node:http'
 import type * as https from 'node:https'
 import * as net from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer } from 'ws'
+import type { WebSocketServer } from 'ws'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { DEFAULT_MAX_FRAME_SIZE, type FrameChannel, type FrameChannelOptions } from '../transport/channel.js'
 import { createTcpChannel } from '../transport/tcp.js'
@@ -90,7 +90,8 @@ export class HubServer {
   private readonly headerTimers = new Map<Duplex, ReturnType<typeof setTimeout>>()
   private readonly server: net.Server
   private readonly httpServer: http.Server
-  private readonly wss: WebSocketServer
+  /** Made on the first upgrade: a hub with only TCP peers never loads `ws`. */
+  private wss: Promise<WebSocketServer> | undefined
   /** Every socket this hub holds, whichever server accepted it. */
   private readonly sockets = new Set<Duplex>()
   /** Sockets that carry a channel (they get a grace period on close). */
@@ -132,14 +133,6 @@ export class HubServer {
       maxBufferedBytes: options.maxBufferedBytes,
       stallTimeout: options.stallTimeout,
     }
-
-    this.wss = new WebSocketServer({
-      noServer: true,
-      // ws refuses an oversize message from its header, before buffering it.
-      maxPayload: maxFrameSize,
-      perMessageDeflate: false,
-      clientTracking: false,
-    })
 
     this.httpServer = http.createServer((req, res) => this.handleRequest(req, res))
     // This http.Server never listens, and Node only runs its headers/request
@@ -250,7 +243,7 @@ export class HubServer {
       else resolve()
     })
     for (const channel of [...this.channels]) channel.close()
-    this.wss.close()
+    void this.wss?.then((wss) => wss.close())
     for (const socket of this.sockets) if (!this.channelSockets.has(socket)) socket.destroy()
     await this.waitForSockets(CLOSE_GRACE_MS)
     for (const socket of this.sockets) socket.destroy()
@@ -377,6 +370,20 @@ export class HubServer {
     }
   }
 
+  private webSocketServer(): Promise<WebSocketServer> {
+    this.wss ??= import('ws').then(
+      ({ WebSocketServer }) =>
+        new WebSocketServer({
+          noServer: true,
+          // ws refuses an oversize message from its header, before buffering it.
+          maxPayload: this.channelOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+          perMessageDeflate: false,
+          clientTracking: false,
+        }),
+    )
+    return this.wss
+  }
+
   private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, origins: OriginPolicy): Promise<void> {
     this.track(socket)
     this.startAuthTimer(socket)
@@ -405,7 +412,12 @@ export class HubServer {
         return
       }
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
+    const wss = await this.webSocketServer()
+    if (socket.destroyed || this.closing) {
+      socket.destroy()
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
       if (this.closing) {
         ws.terminate()
         return

@@ -55,7 +55,6 @@ export function limitInbound(log: SyncableLog, limits: InboundLimits = {}): Sync
       return log.length
     },
     clock: () => log.clock(),
-    readMissing: (remote) => log.readMissing(remote),
     readMissingPages: (remote) => log.readMissingPages(remote),
     onChange: (listener) => log.onChange(listener),
     addMany(nodes: Uint8Array[], origin?: unknown, options?: AddOptions) {

@@ -42,11 +42,6 @@ function broadcastChannelClass(): typeof BroadcastChannel | undefined {
   return typeof BroadcastChannel === 'function' ? BroadcastChannel : undefined
 }
 
-/** True when BroadcastChannel exists here (browsers, workers, Node >= 18). */
-export function hasBroadcastChannel(): boolean {
-  return broadcastChannelClass() !== undefined
-}
-
 function randomId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(12))
   let out = ''

@@ -1,29 +1,21 @@
 // Shared by the socket channels: cheap private copies of small frames.
+import { Slab } from '../core/bytes/slab.js'
 
 /** Frames up to this size are copied into a shared slab rather than given an ArrayBuffer each. */
 const SLAB_FRAME_MAX = 1024
 const SLAB_SIZE = 8 * 1024
 
-let slab = new Uint8Array(SLAB_SIZE)
-let slabUsed = 0
+const frames = new Slab(SLAB_SIZE, SLAB_FRAME_MAX)
 
 /**
- * A private copy of `frame`. Small frames share an 8 KiB slab (one
- * allocation per many frames: a fresh ArrayBuffer per 100-byte frame costs
- * more in allocation and GC than the copy itself); larger ones get their own.
+ * A private copy of `frame`: small frames share a slab (a fresh ArrayBuffer
+ * per small frame costs more than the copy); larger ones get their own.
  * The result may share its ArrayBuffer with other frames: never transfer or
  * detach `copy.buffer`.
  */
 export function copyFrame(frame: Uint8Array): Uint8Array {
-  const len = frame.byteLength
-  if (len > SLAB_FRAME_MAX) return frame.slice()
-  if (SLAB_SIZE - slabUsed < len) {
-    slab = new Uint8Array(SLAB_SIZE)
-    slabUsed = 0
-  }
-  const out = slab.subarray(slabUsed, slabUsed + len)
+  const out = frames.alloc(frame.byteLength)
   out.set(frame)
-  slabUsed += len
   return out
 }
 

@@ -1,4 +1,4 @@
-import WebSocket from 'isomorphic-ws'
+import type WebSocket from 'isomorphic-ws'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
 import { checkOutgoing, DEFAULT_MAX_FRAME_SIZE, sendLimits, type FrameChannel, type FrameChannelOptions } from './channel.js'
 import { defaultMaxQueuedBytes, InboxChannel } from './channel-base.js'
@@ -107,7 +107,7 @@ export function createWebSocketChannel(ws: WebSocketLike, options: WebSocketChan
  * (with the underlying error as cause when the runtime gives one) when the
  * socket errors, closes or times out before opening.
  */
-export function connectWebSocket(url: string, options: ConnectWebSocketOptions = {}): Promise<FrameChannel> {
+export async function connectWebSocket(url: string, options: ConnectWebSocketOptions = {}): Promise<FrameChannel> {
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -123,6 +123,7 @@ export function connectWebSocket(url: string, options: ConnectWebSocketOptions =
   }
   const { protocols, timeout, lookup, ...channelOptions } = options
   const maxFrameSize = channelOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+  const WebSocket = await loadWebSocket()
   return new Promise((resolve, reject) => {
     let ws: WebSocket
     try {
@@ -190,6 +191,13 @@ export function connectWebSocket(url: string, options: ConnectWebSocketOptions =
       )
     }
   })
+}
+
+let webSocketClass: Promise<typeof WebSocket> | undefined
+/** `ws` in Node, the built-in in browsers; loaded on the first connect, so a process that never dials never pays for it. */
+function loadWebSocket(): Promise<typeof WebSocket> {
+  webSocketClass ??= import('isomorphic-ws').then((m) => m.default)
+  return webSocketClass
 }
 
 function ignore(): void {}

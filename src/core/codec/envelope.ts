@@ -1,4 +1,5 @@
-import { copyBytes, type PackedBytes, view } from '../bytes/bytes.js'
+import { copyBytes, view } from '../bytes/bytes.js'
+import type { PackedBytes } from '../bytes/packed.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import { VarintReader, varintLength, writeVarint } from '../bytes/varint.js'
 

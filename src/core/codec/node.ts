@@ -11,7 +11,7 @@
  */
 import { copyBytes } from '../bytes/bytes.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
-import { varintLength, writeVarint } from '../bytes/varint.js'
+import { MALFORMED, TOO_BIG, VarintReader, varintLength, writeVarint } from '../bytes/varint.js'
 
 /** A node's fields but its value. */
 export interface NodeHead {
@@ -49,18 +49,8 @@ function writeBytesField(out: Uint8Array, pos: number, tag: number, data: Uint8A
  * checked here (decodeNode is the gate for that).
  */
 export function encodeNode(node: NodeFields): Uint8Array {
-  return encodeNodeWithHeadroom(node, 0)
-}
-
-/**
- * Like encodeNode, but the canonical bytes start at offset `headroom` of the
- * returned buffer; the log writes the key there so one allocation holds the
- * whole stored record (key || node bytes).
- */
-export function encodeNodeWithHeadroom(node: NodeFields, headroom: number): Uint8Array {
-  const size = encodedNodeSize(node)
-  const out = new Uint8Array(headroom + size)
-  writeNode(out, headroom, node)
+  const out = new Uint8Array(encodedNodeSize(node))
+  writeNode(out, 0, node)
   return out
 }
 
@@ -123,9 +113,6 @@ export function writeNodeWithValue(out: Uint8Array, pos: number, node: NodeHead,
   if (length > 0) writeBytesField(out, pos, TAG_VALUE, source, start, length)
 }
 
-/** Bytes a varint of `n` takes (re-exported for the log's view arithmetic). */
-export { varintLength }
-
 function invalid(message: string, details?: Record<string, unknown>): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.INVALID_NODE, message, details ? { details } : {})
 }
@@ -144,55 +131,37 @@ export function isCanonical(bytes: Uint8Array, node: DecodedNode): boolean {
   return node.inOrder && encodedNodeSize(node) === bytes.length
 }
 
-// Decoder cursor kept at module level: closures per call measured ~5x slower
-// than these plain functions. Safe because decoding never yields.
-let buf: Uint8Array = new Uint8Array(0)
-let pos = 0
-let end = 0
-
-// Reads a varint at `pos`; NaN when truncated or longer than 10 bytes,
-// Infinity when above 2^53 (not representable exactly).
-function readVarint(): number {
-  if (pos < end && buf[pos] < 0x80) return buf[pos++]
-  let result = 0
-  let scale = 1
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) return NaN
-    const b = buf[pos++]
-    result += (b & 0x7f) * scale
-    if (b < 0x80) return result > Number.MAX_SAFE_INTEGER ? Infinity : result
-    scale *= 128
-  }
-  return NaN
-}
+// One cursor for every decode, at module level: closures per call cost
+// more than these plain functions. Safe because decoding never yields.
+const r = new VarintReader(EMPTY)
 
 function readLengthDelimited(): Uint8Array {
-  const len = readVarint()
-  if (!(len <= end - pos)) throw invalid('node truncated: a length runs past the end', { offset: pos })
-  // A view built directly: subarray() measured several times slower in V8.
-  const view = new Uint8Array(buf.buffer, buf.byteOffset + pos, len)
-  pos += len
+  const len = r.next()
+  if (!(len >= 0 && len <= r.end - r.pos)) throw invalid('node truncated: a length runs past the end', { offset: r.pos })
+  // A view built directly: subarray() is slower in V8.
+  const view = new Uint8Array(r.bytes.buffer, r.bytes.byteOffset + r.pos, len)
+  r.pos += len
   return view
 }
 
 function skipUnknown(wireType: number): void {
   switch (wireType) {
     case 0:
-      if (Number.isNaN(readVarint())) throw invalid('node has a malformed varint')
+      if (r.next() === MALFORMED) throw invalid('node has a malformed varint')
       return
     case 1:
-      pos += 8
+      r.pos += 8
       break
     case 2:
       readLengthDelimited()
       return
     case 5:
-      pos += 4
+      r.pos += 4
       break
     default:
       throw invalid(`node has an unsupported wire type ${wireType}`, { wireType })
   }
-  if (pos > end) throw invalid('node truncated inside an unknown field')
+  if (r.pos > r.end) throw invalid('node truncated inside an unknown field')
 }
 
 /**
@@ -200,33 +169,30 @@ function skipUnknown(wireType: number): void {
  * peers send): writer, seq, links and value at fixed tags, each length and
  * varint minimal, nothing else. Returns undefined for anything else, which
  * decodeNode() then judges. A result is always canonical, so the caller
- * needs no isCanonical(). Small and branch-light: V8 optimises it early
- * where decodeNode() took ~100 ms to compile.
+ * needs no isCanonical(). Kept small and branch-light so V8 optimises it early.
  */
 export function decodeCanonicalNode(bytes: Uint8Array, writer?: Uint8Array): DecodedNode | undefined {
   // writer: 0x0a, 16, 16 bytes
   if (bytes.length < 2 + WRITER_BYTES + 2 || bytes[0] !== TAG_WRITER || bytes[1] !== WRITER_BYTES || bytes[2 + WRITER_BYTES] !== TAG_SEQ) return undefined
-  buf = bytes
-  pos = 2 + WRITER_BYTES + 1
-  end = bytes.length
+  r.reset(bytes, 2 + WRITER_BYTES + 1, bytes.length)
   const node = readCanonicalRest(writer)
-  buf = EMPTY
+  r.bytes = EMPTY
   return node
 }
 
 /**
  * decodeCanonicalNode() after the writer and the seq tag, on the module
- * cursor. `writer`, when its bytes are the node's, is used as its writer: one
- * typed-array view less per node in a run of one writer's nodes (views cost
- * most while V8 has not optimised the caller yet, in a fresh process).
+ * cursor. `writer`, when its bytes are the node's, is used as its writer:
+ * one typed-array view less per node in a run of one writer's nodes.
  */
 function readCanonicalRest(writer: Uint8Array | undefined): DecodedNode | undefined {
-  const seq = readMinimalVarint(8)
+  const seq = r.nextMinimal(8)
   if (seq < 1 || seq > Number.MAX_SAFE_INTEGER) return undefined
-  // Views made from these two, read once, not through view(): measured
-  // 0.12 against 0.15 us per node.
+  const buf = r.bytes
+  const end = r.end
   const base = buf.byteOffset
   const buffer = buf.buffer
+  let pos = r.pos
   let links: Uint8Array[] | undefined
   while (pos < end && buf[pos] === TAG_LINK) {
     if (buf[pos + 1] !== KEY_BYTES || pos + 2 + KEY_BYTES > end) return undefined
@@ -239,31 +205,19 @@ function readCanonicalRest(writer: Uint8Array | undefined): DecodedNode | undefi
   if (pos < end) {
     if (buf[pos++] !== TAG_VALUE) return undefined
     // A non-zero length that ends exactly at the end.
-    const length = readMinimalVarint(4)
-    if (length < 1 || pos + length !== end) return undefined
-    value = new Uint8Array(buffer, base + pos, length)
+    r.pos = pos
+    const length = r.nextMinimal(4)
+    if (length < 1 || r.pos + length !== end) return undefined
+    value = new Uint8Array(buffer, base + r.pos, length)
   }
-  return { writer: isWriterAt(writer) ? writer! : new Uint8Array(buffer, base + 2, WRITER_BYTES), seq, links: links ?? [], value, inOrder: true }
+  return { writer: isWriterAt(buf, writer) ? writer! : new Uint8Array(buffer, base + 2, WRITER_BYTES), seq, links: links ?? [], value, inOrder: true }
 }
 
-/** Whether `writer` holds the writer bytes of the node on the cursor. */
-function isWriterAt(writer: Uint8Array | undefined): boolean {
+/** Whether `writer` holds the writer bytes of the node in `buf`. */
+function isWriterAt(buf: Uint8Array, writer: Uint8Array | undefined): boolean {
   if (writer === undefined || writer.length !== WRITER_BYTES) return false
   for (let i = 0; i < WRITER_BYTES; i++) if (buf[2 + i] !== writer[i]) return false
   return true
-}
-
-/** A varint of at most `maxBytes` at the cursor, in its shortest form; -1 when it is not one. */
-function readMinimalVarint(maxBytes: number): number {
-  let value = 0
-  let scale = 1
-  for (let i = 0; i < maxBytes && pos < end; i++) {
-    const b = buf[pos++]
-    value += (b & 0x7f) * scale
-    if (b < 0x80) return b === 0 && i > 0 ? -1 : value
-    scale *= 128
-  }
-  return -1
 }
 
 /**
@@ -275,9 +229,7 @@ function readMinimalVarint(maxBytes: number): number {
  */
 export function decodeNode(bytes: Uint8Array): DecodedNode {
   if (!(bytes instanceof Uint8Array)) throw invalid('node bytes must be a Uint8Array')
-  buf = bytes
-  pos = 0
-  end = bytes.length
+  r.reset(bytes, 0, bytes.length)
   let writer: Uint8Array = EMPTY
   let seq = 0
   const links: Uint8Array[] = []
@@ -285,12 +237,12 @@ export function decodeNode(bytes: Uint8Array): DecodedNode {
   let lastField = 0
   let inOrder = true
   try {
-    while (pos < end) {
-      const tag = readVarint()
-      if (!(tag <= 0xffffffff)) throw invalid('node has a malformed field tag', { offset: pos })
+    while (r.pos < r.end) {
+      const tag = r.next()
+      if (!(tag >= 0 && tag <= 0xffffffff)) throw invalid('node has a malformed field tag', { offset: r.pos })
       const field = Math.floor(tag / 8)
       const wireType = tag % 8
-      if (field === 0) throw invalid('node has field number 0', { offset: pos })
+      if (field === 0) throw invalid('node has field number 0', { offset: r.pos })
       // Canonical order: 1, 2, 3 (repeated), 4, each known field once.
       if (field < lastField || (field === lastField && field !== 3) || field > 4) inOrder = false
       lastField = field
@@ -302,9 +254,9 @@ export function decodeNode(bytes: Uint8Array): DecodedNode {
           writer = readLengthDelimited()
           break
         case 2: {
-          const n = readVarint()
-          if (Number.isNaN(n)) throw invalid('node seq is a malformed varint')
-          if (n === Infinity) throw invalid('node seq is above 2^53', { field: 'seq' })
+          const n = r.next()
+          if (n === MALFORMED) throw invalid('node seq is a malformed varint')
+          if (n === TOO_BIG) throw invalid('node seq is above 2^53', { field: 'seq' })
           seq = n
           break
         }
@@ -320,7 +272,7 @@ export function decodeNode(bytes: Uint8Array): DecodedNode {
     }
   } finally {
     // Do not keep the caller's buffer alive through the module.
-    buf = EMPTY
+    r.bytes = EMPTY
   }
 
   if (writer.length !== WRITER_BYTES) throw invalid(`node writer must be ${WRITER_BYTES} bytes, got ${writer.length}`, { field: 'writer' })

@@ -26,6 +26,7 @@
 import { ScalarType, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../errors.js'
 import { grown } from '../bytes/bytes.js'
+import { VarintReader, varintLength, writeVarint, writeVarint64 } from '../bytes/varint.js'
 
 // Field kinds and presence, as small ints for switch dispatch.
 const SCALAR = 0
@@ -316,14 +317,7 @@ class Writer {
   /** Unsigned 32-bit varint (v in [0, 2^32)). */
   varint32(v: number): void {
     this.ensure(5)
-    const buf = this.buf
-    let pos = this.pos
-    while (v > 127) {
-      buf[pos++] = (v & 127) | 128
-      v = v >>> 7
-    }
-    buf[pos++] = v
-    this.pos = pos
+    this.pos = writeVarint(this.buf, this.pos, v)
   }
 
   /** int32 semantics: negatives take ten bytes, sign-extended to 64 bits. */
@@ -334,15 +328,7 @@ class Writer {
 
   varint64(lo: number, hi: number): void {
     this.ensure(10)
-    const buf = this.buf
-    let pos = this.pos
-    while (hi !== 0 || lo > 127) {
-      buf[pos++] = (lo & 127) | 128
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0
-      hi = hi >>> 7
-    }
-    buf[pos++] = lo
-    this.pos = pos
+    this.pos = writeVarint64(this.buf, this.pos, lo, hi)
   }
 
   fixed32(v: number): void {
@@ -377,26 +363,19 @@ class Writer {
   /** Write the length of the content since `start` into its reserved prefix. */
   endLen(start: number, guess: number): void {
     const len = this.pos - start
-    const need = varintSize(len)
+    const need = varintLength(len)
     if (need !== guess) {
       // The content outgrew the guessed prefix: slide it right.
       this.ensure(need - guess)
       this.buf.copyWithin(start + need - guess, start, this.pos)
       this.pos += need - guess
     }
-    let p = start - guess
-    let v = len
-    const buf = this.buf
-    while (v > 127) {
-      buf[p++] = (v & 127) | 128
-      v >>>= 7
-    }
-    buf[p] = v
+    writeVarint(this.buf, start - guess, len)
   }
 
   string(s: string): void {
     const n = s.length
-    const guess = varintSize(n)
+    const guess = varintLength(n)
     this.ensure(guess + n * 3)
     const start = this.beginLen(guess)
     const buf = this.buf
@@ -419,10 +398,6 @@ class Writer {
     this.buf.set(b, this.pos)
     this.pos += b.length
   }
-}
-
-function varintSize(v: number): number {
-  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5
 }
 
 const sharedWriter = new Writer()
@@ -620,7 +595,7 @@ function writeList(w: Writer, f: FieldPlan, v: unknown): void {
   }
   if (f.packed) {
     w.varint32(f.packedTag)
-    const guess = varintSize(n)
+    const guess = varintLength(n)
     const start = w.beginLen(guess)
     for (let i = 0; i < n; i++) writeElement(w, f, v[i], i)
     w.endLen(start, guess)
@@ -913,73 +888,29 @@ function describe(v: unknown): string {
 // ---------------------------------------------------------------------------
 // Decoding
 
-class Reader {
-  pos = 0
-  lo = 0
-  hi = 0
+/** The plain decoder's cursor: the core's varint reader plus protobuf's scalar and skip rules. */
+class Reader extends VarintReader {
   depth = 0
-  constructor(readonly buf: Uint8Array) {}
 
+  /** A varint's low 32 bits: how protobuf reads tags, lengths, int32, uint32, enums and bools. */
   varint32(): number {
-    const buf = this.buf
-    let pos = this.pos
-    let b = buf[pos++]
-    let v = b & 127
-    if (b >= 128) {
-      b = buf[pos++]
-      v |= (b & 127) << 7
-      if (b >= 128) {
-        b = buf[pos++]
-        v |= (b & 127) << 14
-        if (b >= 128) {
-          b = buf[pos++]
-          v |= (b & 127) << 21
-          if (b >= 128) {
-            b = buf[pos++]
-            v |= b << 28
-            // Bits beyond 32 (sign-extended int32) are dropped.
-            for (let i = 0; b >= 128 && i < 5; i++) b = buf[pos++]
-            if (b >= 128) throw new Error('invalid varint')
-          }
-        }
-      }
+    const bytes = this.bytes
+    const pos = this.pos
+    if (pos < this.end && bytes[pos] < 0x80) {
+      this.pos = pos + 1
+      return bytes[pos]
     }
-    if (pos > this.buf.length) throw new Error('premature end of input')
-    this.pos = pos
-    return v >>> 0
+    this.varint64()
+    return this.lo
   }
 
   /** Reads a 64-bit varint into this.lo / this.hi (unsigned halves). */
   varint64(): void {
-    const buf = this.buf
-    let pos = this.pos
-    let lo = 0
-    let hi = 0
-    let b = 0
-    let shift = 0
-    for (; shift < 28; shift += 7) {
-      b = buf[pos++]
-      lo |= (b & 127) << shift
-      if (b < 128) break
-    }
-    if (b >= 128) {
-      b = buf[pos++]
-      lo |= (b & 15) << 28
-      hi = (b & 127) >> 4
-      for (shift = 3; b >= 128 && shift < 32; shift += 7) {
-        b = buf[pos++]
-        hi |= (b & 127) << shift
-      }
-      if (b >= 128) throw new Error('invalid varint')
-    }
-    if (pos > this.buf.length || b === undefined) throw new Error('premature end of input')
-    this.pos = pos
-    this.lo = lo >>> 0
-    this.hi = hi >>> 0
+    if (!this.next64()) throw new Error(this.pos >= this.end ? 'premature end of input' : 'invalid varint')
   }
 
   fixed32(): number {
-    const buf = this.buf
+    const buf = this.bytes
     const pos = this.pos
     if (pos + 4 > buf.length) throw new Error('premature end of input')
     this.pos = pos + 4
@@ -1032,10 +963,10 @@ class Reader {
     const start = this.pos
     this.pos = start + n
     if (n <= SHORT_STRING) {
-      const s = utf8Short(this.buf, start, start + n)
+      const s = utf8Short(this.bytes, start, start + n)
       if (s !== undefined) return s
     }
-    return utf8Decoder.decode(this.buf.subarray(start, start + n))
+    return utf8Decoder.decode(this.bytes.subarray(start, start + n))
   }
 }
 
@@ -1335,7 +1266,7 @@ function readScalar(r: Reader, t: ScalarType, longAsString: boolean, end: number
       const n = r.len(end)
       const start = r.pos
       r.pos += n
-      return r.buf.slice(start, start + n)
+      return r.bytes.slice(start, start + n)
     }
     case ScalarType.DOUBLE: {
       if (r.pos + 8 > end) throw new Error('premature end of input')

@@ -9,7 +9,8 @@
  * assumes proto2), it does not record proto3 `optional`, and it keeps field
  * types as written, without saying whether a name is a message or an enum.
  */
-import parseSchema, { type PbsEnum, type PbsField, type PbsMessage, type PbsSchema } from 'protocol-buffers-schema'
+// parse.js, not the package's index, which adds the unused stringify to every bundle.
+import parseSchema, { type PbsEnum, type PbsField, type PbsMessage, type PbsSchema } from 'protocol-buffers-schema/parse.js'
 import tokenize from 'protocol-buffers-schema/tokenize.js'
 import { create, createFileRegistry, type DescFile, type DescMessage, type FileRegistry, type MessageInitShape } from '@bufbuild/protobuf'
 import { protoCamelCase } from '@bufbuild/protobuf/reflect'
@@ -118,6 +119,11 @@ export function registryFromProto(source: string, fileName: string = DEFAULT_PRO
   const desc = registry.getFile(fileName)
   if (!desc) throw schemaError(`file ${fileName} missing from its own registry`)
   return { registry, file: desc }
+}
+
+/** The parser the entries that accept text schemas give to useProtoParser(). */
+export function parseProtoFile(source: string): DescFile {
+  return registryFromProto(source).file
 }
 
 /**

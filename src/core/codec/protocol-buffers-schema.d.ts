@@ -1,6 +1,6 @@
 // The parser ships no types; these describe only what proto-parse.ts reads.
 
-declare module 'protocol-buffers-schema' {
+declare module 'protocol-buffers-schema/parse.js' {
   export interface PbsField {
     name: string
     type: string

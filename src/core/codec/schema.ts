@@ -26,7 +26,6 @@ import type { DescFile, DescMessage, Message, MessageShape, Registry } from '@bu
 import { EventPeerSchema } from '../../gen/hyperemitter/v1/peer_pb.js'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../errors.js'
 import { decodePlain, type Encoded, encodePlain, encodePlainShared, planFor } from './plain.js'
-import { registryFromProto } from './proto-parse.js'
 
 /** Anything with an encode and a decode: a custom codec. */
 export interface Codec<T = any> {
@@ -56,6 +55,26 @@ export interface ChunkStream {
 
 /** A schema's text as a stream of chunks (a Node Readable, a web ReadableStream). */
 export type SchemaChunks = AsyncIterable<Uint8Array | string> | ChunkStream
+
+/**
+ * Turns `.proto` text into its file's descriptor. The entries that accept
+ * text schemas hand theirs over (useProtoParser); hyperemitter/lean does not,
+ * so apps built on generated descriptors never ship the parser.
+ */
+export type ProtoParser = (text: string) => DescFile
+let protoParser: ProtoParser | undefined
+
+/** Accept `.proto` text schemas from now on, parsed by `parser` (undefined: refuse them again). */
+export function useProtoParser(parser: ProtoParser | undefined): void {
+  protoParser = parser
+}
+
+function parseText(text: string): DescFile {
+  if (protoParser === undefined) {
+    throw schemaError('this entry (hyperemitter/lean) takes generated descriptors only: import "hyperemitter" for .proto text schemas')
+  }
+  return protoParser(text)
+}
 
 /** The built-in event the emitter announces itself with. */
 export const EVENT_PEER = 'hyperemitter.v1.EventPeer'
@@ -121,7 +140,7 @@ export class Codecs {
    */
   static fromSync(source: SchemaSource): Codecs {
     if (source === undefined || source === null) return new Codecs()
-    if (typeof source === 'string') return new Codecs(messagesOfFile(registryFromProto(source).file))
+    if (typeof source === 'string') return new Codecs(messagesOfFile(parseText(source)))
     if (source instanceof Uint8Array) {
       let text: string
       try {
@@ -129,7 +148,7 @@ export class Codecs {
       } catch (err) {
         throw schemaError('the .proto bytes are not valid UTF-8', err)
       }
-      return new Codecs(messagesOfFile(registryFromProto(text).file))
+      return new Codecs(messagesOfFile(parseText(text)))
     }
     if (isChunks(source)) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'hyperemitter: a schema stream loads asynchronously: use Codecs.load()')

@@ -5,7 +5,8 @@
  * it once the batch is durable.
  */
 import { compareBytes, equalBytes, uint64BE, view } from '../bytes/bytes.js'
-import { KEY_BYTES, type NodeHead, nodeSize, varintLength, WRITER_BYTES, writeNodeWithValue } from '../codec/node.js'
+import { varintLength } from '../bytes/varint.js'
+import { KEY_BYTES, type NodeHead, nodeSize, WRITER_BYTES, writeNodeWithValue } from '../codec/node.js'
 import type { HashFn, LogEntry } from '../types.js'
 import { type Allocate, ChunkSequence } from './chunk.js'
 import { clockKey, encodeHeadsRecord, HEADS_KEY, KEY_CHECKPOINT, numberedKey, P_CHUNK, P_KEYS, type PutOp, type Sub, writerIndexKey } from './format.js'
@@ -226,7 +227,7 @@ export class BatchBuilder {
 }
 
 /** New heads after storing a node: its links leave, it joins, order stays sorted. */
-function mergeHeads(heads: Uint8Array[], links: Uint8Array[], key: Uint8Array): Uint8Array[] {
+export function mergeHeads(heads: Uint8Array[], links: Uint8Array[], key: Uint8Array): Uint8Array[] {
   // A chain: the node replaces the one head it links.
   if (heads.length === 1 && links.length === 1 && equalBytes(heads[0], links[0])) return [key]
   const out: Uint8Array[] = []

@@ -12,7 +12,9 @@ import type { BatchBuilder, PendingBatch } from './batch.js'
 import { storageFailed } from './format.js'
 import type { ChangeListeners } from './listeners.js'
 import { ADD, APPEND, type AppendRequest, type Incoming, type Request, rejectRequest } from './requests.js'
+import { loadCommittedElsewhere } from './shared.js'
 import type { LogState } from './state.js'
+import type { ChunkStore } from './store.js'
 import { nextTurn } from './turn.js'
 import type { Verifier } from './verify.js'
 
@@ -43,6 +45,9 @@ export interface CommitTarget {
   readonly verifier: Verifier
   readonly listeners: ChangeListeners
   readonly maxBatch: number
+  readonly store: ChunkStore
+  /** With other Logs on the db: writes happen only inside it (see LogOptions.exclusive). */
+  readonly exclusive: (<T>(fn: () => Promise<T>) => Promise<T>) | undefined
   /** Undefined once the log is loaded; else opens it (rejects CLOSED if it may not). */
   openForCommit(): Promise<void> | undefined
 }
@@ -52,6 +57,8 @@ export class CommitQueue {
   private head = 0
   private pumping = false
   private idleWaiters: (() => void)[] = []
+  /** Callers of refresh() waiting for the loop to load what other Logs on the db committed. */
+  private refreshWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = []
   private readonly runLoop = (): void => {
     void this.run()
   }
@@ -61,6 +68,14 @@ export class CommitQueue {
   push(request: Request): void {
     this.queue.push(request)
     this.pump()
+  }
+
+  /** Loads what other Logs on the db committed, between batches (see Log.refresh()). */
+  refresh(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.refreshWaiters.push({ resolve, reject })
+      this.pump()
+    })
   }
 
   /** Resolves once everything queued so far is committed or refused. */
@@ -89,35 +104,79 @@ export class CommitQueue {
           this.head = 0
           const closed = err instanceof HyperEmitterError && err.code === ErrorCodes.CLOSED
           for (const r of queued) rejectRequest(r, closed ? closedError() : storageFailed('Could not open the log', err))
+          for (const w of this.refreshWaiters.splice(0)) w.reject(closed ? closedError() : storageFailed('Could not open the log', err))
           return
         }
       }
-      let sliceStart = now()
-      let ahead: BuiltAhead | undefined
-      while (ahead !== undefined || this.head < this.queue.length) {
-        const taken = ahead?.taken ?? this.take(false)
-        const built = ahead?.batch
-        ahead = undefined
-        try {
-          ahead = await this.commit(taken, built)
-        } catch (err) {
-          // commit() handles its own failures; this is a bug guard so no
-          // caller is left hanging.
-          for (const r of taken) rejectRequest(r, storageFailed('Unexpected failure while committing', err))
-        }
-        if (now() - sliceStart >= SLICE_MS) {
-          await nextTurn()
-          sliceStart = now()
-        }
-      }
+      if (this.log.exclusive === undefined) await this.drain()
+      else await this.drainShared(this.log.exclusive)
     } finally {
       this.pumping = false
-      if (this.head < this.queue.length) {
+      if (this.head < this.queue.length || this.refreshWaiters.length > 0) {
         this.pump()
       } else {
         const waiters = this.idleWaiters
         this.idleWaiters = []
         for (const w of waiters) w()
+      }
+    }
+  }
+
+  /**
+   * With other Logs on the db: write only inside `exclusive`, on top of
+   * what they committed; without writes to make, just load that.
+   */
+  private async drainShared(exclusive: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
+    if (this.head >= this.queue.length) {
+      // A failure went to the refresh() callers.
+      await this.loadCommitted().catch(() => {})
+      return
+    }
+    try {
+      await exclusive(async () => {
+        await this.loadCommitted()
+        await this.drain()
+      })
+    } catch (err) {
+      // Nothing is written on top of a state this log could not load.
+      const queued = this.queue.slice(this.head)
+      this.queue = []
+      this.head = 0
+      for (const r of queued) rejectRequest(r, err instanceof HyperEmitterError ? err : storageFailed('Could not write a batch to the db', err))
+    }
+  }
+
+  /** loadCommittedElsewhere(), settling the refresh() callers waiting for it. */
+  private async loadCommitted(): Promise<void> {
+    const waiters = this.refreshWaiters.splice(0)
+    try {
+      await loadCommittedElsewhere(this.log.state, this.log.store, this.log.listeners)
+    } catch (err) {
+      const failure = err instanceof HyperEmitterError ? err : storageFailed('Could not load what other Logs on the db committed', err)
+      for (const w of waiters) w.reject(failure)
+      throw failure
+    }
+    for (const w of waiters) w.resolve()
+  }
+
+  /** Commits batch after batch until the queue is empty. */
+  private async drain(): Promise<void> {
+    let sliceStart = now()
+    let ahead: BuiltAhead | undefined
+    while (ahead !== undefined || this.head < this.queue.length) {
+      const taken = ahead?.taken ?? this.take(false)
+      const built = ahead?.batch
+      ahead = undefined
+      try {
+        ahead = await this.commit(taken, built)
+      } catch (err) {
+        // commit() handles its own failures; this is a bug guard so no
+        // caller is left hanging.
+        for (const r of taken) rejectRequest(r, storageFailed('Unexpected failure while committing', err))
+      }
+      if (now() - sliceStart >= SLICE_MS) {
+        await nextTurn()
+        sliceStart = now()
       }
     }
   }

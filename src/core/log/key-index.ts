@@ -13,20 +13,15 @@
  * it against the stored key before trusting it. A miss is certain.
  */
 import { grown } from '../bytes/bytes.js'
+import { keyWord } from '../bytes/keyed-hash.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import type { LogEntry } from '../types.js'
 import { KEY_CHECKPOINT } from './format.js'
 
-// Which four bytes of the key are used is chosen at random per process, so
-// nobody can precompute keys that pile up in one probe chain. The same word
-// places the key (its low bits) and fingerprints it (all 32 bits): a false
-// candidate needs all 32 bits equal, ~1 in 500 million per probed slot.
-const WORD_AT = Math.floor(Math.random() * 29)
-
-function wordOf(key: Uint8Array): number {
-  return ((key[WORD_AT] << 24) | (key[WORD_AT + 1] << 16) | (key[WORD_AT + 2] << 8) | key[WORD_AT + 3]) >>> 0
-}
+// The keyed word places the key (its low bits) and fingerprints it (all 32
+// bits): a false candidate needs all 32 bits equal.
+const wordOf = keyWord
 
 const MIN_SLOTS = 1024
 const NONE: readonly number[] = Object.freeze([])
@@ -157,5 +152,12 @@ export class UnindexedKeys {
   /** A checkpoint holds them now. */
   clear(): void {
     this.held = 0
+  }
+
+  /** A checkpoint (written by another log on the db) holds the first `count` of them now. */
+  drop(count: number): void {
+    const n = Math.min(count, this.held)
+    this.keys.copyWithin(0, n * KEY_BYTES, this.held * KEY_BYTES)
+    this.held -= n
   }
 }

@@ -1,18 +1,14 @@
 /**
- * Sets of 32-byte node keys without hex strings. Building a 64-character hex
- * string per key and hashing it measured ~2.4 us per key, and the strings
- * were the bulk of the log's garbage; a Map keyed by four bytes of the key
- * (a small integer) with full-key comparison costs a fraction of that.
+ * Sets of 32-byte node keys without hex strings (a hex string per key was
+ * the bulk of the log's garbage): a Map keyed by the keyed word of the key,
+ * a small integer, with full-key comparison.
  */
 import { equalBytes } from '../bytes/bytes.js'
-
-// Which four bytes index the map is chosen at random per process, so nobody
-// can precompute keys that pile up in one bucket.
-const OFFSET = Math.floor(Math.random() * 29)
+import { keyWord } from '../bytes/keyed-hash.js'
 
 function bucketOf(key: Uint8Array): number {
   // 30 bits keep the number a V8 small integer (fast Map keys).
-  return ((key[OFFSET] << 22) | (key[OFFSET + 1] << 14) | (key[OFFSET + 2] << 6) | (key[OFFSET + 3] >>> 2)) >>> 0
+  return keyWord(key) >>> 2
 }
 
 /** An unbounded set of 32-byte keys (used per batch and per request). */
@@ -46,20 +42,6 @@ export class KeySet {
       slot.push(key)
     }
     this.count++
-  }
-
-  keys(): Uint8Array[] {
-    const out: Uint8Array[] = []
-    for (const slot of this.map.values()) {
-      if (slot instanceof Uint8Array) out.push(slot)
-      else out.push(...slot)
-    }
-    return out
-  }
-
-  clear(): void {
-    this.map.clear()
-    this.count = 0
   }
 }
 

@@ -5,7 +5,9 @@
  * reader.ts and missing.ts (reads), listeners.ts.
  */
 import type { AbstractLevel } from 'abstract-level'
-import { equalBytes, PackedBytes, Slab, toHex } from '../bytes/bytes.js'
+import { equalBytes, toHex } from '../bytes/bytes.js'
+import { PackedBytes } from '../bytes/packed.js'
+import { Slab } from '../bytes/slab.js'
 import { sha256 } from '../bytes/hash.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
@@ -25,6 +27,7 @@ import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify
 export { decodeNode, encodeNode } from '../codec/node.js'
 export type { NodeFields } from '../codec/node.js'
 export type { AppendSink } from './requests.js'
+export { COMMITTED_ELSEWHERE } from './shared.js'
 
 export interface LogOptions {
   /** SHA-256 (default: @noble/hashes, sync, works in browsers). The Node entry injects node:crypto's. */
@@ -51,6 +54,14 @@ export interface LogOptions {
    * structured clone keeps a view's whole buffer.
    */
   sharedRecordBuffers?: boolean
+  /**
+   * For several Logs on one db at once (browser tabs on one IndexedDB log):
+   * runs `fn` while no other Log on the db runs one (a Web Lock, say). The
+   * log then opens and writes only inside it, each time first loading what
+   * the others committed (see refresh()), so all of them write as one
+   * writer, one batch after another.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -78,6 +89,7 @@ export class Log implements SyncableLog {
   private loaded = false
   private openPromise: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
+  private readonly exclusive: LogOptions['exclusive']
 
   constructor(
     private readonly db: AbstractLevel<any, any, any>,
@@ -104,6 +116,10 @@ export class Log implements SyncableLog {
     if (options.sharedRecordBuffers !== undefined && typeof options.sharedRecordBuffers !== 'boolean') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'sharedRecordBuffers must be a boolean')
     }
+    if (options.exclusive !== undefined && typeof options.exclusive !== 'function') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'exclusive must be a function')
+    }
+    this.exclusive = options.exclusive
     const sub = openSublevel(db)
     this.hash = options.hash ?? sha256
     this.store = new ChunkStore(sub)
@@ -116,6 +132,8 @@ export class Log implements SyncableLog {
       verifier: new Verifier(this.state, this.store),
       listeners: this.listeners,
       maxBatch,
+      store: this.store,
+      exclusive: options.exclusive,
       openForCommit: () => this.openForCommit(),
     }
     this.queue = new CommitQueue(target)
@@ -157,7 +175,9 @@ export class Log implements SyncableLog {
     if (this.status === 'opening') return this.openPromise!
     if (this.status === 'closing') return Promise.reject(closedError())
     this.status = 'opening'
-    this.openPromise = loadLog(this.db, this.store, this.state).then(
+    const load = () => loadLog(this.db, this.store, this.state)
+    // Two Logs opening a fresh db at once must not both make up a writer id.
+    this.openPromise = (this.exclusive ? this.exclusive(load) : load()).then(
       () => {
         this.status = 'open'
         this.loaded = true
@@ -274,6 +294,17 @@ export class Log implements SyncableLog {
   }
 
   /**
+   * Load what other Logs on the same db (see LogOptions.exclusive) committed
+   * since this one last looked, as if committed here: listeners and live
+   * readers get it, with origin COMMITTED_ELSEWHERE. Resolves once loaded;
+   * rejects CLOSED or STORAGE_FAILED.
+   */
+  refresh(): Promise<void> {
+    if (this.status !== 'open' && this.status !== 'opening') return this.ready()
+    return this.queue.refresh()
+  }
+
+  /**
    * Calls `listener(entries, origin)` synchronously after each committed
    * batch, once per run of one origin, in change order, before the
    * append/add promises resolve. Returns an unsubscribe function.
@@ -341,16 +372,9 @@ export class Log implements SyncableLog {
 
   /**
    * The entries a peer holding `remote` lacks (seq > remote[writer], 0 when
-   * absent), in local change order, as of the call. Cost grows with what is
-   * missing. Iteration rejects CLOSED or STORAGE_FAILED.
-   */
-  async *readMissing(remote: Clock): AsyncGenerator<LogEntry, void, undefined> {
-    for await (const page of this.readMissingPages(remote)) yield* page
-  }
-
-  /**
-   * readMissing() a page at a time (up to ~1000 entries each): what the sync
-   * layer reads, without a promise per entry.
+   * absent), in local change order, as of the call, a page (up to ~1000
+   * entries) at a time: what the sync layer reads. Cost grows with what is
+   * missing. Iteration rejects INVALID_ARGUMENT, CLOSED or STORAGE_FAILED.
    */
   async *readMissingPages(remote: Clock): AsyncGenerator<LogEntry[], void, undefined> {
     if (!(remote instanceof Map)) {

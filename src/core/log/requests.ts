@@ -2,7 +2,7 @@
  * What waits in the commit queue: local appends (values to become this
  * writer's nodes) and foreign adds (received nodes, decoded and hashed).
  */
-import { PackedBytes } from '../bytes/bytes.js'
+import { PackedBytes } from '../bytes/packed.js'
 import type { LogEntry } from '../types.js'
 
 /**

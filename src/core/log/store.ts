@@ -48,16 +48,20 @@ export class ChunkStore {
     const it = this.sub.iterator({ gt: numberedKey(P_CHUNK, head.first), lt: CHUNKS_END })
     try {
       let next = head.last + 1
+      // Nodes per chunk, guessed from the chunk read last: a page asks for
+      // about as many chunks as it needs, never hundreds of whole chunks for
+      // a few nodes (browser-level's getAll() returns every record asked for).
+      let perChunk = head.last - head.first + 1
       while (next <= last) {
         // nextv() may return fewer than asked (classic-level caps by bytes),
-        // so only an empty answer means the end. Each chunk holds at least
-        // one node: asking for as many records as nodes wanted reads nothing extra.
-        const rows = await it.nextv(Math.min(READ_PAGE, last - next + 1))
+        // so only an empty answer means the end.
+        const rows = await it.nextv(Math.min(READ_PAGE, Math.ceil((last - next + 1) / perChunk)))
         if (rows.length === 0) break
         for (let i = 0; i < rows.length && next <= last; i++) {
           const chunk = new Chunk(readUint64BE(rows[i][0], 1), rows[i][1])
           if (chunk.first !== next) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
           this.lastRead = chunk
+          perChunk = chunk.last - chunk.first + 1
           for (; next <= Math.min(chunk.last, last); next++) out.push(chunk.entry(next))
         }
       }

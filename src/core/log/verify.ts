@@ -3,7 +3,8 @@
  * decoded into canonical form and hashed in the caller's turn, then checked
  * against the log and the batch so far (seq order, forks, every link held).
  */
-import { equalBytes, type Slab, toHex } from '../bytes/bytes.js'
+import { equalBytes, toHex } from '../bytes/bytes.js'
+import type { Slab } from '../bytes/slab.js'
 import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, writeNode } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import type { HashFn } from '../types.js'

@@ -8,7 +8,7 @@
  */
 import { mkdirSync } from 'node:fs'
 import readline from 'node:readline'
-import repl, { type REPLEval, type REPLServer } from 'node:repl'
+import type { REPLEval, REPLServer } from 'node:repl'
 import { inspect, types } from 'node:util'
 import { ClassicLevel } from 'classic-level'
 import type { DescFile } from '@bufbuild/protobuf'
@@ -142,13 +142,15 @@ class Cli {
       await hyper.connect(options.targetUrl)
       this.screen.notice(`connected to ${options.targetUrl}`)
     }
+    // The REPL module loads only in REPL mode; before the held events are released.
+    const repl = options.repl ? (await import('node:repl')).default : undefined
     this.started = true
     release()
-    if (options.repl) this.startRepl(hyper)
+    if (repl) this.startRepl(hyper, repl)
     else this.readInput(hyper)
   }
 
-  private startRepl(hyper: CliEmitter): void {
+  private startRepl(hyper: CliEmitter, repl: typeof import('node:repl')): void {
     const terminal = this.screen.terminal
     const server = repl.start({
       prompt: terminal ? 'hypem> ' : '',
