@@ -4,7 +4,7 @@ import { ErrorCodes } from '../src/core/errors.js'
 import { encodeNode } from '../src/core/codec/node.js'
 import { ClockEntrySchema, ClockSchema, FrameSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
 import { countLinks, limitInbound } from '../src/sync/inbound-limits.js'
-import { clockFrame, clockFromWire, decodeFrame } from '../src/sync/protocol.js'
+import { ackFrame, clockFrame, clockFromWire, decodeFrame, pingFrame, pongFrame } from '../src/sync/protocol.js'
 import { appendMany, makeLog } from './session-helpers.js'
 
 const writer = (i: number) => {
@@ -54,6 +54,25 @@ describe('Clock frames', () => {
   it('keep only the writers we hold when given our clock', () => {
     const entries = [1, 2, 3].map((i) => create(ClockEntrySchema, { writer: writer(i), seq: BigInt(i) }))
     expect(clockFromWire(entries, 16, new Map([[hex(2), 9]]))).toEqual(new Map([[hex(2), 2]]))
+  })
+})
+
+describe('Ack, Ping and Pong frames', () => {
+  it('are written and read by hand exactly as protobuf-es does', () => {
+    for (const n of [0, 1, 127, 128, 300, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+      const cases = [
+        [ackFrame(n), 'ack', { count: BigInt(n) }],
+        [pingFrame(n), 'ping', { nonce: BigInt(n) }],
+        [pongFrame(n), 'pong', { nonce: BigInt(n) }],
+      ] as const
+      for (const [bytes, kind, fields] of cases) {
+        const reference = fromBinary(FrameSchema, bytes).body
+        expect(reference.case).toBe(kind)
+        expect(reference.value).toMatchObject(fields)
+        expect(toBinary(FrameSchema, create(FrameSchema, { body: reference }))).toEqual(bytes)
+        expect(decodeFrame(bytes)).toEqual(reference)
+      }
+    }
   })
 })
 

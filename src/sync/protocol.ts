@@ -10,14 +10,11 @@ import type { Clock } from '../core/types.js'
 import { fromHex, toHex, view } from '../core/bytes/bytes.js'
 import { VarintReader, varintLength, writeVarint } from '../core/bytes/varint.js'
 import {
-  AckSchema,
   ClockEntrySchema,
   ClockSchema,
   ErrorSchema,
   FrameSchema,
   HandshakeSchema,
-  PingSchema,
-  PongSchema,
   SyncedSchema,
   type Frame,
 } from '../gen/hyperemitter/v1/sync_pb.js'
@@ -33,6 +30,11 @@ export type FrameOf<C extends NonNullable<FrameBody['case']>> = Extract<FrameBod
 const TAG_NODES = (3 << 3) | 2
 const TAG_NODES_ITEM = (1 << 3) | 2
 const TAG_CLOCK = (2 << 3) | 2
+/** Frames that carry one varint (field 1): by the thousand on a busy or hostile link, so read and written by hand. */
+const TAG_ACK = (5 << 3) | 2
+const TAG_PING = (7 << 3) | 2
+const TAG_PONG = (8 << 3) | 2
+const TAG_FIELD1_VARINT = (1 << 3) | 0
 
 /** Default most writers a peer's Clock may name (about 1.3 MB on the wire). */
 export const DEFAULT_MAX_CLOCK_WRITERS = 65_536
@@ -62,6 +64,8 @@ export function decodeFrame(
 ): FrameBody & { case: NonNullable<FrameBody['case']> } {
   const nodes = decodeNodesFrame(bytes)
   if (nodes !== undefined) return { case: 'nodes', value: { $typeName: 'hyperemitter.v1.Nodes', nodes } }
+  const small = decodeCounterFrame(bytes)
+  if (small !== undefined) return small
   // protobuf-es's reflection spends seconds on a Clock of 4 MiB: read Clocks by hand.
   if (bytes.length > 0 && bytes[0] === TAG_CLOCK) {
     return { case: 'clock', value: { $typeName: 'hyperemitter.v1.Clock', entries: decodeClockFrame(bytes, maxClockWriters) } }
@@ -105,6 +109,35 @@ function decodeNodesFrame(bytes: Uint8Array): Uint8Array[] | undefined {
     reader.pos += length
   }
   return nodes
+}
+
+/** An Ack, Ping or Pong frame as counterFrame() writes it, read without protobuf-es; undefined for any other bytes. */
+function decodeCounterFrame(bytes: Uint8Array): (FrameBody & { case: 'ack' | 'ping' | 'pong' }) | undefined {
+  const tag = bytes[0]
+  if (bytes.length < 2 || (tag !== TAG_ACK && tag !== TAG_PING && tag !== TAG_PONG) || bytes[1] !== bytes.length - 2) return undefined
+  let value = 0
+  if (bytes.length > 2) {
+    if (bytes[2] !== TAG_FIELD1_VARINT) return undefined
+    const reader = new VarintReader(bytes, 3)
+    value = reader.next()
+    if (value < 0 || reader.pos !== bytes.length) return undefined
+  }
+  const n = BigInt(value)
+  if (tag === TAG_ACK) return { case: 'ack', value: { $typeName: 'hyperemitter.v1.Ack', count: n } }
+  if (tag === TAG_PING) return { case: 'ping', value: { $typeName: 'hyperemitter.v1.Ping', nonce: n } }
+  return { case: 'pong', value: { $typeName: 'hyperemitter.v1.Pong', nonce: n } }
+}
+
+/** A frame holding one message whose only field is the varint `value` (proto3 leaves out a 0). */
+function counterFrame(tag: number, value: number): Uint8Array {
+  if (value === 0) return new Uint8Array([tag, 0])
+  const length = 1 + varintLength(value)
+  const out = new Uint8Array(2 + length)
+  out[0] = tag
+  out[1] = length
+  out[2] = TAG_FIELD1_VARINT
+  writeVarint(out, 3, value)
+  return out
 }
 
 type ClockEntry = FrameOf<'clock'>['entries'][number]
@@ -203,7 +236,7 @@ export function syncedFrame(count: number): Uint8Array {
 
 /** Ack frame: `count` more nodes were stored. */
 export function ackFrame(count: number): Uint8Array {
-  return encodeFrame({ case: 'ack', value: create(AckSchema, { count: BigInt(count) }) })
+  return counterFrame(TAG_ACK, count)
 }
 
 /** Error frame; the message is truncated to a bounded length. */
@@ -216,12 +249,12 @@ export function errorFrame(code: string, message: string): Uint8Array {
 
 /** Ping frame. */
 export function pingFrame(nonce: number): Uint8Array {
-  return encodeFrame({ case: 'ping', value: create(PingSchema, { nonce: BigInt(nonce) }) })
+  return counterFrame(TAG_PING, nonce)
 }
 
 /** Pong frame answering a Ping's nonce. */
 export function pongFrame(nonce: number): Uint8Array {
-  return encodeFrame({ case: 'pong', value: create(PongSchema, { nonce: BigInt(nonce) }) })
+  return counterFrame(TAG_PONG, nonce)
 }
 
 /** Bytes one node adds to a Nodes frame body (tag, length, bytes). */
