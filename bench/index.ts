@@ -87,6 +87,8 @@ for (const [suite, script] of [
   if (existsSync(script)) scenarios.push({ suite, script, args: [] })
 }
 scenarios.push({ suite: 'small', script: 'bench/small.ts', args: [], once: true })
+// Minutes of attacks at the figures: once per invocation.
+scenarios.push({ suite: 'hostile', script: 'bench/hostile.ts', args: [], once: true })
 
 const runs: Result[] = []
 const failures: Array<{ script: string; args: string[]; error: string }> = []

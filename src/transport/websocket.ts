@@ -382,7 +382,9 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
         if (err === undefined) ws.close(WebSocketCloseCodes.NORMAL)
         else ws.close(closeCodeFor(err), closeReason(err))
         const terminate = this.node.terminate
-        if (typeof terminate === 'function') {
+        // A peer over a bound (one that stopped reading, say) would never read our close frame either.
+        if (typeof terminate === 'function' && isHyperEmitterError(err, ErrorCodes.LIMIT_EXCEEDED)) terminate.call(ws)
+        else if (typeof terminate === 'function') {
           // A peer that never answers our close frame must not hold the socket (and the process) for ws's 30 s.
           const timer = setTimeout(() => terminate.call(ws), CLOSE_GRACE_MS)
           ;(timer as { unref?: () => void }).unref?.()

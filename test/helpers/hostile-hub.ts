@@ -2,6 +2,8 @@
 // `node --import tsx test/helpers/hostile-hub.ts '<json options>'`. It holds
 // `events` chat events, listens on 127.0.0.1, serves a one-line page when
 // `page` is set, and prints one JSON line `{"port": …}` once ready.
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { HyperEmitter, type ListenOptions, type ReplicationOptions } from '../../src/index.js'
 
 export interface HostileHubOptions {
@@ -34,4 +36,5 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop)
 }
 
-void main()
+// Run as a script only: the tests import HOSTILE_SCHEMA from here.
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) void main()

@@ -7,7 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import * as net from 'node:net'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { HyperEmitter } from '../../src/index.js'
 import { encodeNode } from '../../src/core/codec/node.js'
@@ -15,7 +16,7 @@ import { clockFrame, handshakeFrame, nodesFrame, pingFrame } from '../../src/syn
 import { encodeFrame as lengthPrefixed } from '../../src/transport/tcp.js'
 import { HOSTILE_SCHEMA, type HostileHubOptions } from './hostile-hub.js'
 
-const ROOT = resolve(__dirname, '../..')
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export type Transport = 'tcp' | 'websocket'
 
 export interface ChildHub {
@@ -94,7 +95,8 @@ export interface Attacker {
   write(bytes: Uint8Array): boolean
   /** Send one frame as the transport carries it. */
   frame(frame: Uint8Array): boolean
-  drained(): Promise<void>
+  /** Resolves on 'drain', on close, or after `ms`, whichever comes first. */
+  drained(ms?: number): Promise<void>
   closed: Promise<void>
   isClosed(): boolean
   /** Bytes the hub sent that were read (0 while not reading). */
@@ -129,7 +131,7 @@ export async function attacker(port: number, transport: Transport, options: { re
     return {
       write: (b) => !socket.destroyed && socket.write(b),
       frame: (f) => !socket.destroyed && socket.write(lengthPrefixed(f)),
-      drained: () => new Promise((r) => (socket.destroyed || socket.writableLength === 0 ? r() : socket.once('drain', r))),
+      drained: (ms) => drainOf(socket, ms),
       closed,
       isClosed: () => closedFlag,
       received: () => received,
@@ -156,12 +158,27 @@ export async function attacker(port: number, transport: Transport, options: { re
     // Raw bytes go straight to the socket: already framed (see maskedMessage()).
     write: (b) => !socket.destroyed && socket.write(b),
     frame: send,
-    drained: () => new Promise((r) => (socket.destroyed || socket.writableLength === 0 ? r() : socket.once('drain', r))),
+    drained: (ms) => drainOf(socket, ms),
     closed,
     isClosed: () => closedFlag,
     received: () => received,
     destroy: () => ws.terminate(),
   }
+}
+
+function drainOf(socket: net.Socket, ms = 1000): Promise<void> {
+  if (socket.destroyed || socket.writableLength === 0) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      socket.off('drain', done)
+      socket.off('close', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    socket.once('drain', done)
+    socket.once('close', done)
+  })
 }
 
 /** One binary WebSocket message as a client sends it (masked, with a zero key: the bytes stay as they are), for raw floods. */
@@ -179,14 +196,27 @@ export function randomWriter(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(16))
 }
 
-/** Send frames from `make()` until `bytes` went out, the connection closed or `ms` passed; resolves to the bytes sent. */
-export async function flood(a: Attacker, make: () => Uint8Array, bytes: number, ms: number): Promise<number> {
+/**
+ * Send frames from `make()` until `bytes` went out, the connection closed,
+ * `ms` passed, or (`untilStopped`) the hub stopped reading: nothing drained
+ * for 5 s. Resolves to the bytes sent.
+ */
+export async function flood(a: Attacker, make: () => Uint8Array, bytes: number, ms: number, untilStopped = false): Promise<number> {
   const deadline = Date.now() + ms
   let sent = 0
+  let stuckSince = 0
   while (sent < bytes && !a.isClosed() && Date.now() < deadline) {
     const frame = make()
     sent += frame.byteLength
-    if (!a.frame(frame)) await Promise.race([a.drained(), a.closed, new Promise((r) => setTimeout(r, 50))])
+    if (a.frame(frame)) {
+      stuckSince = 0
+      continue
+    }
+    const waited = Date.now()
+    await a.drained(50)
+    if (Date.now() - waited < 45) stuckSince = 0
+    else if (stuckSince === 0) stuckSince = waited
+    else if (untilStopped && Date.now() - stuckSince > 5000) break
   }
   return sent
 }
@@ -202,9 +232,9 @@ export async function pingsWithoutReading(port: number, transport: Transport, by
     for (let i = 0; i < 4096; i++) out.set(one, i * one.length)
     return out
   }
-  const sent = await flood({ ...a, frame: a.write }, batch, bytes, ms)
-  // Stopped reading it by now, the hub drops it once its stall timeout has run.
-  const dropped = await Promise.race([a.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 4000))])
+  const sent = await flood({ ...a, frame: a.write }, batch, bytes, ms, true)
+  // Once the hub stopped reading it, it drops it when its stall timeout has run.
+  const dropped = await Promise.race([a.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))])
   a.destroy()
   return { sent, dropped }
 }
@@ -239,7 +269,7 @@ export async function bigFramesBeforeAuth(port: number, transport: Transport, co
         const header = new Uint8Array(4)
         new DataView(header.buffer).setUint32(0, frameBytes)
         a.write(header)
-        for (let sent = 0; sent < sendBytes && !a.isClosed(); sent += body.length) if (!a.write(body)) await Promise.race([a.drained(), a.closed])
+        for (let sent = 0; sent < sendBytes && !a.isClosed(); sent += body.length) if (!a.write(body)) await a.drained()
       } else {
         a.frame(new Uint8Array(sendBytes))
       }
@@ -267,7 +297,7 @@ export async function costlyFrames(port: number, transport: Transport, frames: n
   }
   const frame = nodesFrame(nodes)
   for (let i = 0; i < frames && !a.isClosed(); i++) {
-    if (!a.frame(frame)) await Promise.race([a.drained(), a.closed])
+    if (!a.frame(frame)) await a.drained()
   }
   await Promise.race([a.closed, new Promise((r) => setTimeout(r, 3000))])
   const dropped = a.isClosed()
