@@ -5,48 +5,40 @@ import { defineConfig } from 'tsup'
 // before its first event. Browser builds leave them to the app's bundler.
 const INLINED_IN_NODE_ESM = ['@bufbuild/protobuf', '@noble/hashes', 'protocol-buffers-schema']
 
-// No `clean`: the builds run in parallel and one cleaning would race
-// the others' output; `npm run build` empties dist/ first instead.
+// No `clean`: the builds run in parallel and one cleaning would race the
+// others' output; `npm run build` empties dist/ first instead. No source
+// maps: the package ships no sources for them to point at, and they were
+// two thirds of its size; the output is unminified, readable JavaScript.
 export default defineConfig([
   {
-    // Node, ESM: the whole library (TCP + WebSocket, classic-level).
-    entry: { index: 'src/index.ts' },
+    // Node, ESM: the library and the hypem binary (package.json "bin"), which
+    // share their code through chunks instead of each carrying a copy.
+    // src/cli.ts starts with a hashbang, which esbuild keeps.
+    entry: { index: 'src/index.ts', cli: 'src/cli.ts' },
     format: ['esm'],
     platform: 'node',
     target: 'node20',
-    dts: true,
-    sourcemap: true,
+    dts: { entry: { index: 'src/index.ts' } },
+    splitting: true,
     noExternal: INLINED_IN_NODE_ESM,
   },
   {
-    // Node, CJS: the same; require() loads packages' files fast enough.
+    // Node, CJS: the library for require(), which loads packages' files fast enough.
     entry: { index: 'src/index.ts' },
     format: ['cjs'],
     platform: 'node',
     target: 'node20',
     dts: true,
-    sourcemap: true,
-  },
-  {
-    // The hypem binary (package.json "bin"): one ESM file, run by node directly.
-    entry: { cli: 'src/cli.ts' },
-    format: ['esm'],
-    platform: 'node',
-    target: 'node20',
-    sourcemap: true,
-    banner: { js: '#!/usr/bin/env node' },
-    noExternal: INLINED_IN_NODE_ESM,
-    // One file: the lazy import in src/cli.ts (for fast errors under tsx) is inlined.
-    splitting: false,
   },
   {
     // Browsers: the core, WebSocket sync and browser-level; no Node built-ins.
-    // hyperemitter/lean is the same without the .proto text parser.
+    // hyperemitter/lean is the same without the .proto text parser. ESM only:
+    // bundlers take ESM for require() too, and CommonJS copies would add a
+    // third to the package for no runtime that needs them.
     entry: { browser: 'src/browser.ts', lean: 'src/lean.ts' },
-    format: ['esm', 'cjs'],
+    format: ['esm'],
     platform: 'browser',
     target: 'es2022',
     dts: true,
-    sourcemap: true,
   },
 ])

@@ -86,9 +86,14 @@ for (const [suite, script] of [
 ]) {
   if (existsSync(script)) scenarios.push({ suite, script, args: [] })
 }
-scenarios.push({ suite: 'small', script: 'bench/small.ts', args: [], once: true })
-// Minutes of attacks at the figures: once per invocation.
-scenarios.push({ suite: 'hostile', script: 'bench/hostile.ts', args: [], once: true })
+scenarios.push(
+  { suite: 'small', script: 'bench/small.ts', args: [], once: true },
+  { suite: 'crash', script: 'bench/crash.ts', args: [] },
+  // 10k, 100k and 1M events: long, so once.
+  { suite: 'scale', script: 'bench/scale.ts', args: [], once: true },
+  // Minutes of attacks at the figures: once.
+  { suite: 'hostile', script: 'bench/hostile.ts', args: [], once: true },
+)
 
 const runs: Result[] = []
 const failures: Array<{ script: string; args: string[]; error: string }> = []

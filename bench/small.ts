@@ -32,6 +32,7 @@ const ENTRIES: Array<[string, string, 'import' | 'require', string[]]> = [
   ['hyperemitter (Node, ESM)', 'hyperemitter', 'import', []],
   ['hyperemitter (Node, CJS)', 'hyperemitter', 'require', []],
   ['hyperemitter (browser condition)', 'hyperemitter', 'import', ['--conditions=browser']],
+  ['hyperemitter/lean', 'hyperemitter/lean', 'import', []],
 ]
 
 /** Newest modification time under `dir`, ms. */

@@ -12,7 +12,7 @@ type Result = Record<string, unknown>
 /** The event count the issues set their throughput targets at: a run of another size is not judged. */
 export const TARGET_EVENTS = 100_000
 /** Benches that pick their own sizes (bench/small.ts): judged at any BENCH_N. */
-export const SIZED_BY_ITSELF = new Set(['small', 'start', 'import'])
+export const SIZED_BY_ITSELF = new Set(['small', 'start', 'import', 'crash', 'scale'])
 
 interface Pick {
   /** Fields a result must have, with these values. */
@@ -128,6 +128,7 @@ export const TARGETS: Target[] = [
     figure: 'ofBareNode',
     atMost: 2.5,
   },
+  ...crashAndScale(),
   {
     issue: 17,
     measure: 'emits awaited one by one, memory-level (of a raw single put)',
@@ -146,6 +147,20 @@ export const TARGETS: Target[] = [
   },
   ...browserTabs(),
 ]
+
+/** Issue 17: reading history right after a crash, and the cost curve to 1M events (classic-level). */
+function crashAndScale(): Target[] {
+  const crash = { bench: 'crash', scenario: 'read-after-sigkill' }
+  const curve = { bench: 'scale', scenario: 'curve' }
+  return [
+    { issue: 17, measure: 'whole-log read right after a SIGKILL, over the same read when quiet', match: crash, figure: 'ofQuiet', atMost: 1.5 },
+    { issue: 17, measure: 'longest pause between two events of that read (ms)', match: crash, figure: 'maxGapMs', atMost: 250 },
+    { issue: 17, measure: 'burst emit rate at 1M over the rate at 100k', match: curve, figure: 'emitRate1MOver100k', atLeast: 0.8 },
+    { issue: 17, measure: 'cold catch-up rate at 1M over the rate at 100k', match: curve, figure: 'catchupRate1MOver100k', atLeast: 0.8 },
+    { issue: 17, measure: 'reopen of a 1M-event log (ms)', match: curve, figure: 'reopenMs1M', atMost: 1000 },
+    { issue: 17, measure: 'peak RSS of either side of a 1M-event cold catch-up (MB)', match: curve, figure: 'catchupPeakRssMb1M', atMost: 250 },
+  ]
+}
 
 /** Issue 16: browser logs at 100k events (bench/browser-tabs.ts). */
 function browserTabs(): Target[] {

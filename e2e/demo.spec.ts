@@ -105,33 +105,6 @@ test('a context taken offline keeps emitting, then catches up both ways when bac
   await contextB.close()
 })
 
-test('a reload shows the full history from IndexedDB with the hub stopped', async ({ browser, site, hub, db }) => {
-  const context = await browser.newContext()
-  const page = await openChat(context, site.demo(hub.wsUrl, db))
-  await expectState(page, 'synced')
-  const texts = ['first', 'second', 'third']
-  for (const text of texts) await send(page, text)
-  await hub.say('hub', 'from the hub')
-  await expectOnce(page, 'from the hub')
-  await expect.poll(() => hub.texts.length).toBe(4)
-
-  await hub.stop()
-  await page.reload()
-  await expect(page.locator('#role')).toHaveAttribute('data-role', 'leader')
-  for (const text of [...texts, 'from the hub']) await expectOnce(page, text)
-  await expect(bodies(page)).toHaveCount(4)
-  await expect(page.locator('#status')).toHaveText('hub unreachable')
-
-  // Written with the hub down; the hub gets it when it is back.
-  await send(page, 'while the hub was down')
-  await expect(page.locator('#status')).toHaveText('hub unreachable, 1 pending')
-  await hub.start()
-  await expectState(page, 'synced')
-  await expect.poll(() => hub.texts).toContain('while the hub was down')
-  await expect(bodies(page)).toHaveCount(5)
-  await context.close()
-})
-
 test('two tabs in one context on one database show every event exactly once', async ({ browser, site, hub, db }) => {
   const context = await browser.newContext()
   const first = await openChat(context, site.demo(hub.wsUrl, db), 'tab 1')

@@ -47,6 +47,11 @@ export class HubControl {
     return `ws://127.0.0.1:${this.port}/`
   }
 
+  /** The demo page as the hub itself serves it (its own host is its hub), on IndexedDB database `db`. */
+  page(db: string): string {
+    return `http://127.0.0.1:${this.port}/?db=${encodeURIComponent(db)}&maxReconnect=1000`
+  }
+
   async start(): Promise<RunningHub> {
     if (this.hub) return this.hub
     const hub = await startHub({ port: this.port, host: '127.0.0.1', dataDir: this.dir, assets: this.assets, allowedOrigins: [this.siteOrigin] })

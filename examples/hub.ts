@@ -52,6 +52,8 @@ export async function buildDemo(options: { minify?: boolean; sourcemap?: boolean
     ['/', 'index.html', 'text/html; charset=utf-8'],
     ['/style.css', 'style.css', 'text/css; charset=utf-8'],
     ['/chat.proto', 'chat.proto', 'text/plain; charset=utf-8'],
+    // The service worker that keeps the shell above for offline loads: a script type, or the browser refuses it.
+    ['/sw.js', 'sw.js', 'text/javascript; charset=utf-8'],
   ]
   for (const [path, file, type] of statics) assets.set(path, { type, body: readFileSync(join(DEMO_DIR, file)) })
   return assets

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `hypem`: the HyperEmitter command line (package.json "bin"). See
  * src/node/cli/main.ts, or run `hypem --help`.

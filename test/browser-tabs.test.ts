@@ -214,6 +214,25 @@ describe('tabs: one log, one writer, in place', () => {
     expect(await again.emitter.getId()).toBe(id)
   })
 
+  it("a 0.1.0 leader tab, which wrote alone under the lock it held for its life, holds this version's writes back until it goes", async () => {
+    const name = dbName()
+    const leader = await tab(name, 'leader')
+    await leader.emitter.emit('Note', { text: 'before' })
+    let release!: () => void
+    const held = new Promise<void>((granted) => {
+      void navigator.locks.request(`hyperemitter:${name}`, () => {
+        granted()
+        return new Promise<void>((r) => (release = r))
+      })
+    })
+    await held
+    const emit = track(leader.emitter.emit('Note', { text: 'after' }))
+    await sleep(200)
+    expect(emit.state).toBe('pending')
+    release()
+    await until(() => emit.state === 'resolved', 5000, 'the emit')
+  })
+
   it('a tab without coordination writes its database alone', async () => {
     const single = BrowserEmitter({ name: dbName(), schema: SCHEMA, tabs: false })
     cleanups.push(() => single.close())

@@ -28,6 +28,19 @@ describe('KeyIndex', () => {
     expect([...index.candidates(key)].sort()).toEqual([7, 9])
   })
 
+  it('reads keys in place from a packed record, reserved ahead, as the log loads them at open', () => {
+    const index = new KeyIndex()
+    const count = 2_000
+    const packed = crypto.getRandomValues(new Uint8Array(count * 32))
+    index.reserve(count)
+    for (let i = 0; i < count; i++) index.add(packed, i + 1, i * 32)
+    expect(index.size).toBe(count)
+    for (let i = 0; i < count; i++) expect(index.candidates(packed.slice(i * 32, i * 32 + 32))).toContain(i + 1)
+    // Reserving once keys are in is a no-op, never a loss.
+    index.reserve(4 * count)
+    expect(index.candidates(packed.slice(0, 32))).toContain(1)
+  })
+
   it('clear() forgets everything', () => {
     const index = new KeyIndex()
     const key = randomKey()

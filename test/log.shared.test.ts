@@ -5,30 +5,54 @@ import { MemoryLevel } from 'memory-level'
 import { describe, expect, it } from 'vitest'
 import { equalBytes } from '../src/core/bytes/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
-import { COMMITTED_ELSEWHERE, Log } from '../src/core/log/log.js'
+import { COMMITTED_ELSEWHERE, type DbLock, Log, type LogOptions } from '../src/core/log/log.js'
 import type { LogEntry } from '../src/core/types.js'
 
 const enc = (s: string) => new TextEncoder().encode(s)
 const dec = (b: Uint8Array) => new TextDecoder().decode(b)
 
-/** What a Web Lock gives: one holder at a time, in request order. */
-function mutex() {
-  let tail: Promise<unknown> = Promise.resolve()
+/** What a Web Lock gives: exclusive holders one at a time, shared ones together, in request order; `modes` lists what was asked. */
+function webLock() {
+  const modes: Array<'exclusive' | 'shared'> = []
+  const queue: Array<{ mode: 'exclusive' | 'shared'; start: () => void }> = []
+  let held: 'exclusive' | 'shared' | undefined
   let holders = 0
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(async () => {
+  const pump = (): void => {
+    while (queue.length > 0 && (holders === 0 || (held === 'shared' && queue[0].mode === 'shared'))) {
+      const next = queue.shift()!
+      held = next.mode
       holders++
-      try {
-        expect(holders).toBe(1)
-        return await fn()
-      } finally {
-        holders--
-      }
-    })
-    tail = run.catch(() => {})
-    return run
+      next.start()
+    }
   }
-  return exclusive
+  const lock: DbLock = (mode, fn) => {
+    modes.push(mode)
+    return new Promise((resolve, reject) => {
+      queue.push({
+        mode,
+        start: () => {
+          if (mode === 'exclusive') expect(holders).toBe(1)
+          fn()
+            .then(resolve, reject)
+            .finally(() => {
+              if (--holders === 0) held = undefined
+              pump()
+            })
+        },
+      })
+      pump()
+    })
+  }
+  return { lock, modes }
+}
+
+/** `count` logs on one fresh db, sharing one mutex, opened at once; `options[i]` adds to log i's options. */
+async function logsOnOneDb(count: number, options: LogOptions[] = []): Promise<{ db: MemoryLevel<Uint8Array, Uint8Array>; logs: Log[]; modes: Array<'exclusive' | 'shared'> }> {
+  const db = new MemoryLevel<Uint8Array, Uint8Array>({ keyEncoding: 'view', valueEncoding: 'view' })
+  const { lock, modes } = webLock()
+  const logs = Array.from({ length: count }, (_, i) => new Log(db, { lock, ...options[i] }))
+  await Promise.all(logs.map((l) => l.open()))
+  return { db, logs, modes }
 }
 
 async function all(log: Log): Promise<LogEntry[]> {
@@ -38,21 +62,26 @@ async function all(log: Log): Promise<LogEntry[]> {
 }
 
 describe('Logs sharing one db', () => {
-  it('opened at once on an empty db, they make up one writer id between them', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const logs = [new Log(db, { exclusive }), new Log(db, { exclusive }), new Log(db, { exclusive })]
-    await Promise.all(logs.map((l) => l.open()))
+  it('opened at once on an empty db, they make up one writer id between them; on a db with a log, they open side by side', async () => {
+    const { db, logs, modes } = await logsOnOneDb(3)
     expect(new Set(logs.map((l) => l.writerId)).size).toBe(1)
-    for (const l of logs) await l.close()
+    expect(modes).toEqual(['exclusive', 'exclusive', 'exclusive'])
+    await logs[0].append(enc('one'))
+    const { lock, modes: later } = webLock()
+    const more = [new Log(db, { lock }), new Log(db, { lock })]
+    await Promise.all(more.map((l) => l.open()))
+    expect(later).toEqual(['shared', 'shared'])
+    for (const l of [...logs, ...more]) expect(l.writerId).toBe(logs[0].writerId)
+    await more[0].append(enc('two'))
+    expect(later).toEqual(['shared', 'shared', 'exclusive'])
+    for (const l of [...logs, ...more]) await l.close()
   })
 
   it('interleaved appends become one chain of one writer, the same for every log, and the db reopens consistent', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const a = new Log(db, { exclusive })
-    const b = new Log(db, { exclusive })
-    await Promise.all([a.open(), b.open()])
+    const {
+      db,
+      logs: [a, b],
+    } = await logsOnOneDb(2)
     // Enough for several key checkpoints, written by either log.
     const rounds = 30
     for (let r = 0; r < rounds; r++) {
@@ -85,11 +114,9 @@ describe('Logs sharing one db', () => {
   })
 
   it('refresh() hands what another log committed to listeners (origin COMMITTED_ELSEWHERE) and live readers, once', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const writer = new Log(db, { exclusive })
-    const reader = new Log(db, { exclusive })
-    await Promise.all([writer.open(), reader.open()])
+    const {
+      logs: [writer, reader],
+    } = await logsOnOneDb(2)
     const heard: Array<[string, unknown]> = []
     reader.onChange((entries, origin) => {
       for (const e of entries) heard.push([dec(e.value), origin])
@@ -111,11 +138,10 @@ describe('Logs sharing one db', () => {
   })
 
   it('a write that finds the db damaged past its last change fails with STORAGE_FAILED, and stores nothing', async () => {
-    const db = new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
-    const exclusive = mutex()
-    const a = new Log(db, { exclusive })
-    const b = new Log(db, { exclusive })
-    await Promise.all([a.open(), b.open()])
+    const {
+      db,
+      logs: [a, b],
+    } = await logsOnOneDb(2)
     await a.append(enc('one'))
     // A chunk that does not follow change 1 (as a torn or foreign write would leave).
     const sub = db.sublevel<Uint8Array, Uint8Array>('hyperemitter', { keyEncoding: 'view', valueEncoding: 'view' })
@@ -127,5 +153,24 @@ describe('Logs sharing one db', () => {
     expect(isHyperEmitterError(err, ErrorCodes.STORAGE_FAILED)).toBe(true)
     await a.close()
     await b.close()
+  })
+})
+
+describe('Logs sharing one db, taking turns', () => {
+  it('a long backlog in one log gives the write turn up now and then, so another log writes in between', async () => {
+    const {
+      logs: [busy, other],
+    } = await logsOnOneDb(2, [{ maxBatch: 10 }])
+    // Thousands of small batches: far longer than one turn.
+    const backlog = Array.from({ length: 20_000 }, (_, i) => busy.append(enc(`busy ${i}`)))
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const mine = await other.append(enc('in between'))
+    const last = await backlog[backlog.length - 1]
+    expect(mine.change).toBeLessThan(last.change)
+    await Promise.all(backlog)
+    await busy.refresh()
+    expect(busy.length).toBe(20_001)
+    await busy.close()
+    await other.close()
   })
 })

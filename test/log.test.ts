@@ -962,6 +962,24 @@ describe('Log reads from the beginning', () => {
     expect(count).toBe(chunks * 1000)
     // Pages are 512 nodes, chunks 1000: each chunk is fetched once, or twice where a page starts at its first node.
     expect(rows).toBeLessThanOrEqual(2 * chunks)
+
+    // What a peer with nothing lacks comes in steps of about a page of nodes, not hundreds of chunks at once.
+    let most = 0
+    const counted = (db as any)._iterator
+    ;(db as any)._iterator = (options: unknown) => {
+      const it = counted(options)
+      const nextv = it._nextv.bind(it)
+      it._nextv = async (size: number, o: unknown) => {
+        const got = await nextv(size, o)
+        most = Math.max(most, got.length)
+        return got
+      }
+      return it
+    }
+    let sent = 0
+    for await (const page of log.readMissingPages(new Map())) sent += page.length
+    expect(sent).toBe(chunks * 1000)
+    expect(most).toBeLessThanOrEqual(2)
     await log.close()
   })
 })

@@ -1,6 +1,7 @@
-// The demo page: a chat room on one hyperemitter log. Each tab keeps the log
-// in IndexedDB (the leader tab) or replicates with the leader tab over
-// BroadcastChannel, and the log syncs with the hub that served the page.
+// The demo page: a chat room on one hyperemitter log. Every tab reads and
+// writes the one log in IndexedDB; the leader tab syncs it with the hub that
+// served the page. A service worker (sw.js) keeps the page itself, so it
+// loads with the hub down.
 //
 // Query parameters (used by the e2e tests, handy by hand):
 //   ?hub=ws://host:port/   the hub to sync with (default: the page's own host)
@@ -31,6 +32,10 @@ const nameInput = $<HTMLInputElement>('name')
 const textInput = $<HTMLInputElement>('text')
 $('db').textContent = `IndexedDB "${dbName}" · hub ${hubUrl}`
 
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register(new URL('sw.js', location.href)).catch((err: Error) => console.error('no offline page:', err))
+}
+
 nameInput.value = localStorage.getItem('hyperemitter-demo:name') ?? randomName()
 nameInput.addEventListener('change', () => localStorage.setItem('hyperemitter-demo:name', nameInput.value.trim()))
 
@@ -52,6 +57,9 @@ chat.on(
   { from: 'beginning' },
 )
 
+/** sent_at of the messages this tab sent while not synced: shown as pending until the hubs have them. */
+const unsynced = new Set<number>()
+
 chat.status.on('connection', showConnection)
 chat.status.on('role', showRole)
 chat.status.on('error', (err: Error) => {
@@ -68,7 +76,9 @@ form.addEventListener('submit', (event) => {
   if (!author || !text) return
   localStorage.setItem('hyperemitter-demo:name', author)
   textInput.value = ''
-  chat.emit('chat.Message', { author, text, sent_at: Date.now() }).catch((err: Error) => {
+  const sent_at = Date.now()
+  if (chat.connection.state !== 'synced') unsynced.add(sent_at)
+  chat.emit('chat.Message', { author, text, sent_at }).catch((err: Error) => {
     // Nothing was stored: give the text back.
     textInput.value = text
     statusEl.dataset.state = 'error'
@@ -81,6 +91,7 @@ function render(message: ChatMessage): void {
   const li = document.createElement('li')
   li.className = 'msg'
   if (message.author === nameInput.value.trim()) li.classList.add('mine')
+  if (unsynced.has(message.sent_at)) li.classList.add('pending')
   li.dataset.author = message.author
   const avatar = document.createElement('span')
   avatar.className = 'avatar'
@@ -108,6 +119,10 @@ function render(message: ChatMessage): void {
 }
 
 function showConnection(c: ConnectionState): void {
+  if (c.state === 'synced') {
+    unsynced.clear()
+    list.querySelectorAll('.pending').forEach((li) => li.classList.remove('pending'))
+  }
   statusEl.dataset.state = c.state
   statusEl.dataset.pending = String(c.pending)
   const pending = c.pending > 0 ? `, ${c.pending} pending` : ''
@@ -130,7 +145,7 @@ function showConnection(c: ConnectionState): void {
 function showRole(role: string | undefined): void {
   roleEl.dataset.role = role ?? ''
   roleEl.textContent =
-    role === 'leader' ? 'this tab keeps the log in IndexedDB' : role === 'follower' ? 'synced through the leader tab' : role === 'single' ? 'IndexedDB, no tab sharing' : ''
+    role === 'leader' ? 'this tab talks to the hub for all tabs' : role === 'follower' ? 'another tab talks to the hub' : role === 'single' ? 'IndexedDB, no tab sharing' : ''
 }
 
 function colorOf(name: string): string {

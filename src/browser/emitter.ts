@@ -10,7 +10,7 @@ import { isPrivateHost } from '../sync/addresses.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { DEFAULT_DB_NAME, memoryDb, onVersionChange, openIndexedDb, storageError, versionChangeError } from './storage.js'
 import { canCoordinateTabs, coordinatorOf, Host, isHubUrl, TabCoordinator, type HubState, type TabEnvironment, type TabRole } from './tabs.js'
-import type { LogOptions } from '../core/log/log.js'
+import type { DbLock } from '../core/log/log.js'
 
 export interface BrowserOptions extends ReplicationOptions {
   /** The IndexedDB database name (default 'hyperemitter'); tabs on the same name share one log. */
@@ -80,8 +80,8 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     return openIndexedDb(name)
   }
 
-  protected static override exclusiveAccess(db: Db): LogOptions['exclusive'] {
-    return coordinatorOf(db)?.exclusive
+  protected static override sharedDbLock(db: Db): DbLock | undefined {
+    return coordinatorOf(db)?.lock
   }
 
   constructor(...args: ConstructorParameters<typeof ReplicatedEmitter>) {

@@ -6,7 +6,7 @@
  *     and reads its history there: a new tab copies nothing, so it opens in
  *     the same time and memory whatever the log's size.
  *  2. One writer, taking turns. Every tab writes its own emits, under the
- *     Web Lock `hyperemitter:<name>:write` (LogOptions.exclusive): inside
+ *     Web Lock `hyperemitter:<name>` (LogOptions.lock): inside
  *     it the tab's log first loads what the others committed, then appends
  *     on top. All tabs share the writer id stored in the database, so
  *     `getId()` is the same in every tab and after every reload, and the
@@ -14,17 +14,22 @@
  *     when it resolves, in any tab: nothing is handed over, so nothing is
  *     lost or written twice when a tab goes.
  *  3. One hub connection per origin. The tab holding the Web Lock
- *     `hyperemitter:<name>` (the leader) dials the WebSocket hubs from its
+ *     `hyperemitter:<name>:hubs` (the leader) dials the WebSocket hubs from its
  *     log. When its page goes, the browser grants the lock to another tab,
  *     which takes the hubs over; emits never wait for that.
  *  4. Tabs tell each other. On the BroadcastChannel `hyperemitter:<name>:tabs`
  *     a tab that committed says so (the others load it: Log.refresh()), the
  *     leader tells how each hub connection stands, and followers pass on
  *     connect() calls to the leader.
+ *
+ * The write lock has the name the leader lock had in 0.1.0, whose leader
+ * tab wrote IndexedDB alone, holding it for its whole life: a tab of that
+ * version still open (after a deploy) keeps this version's tabs from
+ * writing under it, rather than both writing change N + 1.
  */
 import type { Db, StatusEvents } from '../core/emitter.js'
 import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
-import { COMMITTED_ELSEWHERE, type Log } from '../core/log/log.js'
+import { COMMITTED_ELSEWHERE, type DbLock, type Log } from '../core/log/log.js'
 import type { SyncableLog } from '../core/types.js'
 import { DbKnownPeers } from '../sync/known-peers.js'
 import { PeerManager, type PeerState } from '../sync/peers.js'
@@ -159,15 +164,16 @@ export class TabCoordinator {
   private closed = false
 
   constructor(readonly name: string) {
-    this.leaderLock = `hyperemitter:${name}`
-    this.writeLock = `hyperemitter:${name}:write`
+    this.leaderLock = `hyperemitter:${name}:hubs`
+    this.writeLock = `hyperemitter:${name}`
     this.controlName = `hyperemitter:${name}:tabs`
     this.db = openIndexedDb(name)
     coordinators.set(this.db, this)
   }
 
-  /** The log's turn to open or write: no other tab of this origin does meanwhile (see LogOptions.exclusive). */
-  readonly exclusive = <T>(fn: () => Promise<T>): Promise<T> => navigator.locks.request(this.writeLock, fn) as Promise<T>
+  /** The log's turn to write (exclusive) or open (shared) on the database (see LogOptions.lock). */
+  readonly lock: DbLock = <T>(mode: 'exclusive' | 'shared', fn: () => Promise<T>): Promise<T> =>
+    navigator.locks.request(this.writeLock, { mode }, fn) as Promise<T>
 
   /** Called once the emitter's log is open. */
   async start(env: TabEnvironment): Promise<void> {

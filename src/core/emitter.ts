@@ -1,16 +1,22 @@
+/**
+ * HyperEmitterCore: the public emitter (emit, on, events, close, ...) over a
+ * Log and a schema, with no runtime APIs; the Node and browser entries extend
+ * it. Its parts live in emitter/: the emit queue, deliveries to listeners.
+ */
 import { MemoryLevel } from 'memory-level'
 import { withCallback, type Callback } from './callback.js'
-import { PackedBytes } from './bytes/packed.js'
-import { addEnvelope, decodeEnvelopeIf, envelopeSizeOf } from './codec/envelope.js'
-import { ErrorCodes, HyperEmitterError } from './errors.js'
-import { Log, type AppendSink, type LogOptions } from './log/log.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './codec/schema.js'
-import { ConsumerCursor } from './emitter/consumer.js'
-import { Subscription, type Delivery, type SubscriptionSource } from './emitter/subscription.js'
+import { Deliveries, type DecodedDelivery, type StartPosition, type SubscribeOptions } from './emitter/deliveries.js'
+import { EmitQueue } from './emitter/emit-queue.js'
+import { eventIterator, type Handler, handlerInvoker } from './emitter/handlers.js'
+import type { Subscription } from './emitter/subscription.js'
 import { TypedEmitter } from './emitter/typed-emitter.js'
-import type { Db, HashFn, LogEntry } from './types.js'
-import type { Encoded } from './codec/plain.js'
+import { ErrorCodes, HyperEmitterError } from './errors.js'
+import { type DbLock, Log, type LogOptions } from './log/log.js'
+import type { Db, HashFn } from './types.js'
 
+export type { Handler } from './emitter/handlers.js'
+export type { StartPosition } from './emitter/deliveries.js'
 export type { Db } from './types.js'
 
 /** Event name -> message shape. `Record<string, any>` when untyped. */
@@ -54,9 +60,6 @@ export interface EmitterEvent<E extends EventMap = EventMap, K extends keyof E &
   payload: E[K]
 }
 
-/** Where a stream or iterator starts: 'now' (default), 'beginning', or after a change number. */
-export type StartPosition = 'now' | 'beginning' | number
-
 export interface EventsOptions {
   /** Where to start; with a consumer, 'checkpoint' (default) resumes after its stored position. */
   from?: StartPosition | 'checkpoint'
@@ -72,10 +75,6 @@ export interface EventsOptions {
 /** Options of on(): a durable consumer, as for events(). */
 export type ListenerOptions = EventsOptions
 
-/** Called with each message; taking `done`, or returning a promise, holds back the next one. */
-// Returns unknown: `m => list.push(m)` must type-check; only a returned thenable gates.
-export type Handler<T> = (message: T, done: (err?: unknown) => void) => unknown
-
 export interface StatusEvents {
   /** The schema is loaded and the log open. */
   ready: () => void
@@ -86,93 +85,10 @@ export interface StatusEvents {
   [event: string]: (...args: any[]) => void
 }
 
-/** Emits one group holds at most: a log batch's worth (the log's default maxBatch). */
-const MAX_GROUP = 1000
-
-/** A promise with its resolvers, made when a group first needs it. */
-class Outcome {
-  readonly promise: Promise<void>
-  resolve!: () => void
-  reject!: (err: unknown) => void
-
-  constructor() {
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve
-      this.reject = reject
-    })
-  }
-}
-
-/**
- * The emits of one turn (up to MAX_GROUP), appended together: one
- * appendAll() and one promise for all of them, since one batch stores them
- * all or none anyway. A promise per emit, alive until its batch committed,
- * was what garbage collection spent most on with many emits in flight.
- *
- * Callers who take the outcome elsewhere (a callback; an emit made before
- * the schema loaded, with a promise of its own) share a second promise,
- * marked handled. Handling the first one for them would hide a failure from
- * a promise caller in the same turn who never handled it.
- */
-class EmitGroup implements AppendSink {
-  /** The envelopes, packed. */
-  readonly values: PackedBytes
-  private forPromises: Outcome | undefined
-  private forObservers: Outcome | undefined
-
-  constructor(expectedBytes: number) {
-    this.values = new PackedBytes(expectedBytes)
-  }
-
-  /** What an emit returns to a promise caller. */
-  promise(): Promise<void> {
-    return (this.forPromises ??= new Outcome()).promise
-  }
-
-  /** What an emit whose outcome goes elsewhere gets: settles the same, never unhandled. */
-  observed(): Promise<void> {
-    if (this.forObservers === undefined) {
-      this.forObservers = new Outcome()
-      this.forObservers.promise.catch(() => {})
-    }
-    return this.forObservers.promise
-  }
-
-  appended(): void {
-    this.forPromises?.resolve()
-    this.forObservers?.resolve()
-  }
-
-  failed(err: unknown): void {
-    this.forPromises?.reject(err)
-    this.forObservers?.reject(err)
-  }
-}
-
-/** An emit made before a streamed schema loaded: encoded once it has. */
-interface EarlyEmit {
-  name: string
-  message: unknown
-  resolve: () => void
-  reject: (err: unknown) => void
-}
-
 interface Listener {
   rawName: string
   handler: Handler<any>
   subscription: Subscription
-}
-
-/** A delivery's message before a listener decoded it (a codec may decode to undefined). */
-const UNDECODED: unique symbol = Symbol('undecoded')
-
-/**
- * A Delivery that remembers its decoded message, shared by every listener
- * of one event. Made with `decoded` in place: adding the property later
- * gave every delivery a second shape and a property store of its own.
- */
-interface DecodedDelivery extends Delivery {
-  decoded?: unknown
 }
 
 function isDb(value: unknown): value is Db {
@@ -240,25 +156,9 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private closing = false
   private closePromise: Promise<void> | undefined
   private readonly listeners: Listener[] = []
-  /** Every live subscription: listeners, streams and iterators. */
-  private readonly subscriptions = new Set<Subscription>()
-  private readonly subscriptionSource: SubscriptionSource
   private readonly closeHooks: Array<() => Promise<void> | void> = []
-  /** Emits made before a streamed schema loaded, in order. */
-  private early: EarlyEmit[] = []
-  /** The group this turn's emits join; handed to the log at the end of the turn, or once full. */
-  private group: EmitGroup | undefined
-  /**
-   * The bytes the last group held, to size the next: in a burst, each group
-   * of a thousand envelopes otherwise grew its buffer ten times from 64
-   * bytes, touching twice its size in fresh memory.
-   */
-  private lastGroupBytes = 0
-  /** Full groups made before ready, waiting for it (the open group waits too). */
-  private sealed: EmitGroup[] = []
-  private readonly endTurn = (): void => {
-    if (this.isReady) this.seal()
-  }
+  private readonly emits: EmitQueue
+  private readonly deliveries: Deliveries
 
   constructor(db?: Db | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
   constructor(...args: unknown[]) {
@@ -270,27 +170,27 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
-    const exclusive = (new.target as typeof HyperEmitterCore).exclusiveAccess(this.db)
-    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers, exclusive })
+    const lock = (new.target as typeof HyperEmitterCore).sharedDbLock(this.db)
+    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers, lock })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
-    this.subscriptionSource = {
-      get length() {
-        return log.length
-      },
-      read: (o) => this.log.read(o),
-      toDelivery: (entry) => this.toDelivery(entry),
-    }
-    const log = this.log
+    const schema = () => this.schema
+    this.emits = new EmitQueue(this.log, schema, options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE)
+    this.deliveries = new Deliveries({
+      log: this.log,
+      db: this.db,
+      maxQueue: options.maxQueue,
+      ready: () => this.readyPromise,
+      isReady: () => this.isReady,
+      schema,
+      reportError: (err) => this.reportError(err),
+    })
     this.readyPromise = this.init()
     // Failures reach callers of emit()/ready() and status 'error'; never unhandled.
     this.readyPromise.catch((err) => {
       // A fresh error per caller (per group: its emits share one promise anyway).
-      for (const e of this.early.splice(0)) e.reject(notReady(err))
-      if (this.group !== undefined) this.sealed.push(this.group)
-      this.group = undefined
-      for (const g of this.sealed.splice(0)) g.failed(notReady(err))
+      this.emits.failAll(() => notReady(err))
       this.reportError(err)
     })
   }
@@ -314,26 +214,24 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
 
   /**
    * How this emitter's log takes turns writing with logs in other contexts
-   * on the same db (a browser tab's Web Lock: see LogOptions.exclusive);
+   * on the same db (a browser tab's Web Lock: see LogOptions.lock);
    * none by default.
    */
-  protected static exclusiveAccess(_db: Db): LogOptions['exclusive'] {
+  protected static sharedDbLock(_db: Db): DbLock | undefined {
     return undefined
   }
 
   private async init(): Promise<void> {
     if (this.schema === undefined) this.schema = await Codecs.load(this.options.schema as SchemaStream)
     for (const [name, codec] of this.pendingCodecs.splice(0)) this.schema.register(name, codec)
-    // Emits made while a streamed schema loaded go first, ahead of any made from now on.
-    for (const e of this.early.splice(0)) this.enqueue(e.name, e.message, true).then(e.resolve, e.reject)
+    this.emits.schemaLoaded()
     await this.log.open()
-    this.log.onChange((entries) => this.onCommit(entries))
+    this.log.onChange((entries) => this.deliveries.onCommit(entries))
     this.isReady = true
     // Before anything that could emit (a 'ready' handler), so emits keep their order.
-    for (const g of this.sealed.splice(0)) this.log.appendAll(g.values, g)
-    this.seal()
-    for (const listener of this.listeners) listener.subscription.name = this.canonical(listener.rawName)
-    for (const subscription of this.subscriptions) subscription.start()
+    this.emits.start()
+    for (const listener of this.listeners) listener.subscription.name = this.deliveries.canonical(listener.rawName)
+    this.deliveries.start()
     this.status.emit('ready')
   }
 
@@ -397,59 +295,11 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     return cb === undefined ? this.append(name, message, false) : withCallback(this.append(name, message, true), cb)
   }
 
-  /** `observed`: the outcome goes to a callback (see EmitGroup). */
+  /** `observed`: the outcome goes to a callback. */
   private append(name: string, message: unknown, observed: boolean): Promise<void> {
     if (this.closing) return Promise.reject(closedError())
     if (typeof name !== 'string' || name === '') return Promise.reject(invalidArgument('event name must be a non-empty string'))
-    if (this.schema === undefined) return new Promise((resolve, reject) => this.early.push({ name, message, resolve, reject }))
-    return this.enqueue(name, message, observed)
-  }
-
-  /**
-   * Encode one event now (a bad one is refused alone, and changing `message`
-   * afterwards changes nothing) and add it to this turn's group.
-   */
-  private enqueue(name: string, message: unknown, observed: boolean): Promise<void> {
-    let canonical: string
-    let payload: Encoded
-    try {
-      const schema = this.schema!
-      canonical = schema.canonicalName(name)
-      // In the encoder's own buffer: copied into the group below, before any other encode.
-      payload = schema.encodeShared(name, message)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    const size = envelopeSizeOf(canonical, payload.length)
-    const max = this.options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE
-    if (size > max) {
-      return Promise.reject(
-        new HyperEmitterError(ErrorCodes.EVENT_TOO_LARGE, `event ${canonical} of ${size} bytes exceeds maxEventSize (${max} bytes)`, {
-          details: { name: canonical, size, maxEventSize: max },
-        }),
-      )
-    }
-    let group = this.group
-    if (group === undefined) {
-      group = this.group = new EmitGroup(this.lastGroupBytes)
-      queueMicrotask(this.endTurn)
-    }
-    addEnvelope(group.values, canonical, payload.bytes, payload.length)
-    const outcome = observed ? group.observed() : group.promise()
-    if (group.values.length >= MAX_GROUP) this.seal()
-    return outcome
-  }
-
-  /** Close the open group: hand it to the log, or before ready keep it for then. */
-  private seal(): void {
-    const group = this.group
-    if (group === undefined) return
-    this.group = undefined
-    // An eighth more, as envelopes in a run grow (a counter gains a digit).
-    const held = group.values.byteLength
-    this.lastGroupBytes = held + (held >> 3)
-    if (this.isReady) this.log.appendAll(group.values, group)
-    else this.sealed.push(group)
+    return this.emits.add(name, message, observed)
   }
 
   /**
@@ -475,7 +325,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private addHandler(name: string, handler: Handler<any>, once: boolean, options: ListenerOptions = {}): this {
     if (typeof name !== 'string' || name === '') throw invalidArgument('event name must be a non-empty string')
     if (typeof handler !== 'function') throw invalidArgument('handler must be a function')
-    const invoke = this.handlerInvoker(handler)
+    const invoke = handlerInvoker(handler, this.decodeDelivery)
     const listener: Listener = { rawName: name, handler, subscription: undefined as unknown as Subscription }
     const deliver = once
       ? (d: DecodedDelivery) => {
@@ -484,7 +334,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
         }
       : invoke
     listener.subscription = this.subscribe(deliver, {
-      name: this.isReady ? this.canonical(name) : name,
+      name: this.isReady ? this.deliveries.canonical(name) : name,
       consumer: options.consumer,
       from: options.from,
     })
@@ -522,60 +372,10 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * only this iterator.
    */
   events(options: EventsOptions = {}): AsyncIterableIterator<EmitterEvent<E>> {
-    // A durable consumer's event counts as handled when the loop asks for the
-    // next one, so it reads one at a time; otherwise read ahead a little.
-    const durable = options.consumer !== undefined
-    const limit = durable ? 1 : 256
-    const buffer: Array<{ event: EmitterEvent<E>; handled?: () => void }> = []
-    let wake: (() => void) | undefined
-    let resumeProducer: (() => void) | undefined
-    let handledPrevious: (() => void) | undefined
-    let finished = false
-    const finish = () => {
-      finished = true
-      wake?.()
-    }
-    const subscription = this.subscribe(
-      (d) => {
-        const event = { name: d.name, payload: this.decode(d) } as EmitterEvent<E>
-        if (durable) {
-          return new Promise<void>((handled) => {
-            buffer.push({ event, handled })
-            wake?.()
-          })
-        }
-        buffer.push({ event })
-        wake?.()
-        if (buffer.length < limit) return
-        return new Promise<void>((resolve) => (resumeProducer = resolve))
-      },
-      { from: options.from, consumer: options.consumer, onClose: finish },
+    return eventIterator<EmitterEvent<E>>(
+      { subscribe: (deliver, o) => this.subscribe(deliver, o), unsubscribe: (sub) => this.unsubscribe(sub), decode: this.decodeDelivery },
+      options,
     )
-    const iterator: AsyncIterableIterator<EmitterEvent<E>> = {
-      next: async () => {
-        handledPrevious?.()
-        handledPrevious = undefined
-        while (buffer.length === 0 && !finished) await new Promise<void>((resolve) => (wake = resolve))
-        wake = undefined
-        const item = buffer.shift()
-        if (item === undefined) return { value: undefined, done: true }
-        handledPrevious = item.handled
-        if (resumeProducer && buffer.length < limit / 2) {
-          resumeProducer()
-          resumeProducer = undefined
-        }
-        return { value: item.event, done: false }
-      },
-      return: async () => {
-        this.unsubscribe(subscription)
-        finish()
-        return { value: undefined, done: true }
-      },
-      [Symbol.asyncIterator]() {
-        return iterator
-      },
-    }
-    return iterator
   }
 
   /** This emitter's writer id (hex), stable across restarts on the same db. */
@@ -608,13 +408,12 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
         this.reportError(err)
       }
     }
-    for (const subscription of [...this.subscriptions]) this.unsubscribe(subscription)
     this.listeners.length = 0
     // Consumers' last positions reach the db before it closes.
-    await Promise.all(this.pendingFlushes)
+    await this.deliveries.closeAll()
     await this.readyPromise.catch(noop)
     // Emits made before close() still land: the log commits what it holds before closing.
-    this.seal()
+    this.emits.seal()
     await this.log.close()
     if (this.ownsDb) await this.db.close()
     this.status.emit('close')
@@ -631,171 +430,28 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     if (!this.status.emit('error', error)) console.error('hyperemitter:', error)
   }
 
-  protected startPosition(from: StartPosition | 'checkpoint' | undefined): number | undefined {
-    if (from === undefined || from === 'now') return undefined
-    if (from === 'beginning') return 0
-    if (typeof from === 'number' && Number.isSafeInteger(from) && from >= 0) return from
-    throw invalidArgument(`from must be 'now', 'beginning' or a change number, not ${String(from)}`)
-  }
-
   /**
-   * A subscription fed from the write path; started now if the log is open,
-   * else at ready. With a consumer, it starts after the stored position and
-   * stores each handled position.
+   * For the runtime layers: a subscription fed from the write path, started
+   * now if the log is open, else at ready. With a consumer, it starts after
+   * the stored position and stores each handled position. Throws
+   * INVALID_ARGUMENT, or CLOSED once closing.
    */
-  protected subscribe(
-    deliver: (d: DecodedDelivery) => void | PromiseLike<void>,
-    options: {
-      name?: string
-      from?: StartPosition | 'checkpoint'
-      consumer?: string
-      onClose?: () => void
-    },
-  ): Subscription {
+  protected subscribe(deliver: (d: DecodedDelivery) => void | PromiseLike<void>, options: SubscribeOptions): Subscription {
     if (this.closing) throw closedError()
-    const { consumer } = options
-    if (consumer !== undefined && (typeof consumer !== 'string' || consumer === '')) {
-      throw invalidArgument('consumer must be a non-empty string')
-    }
-    if (consumer !== undefined && this.cursors.has(consumer)) {
-      throw invalidArgument(`consumer "${consumer}" is already reading; one reader per consumer name`)
-    }
-    if (options.from === 'checkpoint' && consumer === undefined) {
-      throw invalidArgument("from: 'checkpoint' needs a consumer name")
-    }
-    const position = options.from === 'checkpoint' ? undefined : this.startPosition(options.from)
-    const cursor = consumer === undefined ? undefined : new ConsumerCursor(this.db, consumer, (err) => this.reportError(err))
-    const subscription = new Subscription(this.subscriptionSource, deliver, {
-      name: options.name,
-      position,
-      deferred: cursor !== undefined,
-      maxQueue: this.options.maxQueue,
-      onDelivered: cursor ? (d) => cursor.advance(d.change) : undefined,
-      onError: (err, delivery) =>
-        this.reportError(
-          new HyperEmitterError(
-            isHyperEmitterCode(err) ? err.code : ErrorCodes.LISTENER_FAILED,
-            `listener for "${delivery.name}" failed: ${err instanceof Error ? err.message : String(err)}`,
-            { cause: err, details: { event: delivery.name, change: delivery.change } },
-          ),
-        ),
-    })
-    this.subscriptionClosers.set(subscription, () => {
-      if (cursor) {
-        this.cursors.delete(cursor.name)
-        const flushed = cursor.flush()
-        this.pendingFlushes.add(flushed)
-        void flushed.finally(() => this.pendingFlushes.delete(flushed))
-      }
-      options.onClose?.()
-    })
-    this.subscriptions.add(subscription)
-    if (cursor) {
-      this.cursors.set(cursor.name, cursor)
-      Promise.all([this.readyPromise, cursor.load()]).then(
-        ([, saved]) => subscription.startAt(saved ?? (options.from === 'now' ? this.log.length : (position ?? 0))),
-        (err) => {
-          this.reportError(err)
-          this.unsubscribe(subscription)
-        },
-      )
-    } else if (this.isReady) subscription.start()
-    return subscription
+    return this.deliveries.subscribe(deliver, options)
   }
 
-  /** Durable consumers reading now, by name. */
-  private readonly cursors = new Map<string, ConsumerCursor>()
-  /** Position saves still being written by consumers that stopped. */
-  private readonly pendingFlushes = new Set<Promise<void>>()
-
-  private readonly subscriptionClosers = new Map<Subscription, () => void>()
-
+  /** For the runtime layers: end a subscription made by subscribe(). */
   protected unsubscribe(subscription: Subscription): void {
-    if (!this.subscriptions.delete(subscription)) return
-    subscription.close()
-    const onClose = this.subscriptionClosers.get(subscription)
-    this.subscriptionClosers.delete(subscription)
-    onClose?.()
+    this.deliveries.unsubscribe(subscription)
   }
 
-  /** Decode (once per event, shared by its listeners) the message of a delivery. */
+  /** For the runtime layers: decode (once per event, shared by its listeners) the message of a delivery. */
   protected decode(delivery: DecodedDelivery): unknown {
-    if (delivery.decoded === UNDECODED || !('decoded' in delivery)) delivery.decoded = this.schema!.decode(delivery.name, delivery.payload)
-    return delivery.decoded
+    return this.deliveries.decode(delivery)
   }
 
-  private handlerInvoker(handler: Handler<any>): (d: DecodedDelivery) => void | PromiseLike<void> {
-    if (handler.length >= 2) {
-      return (d) => {
-        const message = this.decode(d)
-        return new Promise<void>((resolve, reject) => {
-          let called = false
-          const done = (err?: unknown) => {
-            if (called) return
-            called = true
-            if (err) reject(err)
-            else resolve()
-          }
-          const result = (handler as (m: unknown, done: (err?: unknown) => void) => unknown)(message, done)
-          // A handler that takes done but also returns a promise: a rejection still counts.
-          if (result && typeof (result as PromiseLike<void>).then === 'function') {
-            ;(result as PromiseLike<void>).then(undefined, done)
-          }
-        })
-      }
-    }
-    return (d) => (handler as (m: unknown) => void | PromiseLike<void>)(this.decode(d))
-  }
-
-  private canonical(name: string): string {
-    return this.schema ? this.schema.canonicalName(name) : name
-  }
-
-  private toDelivery(entry: LogEntry): Delivery | undefined {
-    return this.toDeliveryIf(entry, undefined) ?? undefined
-  }
-
-  /** The entry's delivery; null when `keep` refuses its canonical name; undefined (reported) when its value is no event. */
-  private toDeliveryIf(entry: LogEntry, keep: ((name: string) => boolean) | undefined): Delivery | null | undefined {
-    try {
-      const envelope = decodeEnvelopeIf(entry.value, keep)
-      if (envelope === undefined) return null
-      const delivery: DecodedDelivery = { change: entry.change, name: this.canonical(envelope.name), payload: envelope.payload, decoded: UNDECODED }
-      return delivery
-    } catch (err) {
-      // A well-hashed node may still carry a value that is no event (a peer's bug): skip it, loudly.
-      this.reportError(err)
-      return undefined
-    }
-  }
-
-  private onCommit(entries: LogEntry[]): void {
-    if (this.subscriptions.size === 0) return
-    // The names some subscription takes (none: one takes every event). An
-    // event no one takes is read only as far as its name: a replicated
-    // emitter's discovery listens for EventPeer events alone.
-    let wanted: Set<string> | undefined = new Set()
-    for (const subscription of this.subscriptions) {
-      if (subscription.name === undefined) {
-        wanted = undefined
-        break
-      }
-      wanted.add(subscription.name)
-    }
-    const keep = wanted && ((name: string) => wanted.has(this.canonical(name)))
-    for (const entry of entries) {
-      const delivery = this.toDeliveryIf(entry, keep)
-      if (delivery === null) {
-        for (const subscription of this.subscriptions) subscription.pass(entry.change)
-      } else if (delivery !== undefined) {
-        for (const subscription of this.subscriptions) subscription.push(delivery)
-      }
-    }
-  }
-}
-
-function isHyperEmitterCode(err: unknown): err is HyperEmitterError {
-  return err instanceof HyperEmitterError
+  private readonly decodeDelivery = (d: DecodedDelivery): unknown => this.deliveries.decode(d)
 }
 
 function noop(): void {}

@@ -28,7 +28,7 @@ const PROTOCOL = 1
 export interface BroadcastChannelOptions extends FrameChannelOptions {
   /** Most bytes of frames held while paused (default 4 x maxFrameSize, at least 1 MiB); over it: LIMIT_EXCEEDED. */
   maxQueuedBytes?: number
-  /** Name of a Web Lock this side holds for its whole life (see holdLifeLock), so the other side sees it go. */
+  /** Name of a Web Lock this side holds for its whole life, so the other side sees it go (granted to it once this side's page is gone). */
   life?: string
 }
 
@@ -127,28 +127,6 @@ export function connectBroadcast(rendezvous: string, options: ConnectBroadcastOp
     control.postMessage({ t: 'open', v: PROTOCOL, id, life: channelOptions.life } satisfies OpenMessage)
     control.close()
   })
-}
-
-/**
- * Hold a Web Lock named after a fresh id until release() is called or the
- * page goes away; resolves once it is held. Resolves undefined where Web
- * Locks are missing (channels then rely on keep-alives alone).
- */
-export async function holdLifeLock(prefix = 'hyperemitter-life'): Promise<{ name: string; release: () => void } | undefined> {
-  const locks = typeof navigator === 'object' ? (navigator as Navigator).locks : undefined
-  if (!locks) return undefined
-  const name = `${prefix}:${randomId()}`
-  let release!: () => void
-  const released = new Promise<void>((resolve) => (release = resolve))
-  await new Promise<void>((granted, failed) => {
-    locks
-      .request(name, () => {
-        granted()
-        return released
-      })
-      .catch(failed)
-  })
-  return { name, release }
 }
 
 class BroadcastFrameChannel extends InboxChannel implements FrameChannel {

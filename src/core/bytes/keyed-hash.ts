@@ -7,7 +7,8 @@
 
 const WORD_AT = Math.floor(Math.random() * 29)
 
-/** A 32-bit unsigned word of `key` (32 bytes), the same for equal keys within this process. */
-export function keyWord(key: Uint8Array): number {
-  return ((key[WORD_AT] << 24) | (key[WORD_AT + 1] << 16) | (key[WORD_AT + 2] << 8) | key[WORD_AT + 3]) >>> 0
+/** A 32-bit unsigned word of the 32-byte key at `at` in `key`, the same for equal keys within this process. */
+export function keyWord(key: Uint8Array, at = 0): number {
+  const i = at + WORD_AT
+  return ((key[i] << 24) | (key[i + 1] << 16) | (key[i + 2] << 8) | key[i + 3]) >>> 0
 }

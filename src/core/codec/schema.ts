@@ -25,7 +25,9 @@
 import type { DescFile, DescMessage, Message, MessageShape, Registry } from '@bufbuild/protobuf'
 import { EventPeerSchema } from '../../gen/hyperemitter/v1/peer_pb.js'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../errors.js'
-import { decodePlain, type Encoded, encodePlain, encodePlainShared, planFor } from './plain.js'
+import { decodePlain } from './plain-decode.js'
+import { type Encoded, encodePlain, encodePlainShared } from './plain-encode.js'
+import { planFor } from './plain-plan.js'
 
 /** Anything with an encode and a decode: a custom codec. */
 export interface Codec<T = any> {

@@ -12,7 +12,7 @@ import type { BatchBuilder, PendingBatch } from './batch.js'
 import { storageFailed } from './format.js'
 import type { ChangeListeners } from './listeners.js'
 import { ADD, APPEND, type AppendRequest, type Incoming, type Request, rejectRequest } from './requests.js'
-import { loadCommittedElsewhere } from './shared.js'
+import { type DbLock, loadCommittedElsewhere } from './shared.js'
 import type { LogState } from './state.js'
 import type { ChunkStore } from './store.js'
 import { nextTurn } from './turn.js'
@@ -24,6 +24,12 @@ import type { Verifier } from './verify.js'
  * the thread for a whole backlog, and sockets neither drain nor read.
  */
 const SLICE_MS = 8
+
+/**
+ * How long a log sharing its db holds the write turn while its queue stays
+ * full (a hub's catch-up), before it lets the other logs write theirs.
+ */
+const TURN_MS = 50
 
 const now = (): number => performance.now()
 
@@ -46,8 +52,8 @@ export interface CommitTarget {
   readonly listeners: ChangeListeners
   readonly maxBatch: number
   readonly store: ChunkStore
-  /** With other Logs on the db: writes happen only inside it (see LogOptions.exclusive). */
-  readonly exclusive: (<T>(fn: () => Promise<T>) => Promise<T>) | undefined
+  /** With other Logs on the db: writes happen only holding it exclusive (see LogOptions.lock). */
+  readonly lock: DbLock | undefined
   /** Undefined once the log is loaded; else opens it (rejects CLOSED if it may not). */
   openForCommit(): Promise<void> | undefined
 }
@@ -108,8 +114,8 @@ export class CommitQueue {
           return
         }
       }
-      if (this.log.exclusive === undefined) await this.drain()
-      else await this.drainShared(this.log.exclusive)
+      if (this.log.lock === undefined) await this.drain()
+      else await this.drainShared(this.log.lock)
     } finally {
       this.pumping = false
       if (this.head < this.queue.length || this.refreshWaiters.length > 0) {
@@ -123,19 +129,19 @@ export class CommitQueue {
   }
 
   /**
-   * With other Logs on the db: write only inside `exclusive`, on top of
+   * With other Logs on the db: write only holding `lock` exclusive, on top of
    * what they committed; without writes to make, just load that.
    */
-  private async drainShared(exclusive: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
+  private async drainShared(lock: DbLock): Promise<void> {
     if (this.head >= this.queue.length) {
       // A failure went to the refresh() callers.
       await this.loadCommitted().catch(() => {})
       return
     }
     try {
-      await exclusive(async () => {
+      await lock('exclusive', async () => {
         await this.loadCommitted()
-        await this.drain()
+        await this.drain(now() + TURN_MS)
       })
     } catch (err) {
       // Nothing is written on top of a state this log could not load.
@@ -159,8 +165,8 @@ export class CommitQueue {
     for (const w of waiters) w.resolve()
   }
 
-  /** Commits batch after batch until the queue is empty. */
-  private async drain(): Promise<void> {
+  /** Commits batch after batch until the queue is empty (or, given `until`, that time has come: the rest waits). */
+  private async drain(until = Infinity): Promise<void> {
     let sliceStart = now()
     let ahead: BuiltAhead | undefined
     while (ahead !== undefined || this.head < this.queue.length) {
@@ -174,7 +180,12 @@ export class CommitQueue {
         // caller is left hanging.
         for (const r of taken) rejectRequest(r, storageFailed('Unexpected failure while committing', err))
       }
-      if (now() - sliceStart >= SLICE_MS) {
+      const time = now()
+      if (time >= until) {
+        if (ahead !== undefined) this.putBack(ahead.taken)
+        return
+      }
+      if (time - sliceStart >= SLICE_MS) {
         await nextTurn()
         sliceStart = now()
       }

@@ -40,14 +40,24 @@ export class KeyIndex {
     return this.count
   }
 
-  /** Records that the node with `key` is stored at `change` (1 to 2^32 - 1). */
-  add(key: Uint8Array, change: number): void {
+  /** Records that the node with the key at `at` in `key` is stored at `change` (1 to 2^32 - 1). */
+  add(key: Uint8Array, change: number, at = 0): void {
     if (change > MAX_CHANGE) {
       throw new HyperEmitterError(ErrorCodes.STORAGE_FAILED, `The log holds more than ${MAX_CHANGE} nodes, the most its key index can`)
     }
     if (this.count + 1 > (this.mask + 1) * MAX_LOAD) this.grow()
-    this.place(wordOf(key), change)
+    this.place(wordOf(key, at), change)
     this.count++
+  }
+
+  /** Makes room for `total` keys at once, so loading a large log never regrows the table. Only while empty. */
+  reserve(total: number): void {
+    if (this.count > 0) return
+    let slots = MIN_SLOTS
+    while (total > slots * MAX_LOAD) slots *= 2
+    if (slots === this.mask + 1) return
+    this.slots = new Uint32Array(2 * slots)
+    this.mask = slots - 1
   }
 
   /** Change numbers that may hold `key` (usually none or one); confirm before use. */

@@ -14,11 +14,12 @@ import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from '../types.js'
 import { BatchBuilder } from './batch.js'
 import { closedError, CommitQueue, type CommitTarget } from './commit-queue.js'
-import { openSublevel } from './format.js'
+import { META_KEY, openSublevel, storageFailed } from './format.js'
 import { ChangeListeners } from './listeners.js'
 import { missingPages } from './missing.js'
 import { loadLog } from './open.js'
 import { ChangeReader, type ReaderSource } from './reader.js'
+import type { DbLock } from './shared.js'
 import { ADD, APPEND, type AppendSink, type Incoming } from './requests.js'
 import { HELD, LogState, UNKNOWN } from './state.js'
 import { ChunkStore } from './store.js'
@@ -27,7 +28,7 @@ import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify
 export { decodeNode, encodeNode } from '../codec/node.js'
 export type { NodeFields } from '../codec/node.js'
 export type { AppendSink } from './requests.js'
-export { COMMITTED_ELSEWHERE } from './shared.js'
+export { COMMITTED_ELSEWHERE, type DbLock } from './shared.js'
 
 export interface LogOptions {
   /** SHA-256 (default: @noble/hashes, sync, works in browsers). The Node entry injects node:crypto's. */
@@ -56,12 +57,13 @@ export interface LogOptions {
   sharedRecordBuffers?: boolean
   /**
    * For several Logs on one db at once (browser tabs on one IndexedDB log):
-   * runs `fn` while no other Log on the db runs one (a Web Lock, say). The
-   * log then opens and writes only inside it, each time first loading what
-   * the others committed (see refresh()), so all of them write as one
-   * writer, one batch after another.
+   * a lock they all take (a Web Lock, say). The log writes only holding it
+   * 'exclusive', each time first loading what the others committed (see
+   * refresh()), so all of them write as one writer, one batch after
+   * another; it opens holding it 'shared' (or 'exclusive' on a db that has
+   * no log yet, so two never make up two writer ids).
    */
-  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
+  lock?: DbLock
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -89,7 +91,7 @@ export class Log implements SyncableLog {
   private loaded = false
   private openPromise: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
-  private readonly exclusive: LogOptions['exclusive']
+  private readonly lock: DbLock | undefined
 
   constructor(
     private readonly db: AbstractLevel<any, any, any>,
@@ -116,10 +118,10 @@ export class Log implements SyncableLog {
     if (options.sharedRecordBuffers !== undefined && typeof options.sharedRecordBuffers !== 'boolean') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'sharedRecordBuffers must be a boolean')
     }
-    if (options.exclusive !== undefined && typeof options.exclusive !== 'function') {
-      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'exclusive must be a function')
+    if (options.lock !== undefined && typeof options.lock !== 'function') {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'lock must be a function')
     }
-    this.exclusive = options.exclusive
+    this.lock = options.lock
     const sub = openSublevel(db)
     this.hash = options.hash ?? sha256
     this.store = new ChunkStore(sub)
@@ -133,7 +135,7 @@ export class Log implements SyncableLog {
       listeners: this.listeners,
       maxBatch,
       store: this.store,
-      exclusive: options.exclusive,
+      lock: options.lock,
       openForCommit: () => this.openForCommit(),
     }
     this.queue = new CommitQueue(target)
@@ -175,9 +177,7 @@ export class Log implements SyncableLog {
     if (this.status === 'opening') return this.openPromise!
     if (this.status === 'closing') return Promise.reject(closedError())
     this.status = 'opening'
-    const load = () => loadLog(this.db, this.store, this.state)
-    // Two Logs opening a fresh db at once must not both make up a writer id.
-    this.openPromise = (this.exclusive ? this.exclusive(load) : load()).then(
+    this.openPromise = (this.lock ? this.openLocked(this.lock) : loadLog(this.db, this.store, this.state)).then(
       () => {
         this.status = 'open'
         this.loaded = true
@@ -188,6 +188,18 @@ export class Log implements SyncableLog {
       },
     )
     return this.openPromise
+  }
+
+  /** Loads the log holding `lock`: shared with other openers, exclusive where it may have to make the log up. */
+  private async openLocked(lock: DbLock): Promise<void> {
+    let fresh: boolean
+    try {
+      await this.db.open()
+      fresh = (await this.store.sub.get(META_KEY)) === undefined
+    } catch (err) {
+      throw storageFailed('Could not open the log', err)
+    }
+    await lock(fresh ? 'exclusive' : 'shared', () => loadLog(this.db, this.store, this.state))
   }
 
   /** For the commit queue: nothing to wait for once loaded; else open, unless closing. */
@@ -294,7 +306,7 @@ export class Log implements SyncableLog {
   }
 
   /**
-   * Load what other Logs on the same db (see LogOptions.exclusive) committed
+   * Load what other Logs on the same db (see LogOptions.lock) committed
    * since this one last looked, as if committed here: listeners and live
    * readers get it, with origin COMMITTED_ELSEWHERE. Resolves once loaded;
    * rejects CLOSED or STORAGE_FAILED.

@@ -82,8 +82,12 @@ async function* scanMissing(
 ): AsyncGenerator<LogEntry[], void, undefined> {
   const failure = 'Could not read the change index'
   const it = sub.iterator({ gte: CHUNKS_START, lt: CHUNKS_END })
+  // About a page of nodes' worth of chunks a step, guessed from the last
+  // chunk (one to start with): browser-level's getAll() returns every record
+  // asked for, and 512 chunks of a thousand nodes would be tens of MB at once.
+  let perChunk = MISSING_PAGE
   const readRows = () => {
-    const rows = it.nextv(READ_PAGE)
+    const rows = it.nextv(Math.min(READ_PAGE, Math.ceil(MISSING_PAGE / perChunk)))
     // Awaited below or in `finally`; never left to reject unhandled.
     rows.catch(() => {})
     return rows
@@ -100,7 +104,9 @@ async function* scanMissing(
       ahead = undefined
       if (rows.length === 0) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
       const chunks = rows.map(([k, v]) => new Chunk(readUint64BE(k, 1), v))
-      if (chunks[chunks.length - 1].last < length) ahead = readRows()
+      const tail = chunks[chunks.length - 1]
+      perChunk = tail.last - tail.first + 1
+      if (tail.last < length) ahead = readRows()
       for (const chunk of chunks) {
         if (chunk.first !== next) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
         for (const last = Math.min(chunk.last, length); next <= last; next++) {

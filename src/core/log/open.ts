@@ -48,11 +48,13 @@ export async function loadLog(db: AbstractLevel<any, any, any>, store: ChunkStor
     // (whose keys the next checkpoint will hold).
     const index = state.index
     index.clear()
+    index.reserve(await store.lastChange())
     let indexed = 0
     await eachRecord(sub, KEYS_START, KEYS_END, (k, keys) => {
       const first = readUint64BE(k, 1)
       if (first !== indexed + 1 || keys.length % KEY_BYTES !== 0) throw storageFailed(`The key index record at change ${first} is corrupt`, undefined)
-      for (let i = 0; i * KEY_BYTES < keys.length; i++) index.add(view(keys, i * KEY_BYTES, KEY_BYTES), first + i)
+      // Keys read in place: a view per key was a million objects for the GC on a 1M-event log.
+      for (let i = 0; i * KEY_BYTES < keys.length; i++) index.add(keys, first + i, i * KEY_BYTES)
       indexed += keys.length / KEY_BYTES
     })
     let changes = indexed

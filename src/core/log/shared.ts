@@ -1,6 +1,6 @@
 /**
  * Several Logs on one db (browser tabs on one IndexedDB log: see
- * LogOptions.exclusive): loading what the others committed, as if this log
+ * LogOptions.lock): loading what the others committed, as if this log
  * had committed it. Chunks are only ever added, each batch's atomically, so
  * the chunks after this log's last change are exactly what it lacks.
  */
@@ -13,6 +13,9 @@ import { CHUNKS_END, KEYS_END, numberedKey, P_CHUNK, P_KEYS, storageFailed } fro
 import type { ChangeListeners } from './listeners.js'
 import type { LogState } from './state.js'
 import { type ChunkStore, eachRecord } from './store.js'
+
+/** Runs `fn` holding the lock in `mode`: 'exclusive' while nobody else holds it, 'shared' while nobody holds it 'exclusive'. */
+export type DbLock = <T>(mode: 'exclusive' | 'shared', fn: () => Promise<T>) => Promise<T>
 
 /** The origin listeners get for entries another Log on the same db committed. */
 export const COMMITTED_ELSEWHERE: unique symbol = Symbol('committed elsewhere')

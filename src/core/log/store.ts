@@ -35,7 +35,13 @@ export class ChunkStore {
     return chunk
   }
 
-  /** The entries of changes after + 1 .. last, in change order. */
+  /** The number of the last change stored (0 for an empty log), read off the last chunk's key. */
+  async lastChange(): Promise<number> {
+    const rows = await this.sub.iterator({ gte: CHUNKS_START, lt: CHUNKS_END, reverse: true, limit: 1 }).all()
+    return rows.length === 0 ? 0 : new Chunk(readUint64BE(rows[0][0], 1), rows[0][1]).last
+  }
+
+    /** The entries of changes after + 1 .. last, in change order. */
   async readPage(after: number, last: number): Promise<LogEntry[]> {
     const out: LogEntry[] = []
     if (after >= last) return out

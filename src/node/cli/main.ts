@@ -6,16 +6,15 @@
  * events go to stdout and everything else to stderr. Every failure is one
  * `hypem: …` line on stderr, never a stack trace.
  */
-import { mkdirSync } from 'node:fs'
 import readline from 'node:readline'
 import type { REPLEval, REPLServer } from 'node:repl'
 import { inspect, types } from 'node:util'
-import { ClassicLevel } from 'classic-level'
 import type { DescFile } from '@bufbuild/protobuf'
 import { registryFromProto } from '../../core/codec/proto-parse.js'
 import { ErrorCodes, HyperEmitterError } from '../../core/errors.js'
 import type { ReplicationOptions } from '../../sync/replicated.js'
 import { describeSystemError, type CliOptions } from './args.js'
+import { openLevelDb, type LevelDb } from './db.js'
 import { CliEmitter, type CliEvent, type Follower } from './emitter.js'
 import { eventFromJson, eventToJson } from './json.js'
 import { BoundedLines } from './lines.js'
@@ -54,7 +53,7 @@ export async function run(options: CliOptions, schema: Uint8Array): Promise<void
 }
 
 class Cli {
-  private db: ClassicLevel<Uint8Array, Uint8Array> | undefined
+  private db: LevelDb | undefined
   private hyper: CliEmitter | undefined
   private follower: Follower | undefined
   private replServer: REPLServer | undefined
@@ -95,12 +94,9 @@ class Cli {
     const { options, schema } = this
     if (options.db !== undefined) {
       try {
-        mkdirSync(options.db, { recursive: true })
-        const db = new ClassicLevel<Uint8Array, Uint8Array>(options.db, { keyEncoding: 'view', valueEncoding: 'view' })
-        this.db = db
-        await db.open()
+        this.db = await openLevelDb(options.db)
       } catch (err) {
-        this.db = undefined
+        if (isCode(err, ErrorCodes.NOT_SUPPORTED)) throw err
         throw new HyperEmitterError(ErrorCodes.STORAGE_FAILED, `cannot open db ${options.db}: ${describeDbError(err)}`)
       }
     }
