@@ -105,6 +105,41 @@ test('a context taken offline keeps emitting, then catches up both ways when bac
   await contextB.close()
 })
 
+test('messages written concurrently show in the same order in every browser: send time, then author and text', async ({ browser, site, hub, db }) => {
+  const contextA = await browser.newContext()
+  const contextB = await browser.newContext()
+  const a = await openChat(contextA, site.demo(hub.wsUrl, db), 'A')
+  const b = await openChat(contextB, site.demo(hub.wsUrl, db), 'B')
+  await expectState(a, 'synced')
+  await expectState(b, 'synced')
+  await a.locator('#name').fill('Ada')
+  await b.locator('#name').fill('Brian')
+
+  // Both offline, writing in turns: each log holds its own messages first.
+  await contextA.setOffline(true)
+  await contextB.setOffline(true)
+  const turns: Array<[typeof a, string]> = [
+    [a, 'A one'],
+    [b, 'B one'],
+    [a, 'A two'],
+    [b, 'B two'],
+    [a, 'A three'],
+    [b, 'B three'],
+  ]
+  for (const [page, text] of turns) {
+    await send(page, text)
+    await expectOnce(page, text)
+  }
+  await contextA.setOffline(false)
+  await contextB.setOffline(false)
+  for (const page of [a, b]) await expect(bodies(page)).toHaveCount(turns.length)
+  const order = turns.map(([, text]) => text)
+  await expect(bodies(a)).toHaveText(order)
+  await expect(bodies(b)).toHaveText(order)
+  await contextA.close()
+  await contextB.close()
+})
+
 test('two tabs in one context on one database show every event exactly once', async ({ browser, site, hub, db }) => {
   const context = await browser.newContext()
   const first = await openChat(context, site.demo(hub.wsUrl, db), 'tab 1')

@@ -86,6 +86,36 @@ form.addEventListener('submit', (event) => {
   })
 })
 
+/**
+ * Messages in an order every peer agrees on: by send time, then author and
+ * text. The log's own order differs between peers for messages written
+ * concurrently (each peer stores its own first), so it cannot be the display order.
+ */
+const rows: Array<{ key: OrderKey; li: HTMLLIElement }> = []
+type OrderKey = [number, string, string]
+
+function orderKey(message: ChatMessage): OrderKey {
+  return [message.sent_at, message.author, message.text]
+}
+
+function compareKeys(a: OrderKey, b: OrderKey): number {
+  if (a[0] !== b[0]) return a[0] - b[0]
+  if (a[1] !== b[1]) return a[1] < b[1] ? -1 : 1
+  return a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0
+}
+
+/** Where a row with `key` goes: after every row that sorts before or with it. */
+function rowIndex(key: OrderKey): number {
+  let lo = 0
+  let hi = rows.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareKeys(rows[mid].key, key) <= 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 function render(message: ChatMessage): void {
   const nearBottom = list.parentElement!.scrollHeight - list.parentElement!.scrollTop - list.parentElement!.clientHeight < 60
   const li = document.createElement('li')
@@ -112,7 +142,10 @@ function render(message: ChatMessage): void {
   body.textContent = message.text
   bubble.append(who, body)
   li.append(avatar, bubble)
-  list.append(li)
+  const row = { key: orderKey(message), li }
+  const at = rowIndex(row.key)
+  list.insertBefore(li, rows[at]?.li ?? null)
+  rows.splice(at, 0, row)
   empty.hidden = true
   countEl.textContent = `${count} event${count === 1 ? '' : 's'}`
   if (nearBottom) list.parentElement!.scrollTop = list.parentElement!.scrollHeight

@@ -4,6 +4,7 @@
  * it. Its parts live in emitter/: the emit queue, deliveries to listeners.
  */
 import { MemoryLevel } from 'memory-level'
+import { isStream, parseArguments } from './arguments.js'
 import { withCallback, type Callback } from './callback.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './codec/schema.js'
 import { Deliveries, type DecodedDelivery, type StartPosition, type SubscribeOptions } from './emitter/deliveries.js'
@@ -91,24 +92,6 @@ interface Listener {
   subscription: Subscription
 }
 
-function isDb(value: unknown): value is Db {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Db).batch === 'function' &&
-    typeof (value as Db).sublevel === 'function'
-  )
-}
-
-function isStream(value: unknown): value is SchemaStream {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    !(value instanceof Uint8Array) &&
-    typeof (value as SchemaStream)[Symbol.asyncIterator] === 'function'
-  )
-}
-
 function closedError(): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
 }
@@ -121,21 +104,6 @@ function notReady(err: unknown): HyperEmitterError {
 
 function invalidArgument(message: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, message)
-}
-
-/** Normalize the seed's `(db, schema, opts)` and the `(opts)` forms. */
-function parseArguments(args: unknown[]): HyperEmitterOptions {
-  const [first, schema, opts] = args
-  if (args.length === 1 && typeof first === 'object' && first !== null && !isDb(first)) {
-    return { ...(first as HyperEmitterOptions) }
-  }
-  if (first !== undefined && first !== null && !isDb(first)) {
-    throw invalidArgument('db must be an abstract-level database (memory-level, classic-level, browser-level)')
-  }
-  if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
-    throw invalidArgument('opts must be an object')
-  }
-  return { ...(opts as HyperEmitterOptions | undefined), db: (first ?? undefined) as Db | undefined, schema: schema as SchemaSource }
 }
 
 /**
@@ -164,7 +132,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   constructor(...args: unknown[]) {
     const options: HyperEmitterOptions = {
       ...(new.target as typeof HyperEmitterCore).defaultOptions(),
-      ...withoutUndefined(parseArguments(args)),
+      ...withoutUndefined(parseArguments(args) as HyperEmitterOptions),
     }
     ;(new.target as typeof HyperEmitterCore).checkOptions(options)
     this.options = options
@@ -299,6 +267,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private append(name: string, message: unknown, observed: boolean): Promise<void> {
     if (this.closing) return Promise.reject(closedError())
     if (typeof name !== 'string' || name === '') return Promise.reject(invalidArgument('event name must be a non-empty string'))
+    if (typeof message === 'function') return Promise.reject(invalidArgument('emit(name, message, [cb]): the message is a function; the callback goes after the message'))
     return this.emits.add(name, message, observed)
   }
 

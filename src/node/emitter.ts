@@ -1,5 +1,6 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { checkCallbackLast, checkPortFirst } from '../core/arguments.js'
 import { withCallback, type Callback } from '../core/callback.js'
 import type { EventMap, EventsOptions } from '../core/emitter.js'
 import { parseProtoFile } from '../core/codec/proto-parse.js'
@@ -77,6 +78,13 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
    * time. Rejects CONNECTION_FAILED (port in use, ...), INVALID_ARGUMENT or CLOSED.
    */
   listen(port: number | ListenOptions, host?: string | Callback<HubAddress>, cb?: Callback<HubAddress>): Promise<HubAddress> {
+    try {
+      if (typeof port === 'function') throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'listen(port, [host], [cb]): give the port first (0: any free port)')
+      checkPortFirst('listen', port, host)
+      checkCallbackLast('listen(port, [host], [cb])', [host, cb])
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const options: ListenOptions = typeof port === 'object' && port !== null ? { ...port } : { port: port as number }
     if (typeof host === 'function') cb = host
     else if (typeof host === 'string') options.host = host

@@ -1,4 +1,5 @@
 import { create, toBinary } from '@bufbuild/protobuf'
+import { checkCallbackLast, checkPortFirst } from '../core/arguments.js'
 import { withCallback, type Callback } from '../core/callback.js'
 import { equalBytes } from '../core/bytes/bytes.js'
 import { HyperEmitterCore, type EventMap, type HyperEmitterOptions } from '../core/emitter.js'
@@ -186,6 +187,8 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
     const hostArg = typeof args[0] === 'string' ? (args.shift() as string) : undefined
     let promise: Promise<Peer>
     try {
+      checkPortFirst('connect', target, host)
+      checkCallbackLast('connect(port, host, [opts], [cb])', [host, options, cb])
       const { token, remember } = connectOptionsOf(args.shift())
       if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
       const address = this.toAddress(target, hostArg)
