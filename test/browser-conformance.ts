@@ -9,6 +9,7 @@ import { ErrorCodes, isHyperEmitterError, type ErrorCode } from '../src/core/err
 import { sha256 } from '../src/core/bytes/hash.js'
 import { encodeNode, Log } from '../src/core/log/log.js'
 import type { LogEntry } from '../src/core/types.js'
+import { fillWriterPool, poolWriter, signatureOver, signingAdds, testWriter } from './helpers/signing.js'
 import { readMissing } from './helpers/missing.js'
 
 type Db = AbstractLevel<any, any, any>
@@ -73,9 +74,8 @@ function foreign(writer: Uint8Array, seq: number, links: Uint8Array[], value = e
   return { bytes, key: sha256(bytes) }
 }
 
-function randomWriter(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(16))
-}
+/** A writer id whose signatures the logs' add()/addMany() can make (see signingAdds). */
+const randomWriter = poolWriter
 
 /** What a case gets: logs opened on fresh databases of the backend, all closed after the case. */
 interface Context {
@@ -150,7 +150,10 @@ export const logCases: Case[] = [
       const w = randomWriter()
       await rejects(b.add(foreign(w, 2, []).bytes), ErrorCodes.SEQ_MISMATCH, 'seq gap')
       await rejects(b.add(foreign(w, 1, [sha256(enc('nobody'))]).bytes), ErrorCodes.MISSING_LINK, 'unknown link')
-      await rejects(b.add(foreign(b.writer, 1, []).bytes), ErrorCodes.SEQ_MISMATCH, 'forged own writer')
+      const forged = foreign(b.writer, 1, []).bytes
+      await rejects(b.addMany([forged], undefined, { signatures: [] }), ErrorCodes.BAD_SIGNATURE, 'forged own writer, unsigned')
+      const claimed = { ...(await signatureOver(await testWriter(), forged)), writer: b.writer }
+      await rejects(b.addMany([forged], undefined, { signatures: [claimed] }), ErrorCodes.BAD_SIGNATURE, 'forged own writer, another key')
       equal(b.length, 2, 'length after refusals')
       equal(await b.has(sha256(flipped)), false, 'flipped node stored')
       equal(await b.has(sha256(fork)), false, 'fork stored')
@@ -164,8 +167,8 @@ export const logCases: Case[] = [
       const w = randomWriter()
       const n1 = foreign(w, 1, [])
       const n2 = foreign(w, 2, [n1.key])
-      const bad = foreign(w, 3, [sha256(enc('missing'))])
-      const n4 = foreign(w, 4, [n2.key])
+      const bad = foreign(w, 3, [n2.key, sha256(enc('missing'))])
+      const n4 = foreign(w, 4, [bad.key])
       const appended = log.append(enc('mine'))
       await rejects(log.addMany([n1.bytes, n2.bytes, bad.bytes, n4.bytes]), ErrorCodes.MISSING_LINK, 'batch with a bad node')
       equal((await appended).seq, 1, 'own append queued alongside')
@@ -300,7 +303,8 @@ export async function runCase(backend: Backend, c: Case): Promise<CaseResult> {
   const ctx: Context = {
     backend,
     async open(db = backend.create()) {
-      const log = new Log(db)
+      // Adds are signed as a sending session would sign them.
+      const log = signingAdds(new Log(db))
       logs.push(log)
       dbs.set(log, db)
       await log.open()
@@ -319,6 +323,7 @@ export async function runCase(backend: Backend, c: Case): Promise<CaseResult> {
   const start = performance.now()
   let error: unknown
   try {
+    await fillWriterPool(4)
     await c.run(ctx)
   } catch (err) {
     error = err

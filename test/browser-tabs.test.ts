@@ -2,6 +2,7 @@
 // BrowserHyperEmitter in this process: Node's BroadcastChannel, a fake Web
 // Locks manager, and a fake IndexedDB (one memory-level per database name,
 // each tab with a handle of its own, whose writes a test can hold back).
+import type { LogEntry } from '../src/core/types.js'
 import { MemoryLevel } from 'memory-level'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { BrowserHyperEmitter, HyperEmitter as BrowserEmitter } from '../src/browser.js'
@@ -261,9 +262,13 @@ describe('SyncSession.storedByPeer', () => {
     const theirs = new Log(new SlowDb({ keyEncoding: 'view', valueEncoding: 'view' }))
     await theirs.open()
     for (let i = 0; i < 3; i++) await ours.append(Uint8Array.of(i))
-    const firstTwo: Uint8Array[] = []
-    for await (const entry of ours.read({ limit: 2 })) firstTwo.push(entry.bytes)
-    await theirs.addMany(firstTwo)
+    const firstTwo: LogEntry[] = []
+    for await (const entry of ours.read({ limit: 2 })) firstTwo.push(entry)
+    await theirs.addMany(
+      firstTwo.map((e) => e.bytes),
+      undefined,
+      { signatures: await ours.signaturesFor(firstTwo) },
+    )
 
     const client = await connectBroadcast(name)
     const host = await hostChannel

@@ -1,3 +1,4 @@
+import { registerSigner, signaturesFor } from './helpers/signing.js'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import fc from 'fast-check'
 import { MemoryLevel } from 'memory-level'
@@ -256,8 +257,12 @@ async function syncOnce(from: Log, to: Log, limit: number | null, chunk: number,
   }
   // Several addMany calls and local appends in flight at once share batches;
   // each addMany may depend on the one before it.
+  // Each signed as a sending session would, ahead, so all are queued in one turn.
+  const chunks: Uint8Array[][] = []
+  for (let i = 0; i < nodes.length; i += chunk) chunks.push(nodes.slice(i, i + chunk))
+  const signed = await Promise.all(chunks.map((c) => signaturesFor(c)))
   const pending: Promise<unknown>[] = []
-  for (let i = 0; i < nodes.length; i += chunk) pending.push(to.addMany(nodes.slice(i, i + chunk), 'peer'))
+  for (let i = 0; i < chunks.length; i++) pending.push(to.addMany(chunks[i], 'peer', { signatures: signed[i] }))
   for (let i = 0; i < appendMeanwhile; i++) pending.push(to.append(payload()))
   await Promise.all(pending)
 }
@@ -270,6 +275,7 @@ describe('Log invariants under random appends and syncs', () => {
         const dbs = [new MemoryLevel(), new MemoryLevel()]
         const logs = dbs.map((db) => new Log(db, { maxBatch: 3, recentKeys }))
         await Promise.all(logs.map((l) => l.open()))
+        for (const l of logs) registerSigner(l)
         try {
           for (const op of ops) {
             if (op.t === 'append') {

@@ -3,6 +3,7 @@
 // one writer; refresh() shows each what the others wrote.
 import { MemoryLevel } from 'memory-level'
 import { describe, expect, it } from 'vitest'
+import { until } from './session-helpers.js'
 import { equalBytes } from '../src/core/bytes/bytes.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { COMMITTED_ELSEWHERE, type DbLock, Log, type LogOptions } from '../src/core/log/log.js'
@@ -172,5 +173,52 @@ describe('Logs sharing one db, taking turns', () => {
     expect(busy.length).toBe(20_001)
     await busy.close()
     await other.close()
+  })
+})
+
+describe('Logs sharing one db, loading while another writes', () => {
+  it('a key checkpoint written between reading the chunks and reading the checkpoints waits for the next load; the db stays whole', async () => {
+    const {
+      db,
+      logs: [writer, reader],
+    } = await logsOnOneDb(2)
+    for (let i = 0; i < 1000; i++) void writer.append(enc(`w${i}`))
+    await writer.append(enc('w last'))
+    // Hold the reader's load after it read the chunks ('c' after the sublevel's 14-byte prefix) and
+    // before it reads the key checkpoints (memory-level's iterators see the db as it was when made).
+    let pause: Promise<void> | undefined
+    let resume!: () => void
+    const makeIterator = (db as any)._iterator.bind(db)
+    ;(db as any)._iterator = (options: { gte?: Uint8Array }) => {
+      const it = makeIterator(options)
+      if (options.gte?.[14] !== 0x63) return it
+      const nextv = it._nextv.bind(it)
+      it._nextv = async (size: number, o: unknown) => {
+        const rows = await nextv(size, o)
+        if (rows.length === 0 && pause === undefined) {
+          pause = new Promise<void>((r) => (resume = r))
+          await pause
+        }
+        return rows
+      }
+      return it
+    }
+    const loading = reader.refresh()
+    await until(() => pause !== undefined)
+    // Meanwhile the writer crosses a checkpoint: its k record covers changes the reader has not loaded.
+    for (let i = 0; i < 100; i++) void writer.append(enc(`x${i}`))
+    await writer.append(enc('x last'))
+    resume()
+    await loading
+    // The reader writes on, checkpoints included, on top of it all.
+    for (let i = 0; i < 2000; i++) void reader.append(enc(`r${i}`))
+    const last = await reader.append(enc('r last'))
+    await writer.close()
+    await reader.close()
+    const again = new Log(db)
+    await again.open()
+    expect(again.length).toBe(last.change)
+    for await (const e of again.read()) if (e.change % 97 === 0) expect((await again.get(e.key))?.change).toBe(e.change)
+    await again.close()
   })
 })

@@ -1,6 +1,6 @@
 import type { AbstractLevel } from 'abstract-level'
 import { MemoryLevel } from 'memory-level'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { compareBytes, equalBytes, toHex } from '../src/core/bytes/bytes.js'
 import { PackedBytes } from '../src/core/bytes/packed.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
@@ -9,6 +9,7 @@ import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log/lo
 import type { Clock, LogEntry } from '../src/core/types.js'
 import { captureChunkRecords, dbFactories, ownsBuffer, spyBatch } from './helpers/dbs.js'
 import { collectGarbage } from './helpers/gc.js'
+import { fillWriterPool, poolWriter, signatureOver, signaturesFor, signingAdds, testWriter } from './helpers/signing.js'
 import { readMissing } from './helpers/missing.js'
 
 type Db = AbstractLevel<any, any, any>
@@ -62,9 +63,10 @@ function logRecords(db: Db) {
   return db.sublevel<Uint8Array, Uint8Array>('hyperemitter', { keyEncoding: 'view', valueEncoding: 'view' })
 }
 
-function randomWriter(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(16))
-}
+/** A writer id whose signatures the logs' add()/addMany() can make (see signingAdds). */
+const randomWriter = poolWriter
+
+beforeAll(() => fillWriterPool(60))
 
 afterEach(() => {
   for (const factory of factories) factory.cleanup()
@@ -83,7 +85,7 @@ describe.each(backends)('Log on $label', (backend) => {
 
   async function openLog(db = backend.create(), options = {}): Promise<Log> {
     if (!dbs.includes(db)) dbs.push(db)
-    const log = new Log(db, { ...backend.options, ...options })
+    const log = signingAdds(new Log(db, { ...backend.options, ...options }))
     logs.push(log)
     await log.open()
     return log
@@ -218,7 +220,7 @@ describe.each(backends)('Log on $label', (backend) => {
     const first = foreign(w, 1, [])
     const second = foreign(w, 2, [first.key])
     const buffers = [first.bytes.slice(), second.bytes.slice()]
-    const adding = log.addMany(buffers)
+    const adding = log.addMany(buffers, undefined, { signatures: await signaturesFor(buffers) })
     for (const b of buffers) b.fill(0)
     const stored = await adding
     expect(stored.map((e) => toHex(e.key))).toEqual([toHex(first.key), toHex(second.key)])
@@ -283,11 +285,12 @@ describe.each(backends)('Log on $label', (backend) => {
     const n3 = foreign(w, 3, [n2.key])
     const unknown = sha256(enc('nobody has this'))
 
-    await expectCode(log.addMany([n1.bytes, foreign(w, 2, [unknown]).bytes]), ErrorCodes.MISSING_LINK)
+    await expectCode(log.addMany([n1.bytes, foreign(w, 2, [n1.key, unknown]).bytes]), ErrorCodes.MISSING_LINK)
     await expectCode(log.add(n2.bytes), ErrorCodes.SEQ_MISMATCH) // seq gap (seq is checked before links)
     await expectCode(log.add(foreign(w, 1, [unknown]).bytes), ErrorCodes.MISSING_LINK)
-    await expectCode(log.addMany([n1.bytes, n3.bytes]), ErrorCodes.SEQ_MISMATCH) // gap
-    await expectCode(log.addMany([n2.bytes, n1.bytes]), ErrorCodes.SEQ_MISMATCH) // out of order
+    await expectCode(log.addMany([n1.bytes, foreign(w, 3, [n1.key]).bytes]), ErrorCodes.SEQ_MISMATCH) // gap
+    // Out of order: the signature over the last node cannot cover the one before.
+    await expectCode(log.addMany([n2.bytes, n1.bytes]), ErrorCodes.BAD_SIGNATURE)
     expect(log.length).toBe(0)
     expect(await log.has(n1.key)).toBe(false)
     expect(log.clock().size).toBe(0)
@@ -296,18 +299,33 @@ describe.each(backends)('Log on $label', (backend) => {
     const fork = foreign(w, 2, [n1.key], enc('other'))
     await expectCode(log.add(fork.bytes), ErrorCodes.SEQ_MISMATCH)
 
-    // Nobody else may write as us: neither the next seq nor an old one.
+    // Nobody else may write as us: neither the next seq nor an old one, unsigned
+    // or signed by another key claiming ours.
     const mine = await log.append(enc('mine'))
-    await expectCode(log.add(foreign(log.writer, 2, [mine.key]).bytes), ErrorCodes.SEQ_MISMATCH)
-    await expectCode(log.add(foreign(log.writer, 1, []).bytes), ErrorCodes.SEQ_MISMATCH)
+    const impostor = await testWriter()
+    for (const forged of [foreign(log.writer, 2, [mine.key]).bytes, foreign(log.writer, 1, []).bytes]) {
+      await expectCode(log.addMany([forged], undefined, { signatures: [] }), ErrorCodes.BAD_SIGNATURE)
+      const claimed = { ...(await signatureOver(impostor, forged)), writer: log.writer }
+      await expectCode(log.addMany([forged], undefined, { signatures: [claimed] }), ErrorCodes.BAD_SIGNATURE)
+      await expectCode(log.addMany([forged], undefined, { signatures: [{ ...claimed, key: undefined }] }), ErrorCodes.BAD_SIGNATURE)
+    }
     // ...but an echo of our own node is a harmless duplicate.
     expect(await log.add(mine.bytes)).toBeNull()
+    // A different node at our seq 1, signed with our key (a copy of this db wrote it): a fork.
+    await expectCode(log.add(foreign(log.writer, 1, [], enc('the copy')).bytes), ErrorCodes.SEQ_MISMATCH)
 
     expect(log.length).toBe(3)
     expect(log.clock()).toEqual(new Map([[toHex(w), 2], [log.writerId, 1]]))
     expect(await log.has(fork.key)).toBe(false)
     // The log stays healthy.
     expect((await log.append(enc('after'))).seq).toBe(2)
+    // Our next node, signed with our key by a copy of this db, is ours: our chain goes on after it.
+    const fromCopy = foreign(log.writer, 3, log.heads())
+    expect((await log.add(fromCopy.bytes))?.seq).toBe(3)
+    expect(log.clock().get(log.writerId)).toBe(3)
+    const next = await log.append(enc('after the copy'))
+    expect(next.seq).toBe(4)
+    expect(next.links.map(toHex)).toEqual([toHex(fromCopy.key)])
   })
 
   it('accepts links to nodes stored long ago (beyond the recent-key cache) via the db', async () => {
@@ -395,14 +413,18 @@ describe.each(backends)('Log on $label', (backend) => {
     const log = await openLog(db)
     const w = randomWriter()
     const n1 = foreign(w, 1, [])
-    const bad = foreign(w, 2, [sha256(enc('missing'))])
+    const bad = foreign(w, 2, [n1.key, sha256(enc('missing'))])
     const n3 = foreign(w, 3, [bad.key])
     const calls = spy.calls
+    // Signed ahead: everything must be queued in one turn.
+    const manyNodes = [n1.bytes, bad.bytes, n3.bytes]
+    const goodNodes = [foreign(randomWriter(), 1, []).bytes]
+    const [signedMany, signedGood] = [{ signatures: await signaturesFor(manyNodes) }, { signatures: await signaturesFor(goodNodes) }]
 
     const appends = [log.append(enc('a')), log.append(enc('b'))]
-    const many = log.addMany([n1.bytes, bad.bytes, n3.bytes], 'peer')
+    const many = log.addMany(manyNodes, 'peer', signedMany)
     const more = log.append(enc('c'))
-    const good = log.addMany([foreign(randomWriter(), 1, []).bytes], 'peer2')
+    const good = log.addMany(goodNodes, 'peer2', signedGood)
     await expectCode(many, ErrorCodes.MISSING_LINK)
     const ok = await Promise.all([...appends, more])
     expect(ok.map((e) => e.seq)).toEqual([1, 2, 3])
@@ -565,6 +587,8 @@ describe.each(backends)('Log on $label', (backend) => {
     await c.append(enc('c1'))
     const fromA = await missingBytes(a, b)
     const fromC = await missingBytes(c, b)
+    // Signed ahead: all four requests must be queued in one turn.
+    const [signedA, signedC] = [{ signatures: await signaturesFor(fromA) }, { signatures: await signaturesFor(fromC) }]
 
     const calls: { origin: unknown; changes: number[]; length: number }[] = []
     const off = b.onChange((entries, origin) => calls.push({ origin, changes: entries.map((e) => e.change), length: b.length }))
@@ -572,8 +596,8 @@ describe.each(backends)('Log on $label', (backend) => {
     const p1 = b.append(enc('x')).then(() => {
       resolvedBeforeListener = calls.length === 0
     })
-    const p2 = b.addMany(fromA, 'A')
-    const p3 = b.addMany(fromC, 'C')
+    const p2 = b.addMany(fromA, 'A', signedA)
+    const p3 = b.addMany(fromC, 'C', signedC)
     const p4 = b.append(enc('y'))
     await Promise.all([p1, p2, p3, p4])
     expect(resolvedBeforeListener).toBe(false)

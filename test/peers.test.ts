@@ -16,6 +16,7 @@ import { createMemoryPair } from '../src/transport/memory.js'
 import { backoffDelay, PeerManager, type Dial, type KnownPeerStore, type Peer, type PeerState } from '../src/sync/peers.js'
 import { clockFrame, decodeFrame, errorFrame, handshakeFrame } from '../src/sync/protocol.js'
 import { appendMany, headKeys, makeLog, randomWriter, until, within, type TestLog } from './session-helpers.js'
+import { identityFor } from './helpers/signing.js'
 
 interface Recorded {
   event: string
@@ -55,13 +56,14 @@ class FakeNet {
       this.server.accept(far)
     } else {
       const mode = this.mode
-      far.on('frame', (bytes) => {
-        if (decodeFrame(bytes).case !== 'handshake') return
+      far.on('frame', async (bytes) => {
+        const frame = decodeFrame(bytes)
+        if (frame.case !== 'handshake') return
+        far.send(handshakeFrame(true, new Uint8Array(32)))
         if (mode === 'refuse') {
-          far.send(handshakeFrame(randomWriter(), true, ''))
           far.send(errorFrameBytes(ErrorCodes.UNAUTHORIZED))
         } else {
-          far.send(handshakeFrame(randomWriter(), true, ''))
+          far.send(await identityFor(await randomWriter(), frame.value.challenge))
           far.send(clockFrame(new Map()))
         }
         far.close()

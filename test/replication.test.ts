@@ -17,10 +17,13 @@ import type { Log } from '../src/core/log/log.js'
 import { encodeNode, decodeNode } from '../src/core/codec/node.js'
 import type { LogEntry } from '../src/core/types.js'
 import { ClockSchema, FrameSchema, NodesSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
-import { clockFrame, decodeFrame, handshakeFrame, nodesFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
+import { clockFrame, decodeFrame, handshakeFrame, identityFrame, nodesFrame, pingFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
+import { handshakeMessage } from '../src/core/identity/writer-key.js'
 import { encodeFrame as lengthPrefixed, FrameDecoder } from '../src/transport/tcp.js'
 import { classicFactory, memoryFactory, type DbFactory } from './helpers/dbs.js'
-import { rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
+import { identityFor, signatureOver, signedNodes } from './helpers/signing.js'
+import { sha256 } from '../src/core/bytes/hash.js'
+import { rawHandshake, rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
 import { randomWriter, until, within } from './session-helpers.js'
 import { collectEscapes, nextStatus } from './helpers/watch.js'
 
@@ -321,19 +324,35 @@ describe.each(transports)('replication over $name', (T) => {
     expect(bad.peers).toEqual([])
 
     // By hand: the refused peer's connection carries no Nodes frame at all.
+    // Nothing of the hub's log, not even its writer id, and no Pong: only its
+    // challenge, then the refusal (pings before and after the Identity).
     const raw = await T.raw(port)
-    raw.send(handshakeFrame(randomWriter(), true, 'wrong'))
+    raw.send(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32))))
+    raw.send(pingFrame(1))
+    raw.send(await identityFor(await randomWriter(), (await raw.next('handshake')).challenge, 'wrong'))
+    raw.send(pingFrame(2))
     const error = await raw.next('error')
     expect(error.code).toBe(ErrorCodes.UNAUTHORIZED)
     await within(raw.closed, 10_000, 'refused connection closed')
-    expect(raw.frames.map((f) => f.case)).not.toContain('nodes')
-    expect(raw.frames.map((f) => f.case)).not.toContain('clock')
+    expect(raw.frames.map((f) => f.case)).toEqual(['handshake', 'error'])
+    expect(error.message).not.toContain(logOf(hub).writerId)
+
+    // A peer that cannot prove the key it claims is refused the same way, before authenticate runs.
+    const liar = await T.raw(port)
+    liar.send(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32))))
+    const challenge = (await liar.next('handshake')).challenge
+    const claimed = await randomWriter()
+    const impostor = await randomWriter()
+    liar.send(identityFrame(claimed.writerKey, await impostor.sign(handshakeMessage(challenge, claimed.writer)), 'secret'))
+    expect((await liar.next('error')).code).toBe(ErrorCodes.BAD_SIGNATURE)
+    await within(liar.closed, 10_000, 'liar closed')
+    expect(liar.frames.map((f) => f.case)).toEqual(['handshake', 'error'])
 
     if (T.name === 'websocket') {
       // The hook saw the upgrade request: a header is enough.
       expect(requests.every((r) => typeof r.headers.host === 'string')).toBe(true)
       const withHeader = await rawWebSocket(`ws://${HOST}:${port}/`, { 'x-token': 'secret' })
-      withHeader.send(handshakeFrame(randomWriter(), true, ''))
+      await rawHandshake(withHeader, await randomWriter())
       await withHeader.next('clock')
       withHeader.send(clockFrame(new Map()))
       const nodes = await withHeader.next('nodes')
@@ -342,32 +361,67 @@ describe.each(transports)('replication over $name', (T) => {
     }
   })
 
-  it('a tampered node is refused with its code, nothing of it is stored, and the hub keeps serving', async () => {
+  it('a hub admits peers by public key alone: an allow-list, no token', async () => {
+    const friend = make()
+    const stranger = make()
+    const allowed = new Set([await friend.getPublicKey()])
+    const seen: string[] = []
+    const hub = make(null, {
+      authenticate: (peer) => {
+        seen.push(peer.publicKey)
+        return allowed.has(peer.publicKey)
+      },
+    })
+    const { port } = await hub.listen(0, HOST)
+    await hub.emit('Hello', { from: 'hub', message: 'members only' })
+    await within((await T.connect(friend, port)).synced, 10_000, 'friend synced')
+    expect(logOf(friend).length).toBe(logOf(hub).length)
+    const err = await T.connect(stranger, port).catch((e: unknown) => e)
+    expect(isHyperEmitterError(err, ErrorCodes.UNAUTHORIZED)).toBe(true)
+    expect(logOf(stranger).length).toBe(0)
+    expect(seen).toEqual([await friend.getPublicKey(), await stranger.getPublicKey()])
+  })
+
+  it('a tampered, forged or badly signed node is refused with its code, nothing of it is stored, and the hub keeps serving', async () => {
     const hub = make()
     const { port } = await hub.listen(0, HOST)
     await hub.emit('Hello', { from: 'hub', message: 'x' })
 
-    // Genuine nodes of another writer, then tampered copies.
+    // Genuine nodes of another writer, then tampered, forged and badly signed copies.
     const source = make()
     for (let i = 0; i < 3; i++) await source.emit('Hello', { from: 'src', message: `${i}` })
+    const src = logOf(source)
     const genuine = (await nodesOf(source)).map((e) => e.bytes)
     const first = decodeNode(genuine[0])
     const changedValue = encodeNode({ ...first, value: first.value.map((b, i) => (i === first.value.length - 1 ? b ^ 1 : b)) })
-    const cases: Array<{ what: string; nodes: Uint8Array[]; code: string }> = [
-      // The first node's payload changed: its hash changes, so the next node's link no longer resolves.
-      { what: 'changed payload', nodes: [changedValue, genuine[1], genuine[2]], code: ErrorCodes.MISSING_LINK },
-      { what: 'flipped byte in the encoding', nodes: [genuine[0].map((b, i) => (i === 1 ? 0xff : b))], code: ErrorCodes.INVALID_NODE },
-      { what: 'a forged node of the hub’s own writer', nodes: [encodeNode({ ...first, writer: logOf(hub).writer })], code: ErrorCodes.SEQ_MISMATCH },
+    const attacker = await randomWriter()
+    // A node under the source's id at its next seq, made by someone without its key.
+    const forged = encodeNode({ writer: src.writer, seq: 4, links: [sha256(genuine[2])], value: first.value })
+    const oldSignature = await signatureOver(src, genuine[0])
+    const badBits = { ...(await signatureOver(src, genuine[2])) }
+    badBits.signature = badBits.signature.slice()
+    badBits.signature[5] ^= 0x10
+    const cases: Array<{ what: string; frame: Uint8Array; code: string }> = [
+      // The first node's payload changed: the signature over the last node does not cover it.
+      { what: 'changed payload', frame: await signedNodes([changedValue, genuine[1], genuine[2]], [src]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'flipped byte in the encoding', frame: await signedNodes([genuine[0].map((b, i) => (i === 1 ? 0xff : b))], [src]), code: ErrorCodes.INVALID_NODE },
+      { what: 'no signature at all', frame: nodesFrame(genuine), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a forged node under the source’s id, signed by another key', frame: await signedNodes([...genuine, forged], [], [{ ...(await signatureOver(attacker, forged)), writer: src.writer, key: src.writerKey }]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'the attacker’s key claimed for the source’s id', frame: await signedNodes([...genuine, forged], [], [{ ...(await signatureOver(attacker, forged)), writer: src.writer }]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a bit flipped in the signature', frame: await signedNodes(genuine, [], [badBits]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a valid signature over other bytes', frame: await signedNodes(genuine, [], [{ ...oldSignature, signature: await src.sign(new Uint8Array(32)) }]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a replayed older signature', frame: await signedNodes(genuine, [], [oldSignature]), code: ErrorCodes.BAD_SIGNATURE },
+      { what: 'a forged node of the hub’s own writer', frame: await signedNodes([encodeNode({ ...first, writer: logOf(hub).writer })], [attacker]), code: ErrorCodes.BAD_SIGNATURE },
     ]
     const before = { length: logOf(hub).length, heads: heads(hub) }
     const errors: any[] = []
     hub.status.on('peer:error', (i: any) => errors.push(i.error))
     for (const c of cases) {
       const raw = await T.raw(port)
-      raw.send(handshakeFrame(randomWriter(), true, ''))
+      await rawHandshake(raw, attacker)
       await raw.next('clock')
       raw.send(clockFrame(new Map()))
-      raw.send(nodesFrame(c.nodes))
+      raw.send(c.frame)
       const error = await raw.next('error')
       expect(error.code, c.what).toBe(c.code)
       await within(raw.closed, 10_000, 'disconnect after a bad node')
@@ -376,7 +430,10 @@ describe.each(transports)('replication over $name', (T) => {
     }
     expect(errors.map((e) => e.code)).toEqual(cases.map((c) => c.code))
 
-    // Still up, still serving: a real peer syncs.
+    // Still up, still serving; and the forged node never blocks its real writer.
+    await source.emit('Hello', { from: 'src', message: 'after the forgery' })
+    await within((await T.connect(source, port)).synced, 10_000, 'the real writer syncs')
+    expect(heads(hub)).toEqual(heads(source))
     const peer = make()
     await within((await T.connect(peer, port)).synced, 10_000, 'sync after the attacks')
     expect(heads(peer)).toEqual(heads(hub))
@@ -391,7 +448,7 @@ describe.each(transports)('replication over $name', (T) => {
     for (let i = 0; i < 3; i++) await source.emit('Hello', { from: 'src', message: `${i}` })
     const foreign = (await nodesOf(source)).map((e) => e.bytes).slice(1)
     const valid = [
-      handshakeFrame(randomWriter(), true, ''),
+      handshakeFrame(true, new Uint8Array(32)),
       clockFrame(new Map()),
       frameBytes({ case: 'clock', value: create(ClockSchema, { entries: [] }) }),
       nodesFrame(foreign),
@@ -434,7 +491,7 @@ describe.each(transports)('replication over $name', (T) => {
     const { port } = await hub.listen(0, HOST)
     const hubError = nextStatus(hub, 'peer:error', (i) => isHyperEmitterError(i.error, ErrorCodes.VERSION_MISMATCH))
     const raw = await T.raw(port)
-    raw.send(handshakeFrame(randomWriter(), true, '', PROTOCOL_VERSION + 1))
+    raw.send(handshakeFrame(true, new Uint8Array(32), PROTOCOL_VERSION + 1))
     const error = await raw.next('error')
     expect(error.code).toBe(ErrorCodes.VERSION_MISMATCH)
     expect(error.message).toMatch(new RegExp(`version ${PROTOCOL_VERSION + 1}.*version ${PROTOCOL_VERSION}`))
@@ -570,7 +627,7 @@ describe('replication across transports', () => {
     const heard: any[] = []
     const server = net.createServer((socket) => {
       socket.on('error', () => {})
-      socket.write(lengthPrefixed(handshakeFrame(randomWriter(), true, '', PROTOCOL_VERSION + 1)))
+      socket.write(lengthPrefixed(handshakeFrame(true, new Uint8Array(32), PROTOCOL_VERSION + 1)))
       const decoder = new FrameDecoder()
       socket.on('data', (chunk) =>
         decoder.decode(chunk, (f) => {

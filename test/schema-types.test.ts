@@ -19,7 +19,7 @@ describe('PlainOf', () => {
   it('uses the .proto field names, as decode() does', () => {
     expectTypeOf<ProtoFieldName<'protocolVersion'>>().toEqualTypeOf<'protocol_version'>()
     expectTypeOf<ProtoFieldName<'constructor$'>>().toEqualTypeOf<'constructor'>()
-    expectTypeOf<PlainOf<typeof HandshakeSchema>>().toEqualTypeOf<{ protocol_version: number; writer: Uint8Array; live: boolean; token: string }>()
+    expectTypeOf<PlainOf<typeof HandshakeSchema>>().toEqualTypeOf<{ protocol_version: number; live: boolean; challenge: Uint8Array }>()
     expectTypeOf<PlainOf<typeof KnownPeerSchema>>().toEqualTypeOf<{ address: string; last_synced: bigint; token: string }>()
     // and it is what decode() really returns
     const c = Codecs.fromSync([HandshakeSchema])
@@ -32,7 +32,7 @@ describe('PlainOf', () => {
     expectTypeOf<F['ping']>().toEqualTypeOf<{ nonce: bigint } | undefined>()
     expectTypeOf<F['handshake']>().toEqualTypeOf<PlainOf<typeof HandshakeSchema> | undefined>()
     expectTypeOf<F>().not.toHaveProperty('body')
-    expectTypeOf<keyof F>().toEqualTypeOf<'handshake' | 'clock' | 'nodes' | 'synced' | 'ack' | 'error' | 'ping' | 'pong'>()
+    expectTypeOf<keyof F>().toEqualTypeOf<'handshake' | 'clock' | 'nodes' | 'synced' | 'ack' | 'error' | 'ping' | 'pong' | 'identity' | 'refused'>()
     expectTypeOf<PlainOf<typeof ClockSchema>['entries']>().toEqualTypeOf<{ writer: Uint8Array; seq: bigint }[]>()
     const c = Codecs.fromSync([FrameSchema])
     const f = c.decode('Frame', c.encode('Frame', { ping: { nonce: 7 } })) as F

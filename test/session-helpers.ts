@@ -11,6 +11,7 @@ import type { FrameChannel, FrameChannelOptions } from '../src/transport/channel
 import { SyncSession, type SessionOptions } from '../src/sync/session.js'
 import { decodeFrame, encodeFrame, handshakeFrame, type FrameBody } from '../src/sync/protocol.js'
 import { ClockSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
+import { identityFor, type Signing, testWriter } from './helpers/signing.js'
 
 export type TestLog = Log
 
@@ -131,8 +132,12 @@ export class RawPeer {
     if (!this.channel.closed) this.channel.send(frame)
   }
 
-  handshake(writer: Uint8Array, opts: { live?: boolean; token?: string; version?: number } = {}): void {
-    this.send(handshakeFrame(writer, opts.live ?? true, opts.token ?? '', opts.version))
+  /** Sends our Handshake, waits for the session's, and proves `as`'s key with an Identity. */
+  async handshake(as: Signing, opts: { live?: boolean; token?: string; version?: number } = {}): Promise<void> {
+    this.send(handshakeFrame(opts.live ?? true, crypto.getRandomValues(new Uint8Array(32)), opts.version))
+    await until(() => this.frames.some((f) => f.case === 'handshake') || this.closed, 5000, "the session's handshake")
+    const theirs = this.of('handshake')[0]
+    if (theirs) this.send(await identityFor(as, theirs.challenge, opts.token))
   }
 
   emptyClock(): void {
@@ -158,9 +163,7 @@ export function withRawPeer(
   return { session, peer, closed }
 }
 
-/** A random 16-byte writer id. */
-export function randomWriter(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(16))
-}
+/** A writer with a fresh key, backed by no log. */
+export const randomWriter = testWriter
 
 export { within } from './helpers/within.js'

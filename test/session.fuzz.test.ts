@@ -9,15 +9,17 @@ import {
   ErrorSchema,
   FrameSchema,
   HandshakeSchema,
+  IdentitySchema,
   NodesSchema,
   PingSchema,
   PongSchema,
   SyncedSchema,
   type Frame,
 } from '../src/gen/hyperemitter/v1/sync_pb.js'
-import { clockFrame, nodesFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
+import { WriterKeySchema } from '../src/gen/hyperemitter/v1/log_pb.js'
+import { nodesFrame, PROTOCOL_VERSION } from '../src/sync/protocol.js'
 import type { SyncSession } from '../src/sync/session.js'
-import { appendMany, makeLog, randomWriter, withRawPeer, within, type TestLog } from './session-helpers.js'
+import { appendMany, makeLog, randomWriter, type RawPeer, withRawPeer, within, type TestLog } from './session-helpers.js'
 import { collectEscapes } from './helpers/watch.js'
 import { readMissing } from './helpers/missing.js'
 
@@ -28,14 +30,14 @@ const escaped = collectEscapes()
 
 /** Nodes the target log can never accept as sent: a foreign writer's seq >= 3, linking nodes it lacks. */
 let foreignNodes: Uint8Array[] = []
-let foreignWriter: Uint8Array
+let foreignWriter: TestLog
 
 beforeAll(async () => {
   const X = await makeLog()
   await appendMany(X, 6, 'foreign-')
   const all = []
   for await (const e of readMissing(X, new Map())) all.push(e)
-  foreignWriter = X.writer
+  foreignWriter = X
   foreignNodes = all.filter((e) => e.seq >= 3).map((e) => e.bytes)
 })
 
@@ -46,8 +48,14 @@ const bytes = (max: number) => fc.uint8Array({ maxLength: max })
 
 /** Structurally valid frames of every kind, with arbitrary field values. */
 const structuredFrame: fc.Arbitrary<Uint8Array> = fc.oneof(
-  fc.record({ v: fc.nat(5), w: bytes(20), live: fc.boolean(), token: fc.string({ maxLength: 10 }) }).map((h) =>
-    frameBody({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: h.v, writer: h.w, live: h.live, token: h.token }) }),
+  fc.record({ v: fc.nat(5), challenge: bytes(40), live: fc.boolean() }).map((h) =>
+    frameBody({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: h.v, challenge: h.challenge, live: h.live }) }),
+  ),
+  fc.record({ publicKey: bytes(40), chain: bytes(20), signature: bytes(70), token: fc.string({ maxLength: 10 }) }).map((i) =>
+    frameBody({
+      case: 'identity',
+      value: create(IdentitySchema, { key: create(WriterKeySchema, { publicKey: i.publicKey, chain: i.chain }), signature: i.signature, token: i.token }),
+    }),
   ),
   fc.array(fc.record({ writer: bytes(20), seq: u64 }), { maxLength: 4 }).map((entries) =>
     frameBody({ case: 'clock', value: create(ClockSchema, { entries: entries.map((e) => create(ClockEntrySchema, e)) }) }),
@@ -90,7 +98,7 @@ async function target(): Promise<TestLog> {
 }
 
 /** Sends `frames`, ends the peer side, and checks the outcome every property shares. */
-async function drive(L: TestLog, prelude: (send: (f: Uint8Array) => void) => void, frames: Uint8Array[]): Promise<{ err: Error | undefined; session: SyncSession }> {
+async function drive(L: TestLog, prelude: (peer: RawPeer) => Promise<void> | void, frames: Uint8Array[]): Promise<{ err: Error | undefined; session: SyncSession }> {
   const clockBefore = [...L.clock()].sort()
   const lengthBefore = L.length
   const { session, peer, closed } = withRawPeer(L)
@@ -99,7 +107,7 @@ async function drive(L: TestLog, prelude: (send: (f: Uint8Array) => void) => voi
     () => (synced = true),
     () => {},
   )
-  prelude((f) => peer.send(f))
+  await prelude(peer)
   for (const f of frames) peer.send(f)
   // Let the frames through, then hang up: the session must end either way.
   await new Promise((r) => setTimeout(r, 1))
@@ -134,9 +142,9 @@ describe('SyncSession under hostile input', () => {
         const L = await target()
         await drive(
           L,
-          (send) => {
-            send(frameBody({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: PROTOCOL_VERSION, writer: foreignWriter, live: true }) }))
-            if (sendClock) send(clockFrame(new Map()))
+          async (peer) => {
+            await peer.handshake(foreignWriter)
+            if (sendClock) peer.emptyClock()
           },
           frames,
         )
@@ -151,9 +159,9 @@ describe('SyncSession under hostile input', () => {
         const L = await target()
         const { err } = await drive(
           L,
-          (send) => {
-            send(frameBody({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: PROTOCOL_VERSION, writer: randomWriter(), live: true }) }))
-            send(clockFrame(new Map()))
+          async (peer) => {
+            await peer.handshake(await randomWriter())
+            peer.emptyClock()
           },
           [frame],
         )
@@ -165,8 +173,8 @@ describe('SyncSession under hostile input', () => {
 
   it('a second handshake is a PROTOCOL_ERROR', async () => {
     const L = await target()
-    const hs = frameBody({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: PROTOCOL_VERSION, writer: randomWriter(), live: true }) })
-    const { err } = await drive(L, (send) => send(hs), [hs])
+    const hs = frameBody({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: PROTOCOL_VERSION, challenge: new Uint8Array(32), live: true }) })
+    const { err } = await drive(L, (peer) => peer.send(hs), [hs])
     expect(isHyperEmitterError(err, ErrorCodes.PROTOCOL_ERROR)).toBe(true)
   })
 })

@@ -8,6 +8,7 @@ import type { LogEntry } from '../src/core/types.js'
 import { createMemoryPair } from '../src/transport/memory.js'
 import { FrameSchema, NodesSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
 import { SyncSession } from '../src/sync/session.js'
+import { signatureOver, signedNodes } from './helpers/signing.js'
 import {
   ackFrame,
   clockFrame,
@@ -205,7 +206,7 @@ describe('SyncSession', () => {
     expect(await within(c.closedB, 5000, 'B close')).toBeUndefined()
   })
 
-  it('live events one at a time cost at most 1.2x their node size on the wire, acks included', async () => {
+  it('live events one at a time cost their node, its signature and at most 20% more on the wire, acks included', async () => {
     const A = await makeLog()
     const B = await makeLog()
     const c = connect(A, B)
@@ -220,7 +221,9 @@ describe('SyncSession', () => {
     }
     await until(() => c.a.stats.framesReceived >= c.b.stats.framesSent, 5000, 'last ack')
     const wire = c.a.stats.bytesSent + c.b.stats.bytesSent - sentBefore
-    expect(wire / nodeBytes).toBeLessThanOrEqual(1.2)
+    // Alone in its frame, each event carries its writer's signature entry (id, 64-byte signature, tags).
+    const signatureEntry = 2 + 2 + 16 + 2 + 64
+    expect(wire / (nodeBytes + 50 * signatureEntry)).toBeLessThanOrEqual(1.2)
     c.a.close()
   })
 
@@ -302,17 +305,18 @@ describe('SyncSession', () => {
       await appendMany(L, 2, 'own')
       const before = L.clock()
       const { peer, closed } = withRawPeer(L)
-      peer.handshake(src.writer)
+      await peer.handshake(src)
       peer.emptyClock()
       // The log hashes what it receives, so a flipped value byte yields another
-      // valid-looking node: it is the next node's link to the original that exposes it.
+      // valid-looking node: the writer's signature over the last node, whose
+      // past holds the original, does not cover it.
       const tampered = good[0].slice()
       tampered[tampered.length - 1] ^= 0x01
-      peer.send(nodesFrame([tampered, good[1], good[2]]))
+      peer.send(await signedNodes([tampered, good[1], good[2]], [src]))
       const err = await within(closed, 5000, 'close')
-      expect(isHyperEmitterError(err, ErrorCodes.MISSING_LINK)).toBe(true)
+      expect(isHyperEmitterError(err, ErrorCodes.BAD_SIGNATURE)).toBe(true)
       await until(() => peer.of('error').length === 1, 5000, 'error frame')
-      expect(peer.of('error')[0].code).toBe(ErrorCodes.MISSING_LINK)
+      expect(peer.of('error')[0].code).toBe(ErrorCodes.BAD_SIGNATURE)
       expect(L.clock()).toEqual(before)
       expect(L.length).toBe(2)
       expect(peer.of('ack')).toHaveLength(0)
@@ -324,7 +328,7 @@ describe('SyncSession', () => {
       const [only] = await allEntries(src)
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L)
-      peer.handshake(src.writer)
+      await peer.handshake(src)
       peer.emptyClock()
       const broken = only.bytes.slice()
       broken[0] ^= 0x01 // the writer field's tag now has wire type 3 (groups), which a Node never uses
@@ -344,9 +348,9 @@ describe('SyncSession', () => {
       const y1 = await Y.append(new Uint8Array([7])) // Y's seq 1, linking X's heads
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L)
-      peer.handshake(Y.writer)
+      await peer.handshake(Y)
       peer.emptyClock()
-      peer.send(nodesFrame([y1.bytes]))
+      peer.send(await signedNodes([y1.bytes], [Y]))
       expect(isHyperEmitterError(await within(closed, 5000, 'close'), ErrorCodes.MISSING_LINK)).toBe(true)
       await until(() => peer.of('error').length === 1, 5000, 'error frame')
       expect(peer.of('error')[0].code).toBe(ErrorCodes.MISSING_LINK)
@@ -360,10 +364,10 @@ describe('SyncSession', () => {
       const skipping = encodeNode({ writer: X.writer, seq: 5, links: [x1.key], value: new Uint8Array([1]) })
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L)
-      peer.handshake(X.writer)
+      await peer.handshake(X)
       peer.emptyClock()
-      peer.send(nodesFrame([x1.bytes]))
-      peer.send(nodesFrame([skipping]))
+      peer.send(await signedNodes([x1.bytes], [X]))
+      peer.send(await signedNodes([skipping], [X]))
       expect(isHyperEmitterError(await within(closed, 5000, 'close'), ErrorCodes.SEQ_MISMATCH)).toBe(true)
       await until(() => peer.of('error').length === 1, 5000, 'error frame')
       expect(peer.of('error')[0].code).toBe(ErrorCodes.SEQ_MISMATCH)
@@ -375,15 +379,15 @@ describe('SyncSession', () => {
     it('version mismatch: both sides end with VERSION_MISMATCH naming both versions', async () => {
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L)
-      peer.handshake(randomWriter(), { version: 2 })
+      await peer.handshake(await randomWriter(), { version: PROTOCOL_VERSION + 1 })
       const err = await within(closed, 5000, 'close')
       expect(isHyperEmitterError(err, ErrorCodes.VERSION_MISMATCH)).toBe(true)
-      expect(err!.message).toContain('2')
+      expect(err!.message).toContain(String(PROTOCOL_VERSION + 1))
       expect(err!.message).toContain(String(PROTOCOL_VERSION))
       await until(() => peer.of('error').length === 1, 5000, 'error frame')
       const sentErr = peer.of('error')[0]
       expect(sentErr.code).toBe(ErrorCodes.VERSION_MISMATCH)
-      expect(sentErr.message).toMatch(/version 2.*version 1/)
+      expect(sentErr.message).toMatch(new RegExp(`version ${PROTOCOL_VERSION + 1}.*version ${PROTOCOL_VERSION}`))
       expect(peer.of('clock')).toHaveLength(0)
       expect(peer.of('nodes')).toHaveLength(0)
     })
@@ -392,7 +396,7 @@ describe('SyncSession', () => {
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L)
       // A newer peer refuses us before sending its own handshake reply... it sent a handshake first, as the protocol says.
-      peer.handshake(randomWriter(), { version: 1 })
+      await peer.handshake(await randomWriter())
       peer.send(errorFrame(ErrorCodes.VERSION_MISMATCH, 'peer speaks protocol version 1, this side speaks version 2'))
       const err = await within(closed, 5000, 'close')
       expect(isHyperEmitterError(err, ErrorCodes.VERSION_MISMATCH)).toBe(true)
@@ -421,7 +425,7 @@ describe('SyncSession', () => {
     it('refuses a peer announcing our own writer (connected to self)', async () => {
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L)
-      peer.handshake(L.writer)
+      await peer.handshake(L)
       const err = await within(closed, 5000, 'close')
       expect(isHyperEmitterError(err, ErrorCodes.PROTOCOL_ERROR)).toBe(true)
       expect(err!.message).toMatch(/self/)
@@ -430,7 +434,7 @@ describe('SyncSession', () => {
     it('an Error frame with an unknown code becomes PROTOCOL_ERROR "peer reported: ..."', async () => {
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L)
-      peer.handshake(randomWriter())
+      await peer.handshake(await randomWriter())
       peer.send(errorFrame('SOMETHING_ELSE', 'it broke'))
       const err = await within(closed, 5000, 'close')
       expect(isHyperEmitterError(err, ErrorCodes.PROTOCOL_ERROR)).toBe(true)
@@ -452,7 +456,7 @@ describe('SyncSession', () => {
       ]) {
         const L = await makeLog()
         const { peer, closed } = withRawPeer(L)
-        peer.handshake(randomWriter())
+        await peer.handshake(await randomWriter())
         after(peer)
         expect(isHyperEmitterError(await within(closed, 5000, 'close'), ErrorCodes.PROTOCOL_ERROR)).toBe(true)
       }
@@ -461,7 +465,7 @@ describe('SyncSession', () => {
     it('a peer that never answers pings is closed with TIMEOUT', async () => {
       const L = await makeLog()
       const { peer, closed } = withRawPeer(L, { keepAliveInterval: 10 })
-      peer.handshake(randomWriter())
+      await peer.handshake(await randomWriter())
       peer.emptyClock()
       const err = await within(closed, 5000, 'close')
       expect(isHyperEmitterError(err, ErrorCodes.TIMEOUT)).toBe(true)
@@ -510,7 +514,7 @@ describe('SyncSession', () => {
     expect(nodesIn(c.sentByA)).toHaveLength(0)
     expect(c.sentByA.filter((f) => f.case === 'clock')).toHaveLength(0)
     expect(nodesIn(c.sentByB)).toHaveLength(0)
-    expect(seen).toEqual([{ writer: hex(B.writer), token: 'wrong', remote: 'memory://a' }])
+    expect(seen).toEqual([{ writer: hex(B.writer), publicKey: hex(B.writerKey.publicKey), token: 'wrong', remote: 'memory://a' }])
     await expect(c.a.synced).rejects.toMatchObject({ code: ErrorCodes.UNAUTHORIZED })
     expect(A.length).toBe(50)
     expect(B.length).toBe(50)
@@ -545,7 +549,7 @@ describe('SyncSession', () => {
       const A = await makeLog()
       await appendMany(A, 3000)
       const { session, peer } = withRawPeer(A, { maxInFlight: 500 })
-      peer.handshake(randomWriter())
+      await peer.handshake(await randomWriter())
       peer.emptyClock()
       await until(() => session.stats.nodesSent >= 500, 5000, '500 sent')
       await settle(30)
@@ -577,18 +581,22 @@ describe('SyncSession', () => {
       const hwm = 32 * 1024
       const batch = 4 * 1024
       const { session, peer } = withRawPeer(A, { maxInFlight: 1_000_000, maxBatchBytes: batch }, { highWaterMark: hwm })
-      peer.handshake(randomWriter())
+      await peer.handshake(await randomWriter())
       peer.emptyClock()
       // Let the handshake through, then stop reading.
       await until(() => peer.of('clock').length === 1, 5000, 'clock')
       peer.channel.pause()
       const channelA = (session as unknown as { channel: { bufferedAmount: number } }).channel
       await until(() => session.stats.nodesSent > 0, 5000, 'first nodes')
+      // Until the buffer reaches the mark, where the sender must stop (each
+      // frame waits for its signature, so this takes a few turns): bounded.
       let maxBuffered = 0
-      for (let i = 0; i < 30; i++) {
+      for (let i = 0; i < 5000 && channelA.bufferedAmount < hwm; i++) {
         maxBuffered = Math.max(maxBuffered, channelA.bufferedAmount)
         await settle(1)
       }
+      await settle(5)
+      maxBuffered = Math.max(maxBuffered, channelA.bufferedAmount)
       const sentWhilePaused = session.stats.nodesSent
       expect(sentWhilePaused).toBeLessThan(5000)
       expect(maxBuffered).toBeLessThanOrEqual(hwm + batch)
@@ -612,7 +620,7 @@ describe('SyncSession', () => {
     it('a live queue that overflows under backpressure falls back to reading the log, sending each node once', async () => {
       const A = await makeLog()
       const { session, peer } = withRawPeer(A, { maxLiveQueue: 50, maxBatchBytes: 2048 }, { highWaterMark: 4096 })
-      peer.handshake(randomWriter())
+      await peer.handshake(await randomWriter())
       peer.emptyClock()
       peer.send(syncedFrame(0))
       await until(() => peer.of('synced').length === 1, 5000, 'synced')
@@ -662,7 +670,7 @@ describe('SyncSession', () => {
   })
 
   it('clockFrame round-trips through decodeFrame', () => {
-    const w = hex(randomWriter())
+    const w = hex(crypto.getRandomValues(new Uint8Array(16)))
     const body = decodeFrame(clockFrame(new Map([[w, 42]])))
     expect(body.case).toBe('clock')
     expect(body.case === 'clock' && hex(body.value.entries[0].writer)).toBe(w)

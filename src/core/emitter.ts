@@ -6,6 +6,7 @@
 import { MemoryLevel } from 'memory-level'
 import { isStream, parseArguments } from './arguments.js'
 import { withCallback, type Callback } from './callback.js'
+import { toHex } from './bytes/bytes.js'
 import { Codecs, type Codec, type MessageCodec, type PlainInput, type SchemaSource } from './codec/schema.js'
 import { Deliveries, type DecodedDelivery, type StartPosition, type SubscribeOptions } from './emitter/deliveries.js'
 import { EmitQueue } from './emitter/emit-queue.js'
@@ -15,6 +16,7 @@ import { TypedEmitter } from './emitter/typed-emitter.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { type DbLock, Log, type LogOptions } from './log/log.js'
 import type { Db, HashFn } from './types.js'
+import type { Ed25519 } from './identity/ed25519.js'
 
 export type { Handler } from './emitter/handlers.js'
 export type { StartPosition } from './emitter/deliveries.js'
@@ -41,6 +43,14 @@ export interface HyperEmitterOptions {
    * keep each view's whole buffer.
    */
   sharedRecordBuffers?: boolean
+  /**
+   * The 32-byte Ed25519 secret key this emitter's events are signed with,
+   * for an application that keeps its own (see generateSecretKey()); the db
+   * then stores only the public key. Default: made at first open, kept in the db.
+   */
+  secretKey?: Uint8Array
+  /** Ed25519 implementation; the Node entry passes node:crypto's. */
+  ed25519?: Ed25519
   /** Events buffered per listener before it falls back to reading the log. */
   maxQueue?: number
   /**
@@ -139,7 +149,13 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
     const lock = (new.target as typeof HyperEmitterCore).sharedDbLock(this.db)
-    this.log = new Log(this.db, { hash: options.hash, sharedRecordBuffers: options.sharedRecordBuffers, lock })
+    this.log = new Log(this.db, {
+      hash: options.hash,
+      sharedRecordBuffers: options.sharedRecordBuffers,
+      lock,
+      ed25519: options.ed25519,
+      secretKey: options.secretKey,
+    })
     // Synchronous schemas load here, so `messages` is usable at once and a bad
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
@@ -351,6 +367,17 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   getId(cb?: Callback<string>): Promise<string> {
     return withCallback(
       this.readyPromise.then(() => this.log.writerId),
+      cb,
+    )
+  }
+
+  /**
+   * This emitter's Ed25519 public key (hex): what its peers' authenticate
+   * hooks see as `publicKey`, and its events' verified author.
+   */
+  getPublicKey(cb?: Callback<string>): Promise<string> {
+    return withCallback(
+      this.readyPromise.then(() => toHex(this.log.writerKey.publicKey)),
       cb,
     )
   }

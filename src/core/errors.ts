@@ -32,6 +32,8 @@ export const ErrorCodes = {
   MISSING_LINK: 'HYPEREMITTER_MISSING_LINK',
   /** A node's seq is not the next one for its writer. */
   SEQ_MISMATCH: 'HYPEREMITTER_SEQ_MISMATCH',
+  /** No valid signature of its writer covers a node, or a peer did not prove its key. */
+  BAD_SIGNATURE: 'HYPEREMITTER_BAD_SIGNATURE',
   /** The underlying abstract-level database failed. */
   STORAGE_FAILED: 'HYPEREMITTER_STORAGE_FAILED',
   /** A frame is larger than the maxFrameSize option allows. */

@@ -8,6 +8,8 @@ import type { AbstractLevel } from 'abstract-level'
 /** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
 export type Db = AbstractLevel<any, any, any>
 
+import type { WriterKey } from './identity/writer-key.js'
+
 /** A synchronous hash: SHA-256 of `data`, as a new 32-byte array (the log keeps it as the node's key). */
 export type HashFn = (data: Uint8Array) => Uint8Array
 
@@ -27,6 +29,21 @@ export interface LogEntry {
   bytes: Uint8Array
   /** Local change number: 1-based, increasing in the order nodes were stored here. */
   change: number
+  /**
+   * Set on a received node its writer signed (the last of its writer in the
+   * frame it came in), once known: a sender passes it on with the node.
+   */
+  signature?: Uint8Array
+}
+
+/** One writer's signature over the key of its last node in a request (see log/signatures.ts). */
+export interface NodeSignature {
+  /** The writer id (16 bytes). */
+  writer: Uint8Array
+  /** 64 bytes, Ed25519, over nodeMessage(key of the writer's last node). */
+  signature: Uint8Array
+  /** The writer's key and chain, unless the log knows them already. */
+  key?: WriterKey
 }
 
 /** writer id (lowercase hex) -> highest seq held. */
@@ -56,12 +73,23 @@ export interface AddOptions {
    * are instead of copying each first. Default false.
    */
   owned?: boolean
+  /**
+   * One signature per writer with nodes in the request, over its last node
+   * there (see NodeSignature); a node none covers is refused, BAD_SIGNATURE.
+   */
+  signatures?: readonly NodeSignature[]
 }
 
 /** The narrow view of the log the sync layer uses. */
 export interface SyncableLog {
   /** This log's own writer id (16 bytes). */
   readonly writer: Uint8Array
+  /** The public key and chain the writer id is bound to. */
+  readonly writerKey: WriterKey
+  /** Signs `message` with this log's writer key. */
+  sign(message: Uint8Array): Promise<Uint8Array>
+  /** Whether `signature` is `publicKey`'s over `message`. */
+  verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>
   /** Highest change number stored (0 when empty). */
   readonly length: number
   /** A snapshot copy of the clock. */
@@ -76,10 +104,16 @@ export interface SyncableLog {
    * Verify and store nodes received from elsewhere (canonical Node bytes), in
    * one atomic batch with whatever else is queued. Resolves to the entries
    * actually stored (duplicates already held are skipped, not errors).
-   * Rejects with INVALID_NODE, MISSING_LINK or
+   * Rejects with INVALID_NODE, BAD_SIGNATURE, MISSING_LINK or
    * SEQ_MISMATCH, and then stores none of `nodes`.
    */
   addMany(nodes: Uint8Array[], origin?: unknown, options?: AddOptions): Promise<LogEntry[]>
+  /**
+   * Signatures for a run of entries about to be sent: per writer, over its
+   * last entry there (this log's own signed now, others' as stored), with
+   * the writer's key where `withKey(writerHex)`.
+   */
+  signaturesFor(entries: readonly LogEntry[], withKey?: (writerHex: string) => boolean): Promise<NodeSignature[]>
   /** Subscribe to committed batches; returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void
 }

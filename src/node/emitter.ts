@@ -10,6 +10,7 @@ import { ReplicatedEmitter, type EventPeerMessage, type ReplicationOptions } fro
 import type { FrameChannel } from '../transport/channel.js'
 import { connectTcp } from '../transport/tcp.js'
 import { connectWebSocket } from '../transport/websocket.js'
+import { nodeEd25519 } from './ed25519.js'
 import { nodeSha256 } from './hash.js'
 import { checkPublicHost, publicLookup } from './public-lookup.js'
 import { HubServer, type HubAddress, type HubServerOptions } from './hub-server.js'
@@ -59,7 +60,7 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
   protected static override defaultOptions(): ReplicationOptions {
     // Node's dbs copy a record when it is written (classic-level) or keep it
     // as it is (memory-level): shared buffers are safe, and cheaper.
-    return { hash: nodeSha256, sharedRecordBuffers: true }
+    return { hash: nodeSha256, ed25519: nodeEd25519, sharedRecordBuffers: true }
   }
 
   /**

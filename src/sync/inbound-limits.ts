@@ -1,7 +1,6 @@
 /**
  * Bounds on what one Nodes frame from a peer may cost before the log sees
- * it, and the splitting of big frames so that storing one never holds the
- * event loop for long: other peers are served in between.
+ * it: nodes per frame and links per node, counted in place.
  */
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { AddOptions, SyncableLog } from '../core/types.js'
@@ -11,8 +10,6 @@ import { VarintReader } from '../core/bytes/varint.js'
 export const DEFAULT_MAX_NODES_PER_FRAME = 8192
 /** Default most links one node may carry. */
 export const DEFAULT_MAX_LINKS_PER_NODE = 8192
-/** A frame is handed to the log in parts of at most this many nodes plus links, with a turn of the event loop between. */
-const PART_WEIGHT = 8192
 
 const TAG_WRITER = 0x0a
 const TAG_SEQ = 0x10
@@ -41,9 +38,9 @@ export function checkInboundLimits(limits: InboundLimits): Required<InboundLimit
 
 /**
  * `log` as replication sessions see it: addMany() refuses a frame over the
- * limits with LIMIT_EXCEEDED (nothing of it stored), and stores a heavy one
- * in parts, in order, yielding between them. A refused part refuses the
- * rest; parts before it stay stored (they are valid, and acked only as a whole).
+ * limits with LIMIT_EXCEEDED before any of it is decoded, hashed or looked
+ * up, and stores nothing of it. (A frame is not split for the log: one
+ * signature per writer covers the whole frame.)
  */
 export function limitInbound(log: SyncableLog, limits: InboundLimits = {}): SyncableLog {
   const { maxNodesPerFrame, maxLinksPerNode } = checkInboundLimits(limits)
@@ -54,6 +51,12 @@ export function limitInbound(log: SyncableLog, limits: InboundLimits = {}): Sync
     get length() {
       return log.length
     },
+    get writerKey() {
+      return log.writerKey
+    },
+    sign: (message) => log.sign(message),
+    verifySignature: (publicKey, message, signature) => log.verifySignature(publicKey, message, signature),
+    signaturesFor: (entries, withKey) => log.signaturesFor(entries, withKey),
     clock: () => log.clock(),
     readMissingPages: (remote) => log.readMissingPages(remote),
     onChange: (listener) => log.onChange(listener),
@@ -61,41 +64,15 @@ export function limitInbound(log: SyncableLog, limits: InboundLimits = {}): Sync
       if (nodes.length > maxNodesPerFrame) {
         return Promise.reject(limitExceeded(`a frame of ${nodes.length} nodes is over maxNodesPerFrame (${maxNodesPerFrame})`, { maxNodesPerFrame }))
       }
-      const parts: Uint8Array[][] = []
-      let part: Uint8Array[] = []
-      let weight = 0
       for (let i = 0; i < nodes.length; i++) {
         const links = countLinks(nodes[i])
         if (links > maxLinksPerNode) {
           return Promise.reject(limitExceeded(`node ${i} of a frame has ${links} links, over maxLinksPerNode (${maxLinksPerNode})`, { maxLinksPerNode, index: i }))
         }
-        if (part.length > 0 && weight + 1 + links > PART_WEIGHT) {
-          parts.push(part)
-          part = []
-          weight = 0
-        }
-        part.push(nodes[i])
-        weight += 1 + links
       }
-      if (parts.length === 0) return log.addMany(part, origin, options)
-      parts.push(part)
-      return addInParts(log, parts, origin, options)
+      return log.addMany(nodes, origin, options)
     },
   }
-}
-
-async function addInParts(log: SyncableLog, parts: Uint8Array[][], origin: unknown, options: AddOptions | undefined) {
-  const stored = []
-  for (let i = 0; i < parts.length; i++) {
-    if (i > 0) await nextTurn()
-    for (const entry of await log.addMany(parts[i], origin, options)) stored.push(entry)
-  }
-  return stored
-}
-
-/** A macrotask, so timers and I/O of other peers run between two parts. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0))
 }
 
 /**

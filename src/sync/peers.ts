@@ -17,9 +17,11 @@ export type Dial = (address: string, options: { token?: string; publicOnly?: boo
 export interface IncomingPeer {
   transport: FrameChannel['kind']
   remote: string
-  /** The remote's writer id (hex) from its handshake. */
+  /** The remote's writer id (hex), bound to `publicKey`. */
   writer: string
-  /** The token from its handshake ('' when none). */
+  /** The remote's Ed25519 public key (hex), proven: it signed our fresh challenge. */
+  publicKey: string
+  /** The token from its Identity ('' when none). */
   token: string
   /** The HTTP upgrade request, for WebSocket peers (a Node http.IncomingMessage). */
   request?: unknown
@@ -51,7 +53,7 @@ export interface PeerManagerOptions {
   reconnectTimeout?: number
   /** Largest reconnect delay cap, ms. Default 30000. */
   maxReconnectTimeout?: number
-  session?: Omit<SessionOptions, 'authenticate' | 'token'>
+  session?: Omit<SessionOptions, 'authenticate' | 'token' | 'accepting'>
   /** Bounds on each Nodes frame a peer sends (see limitInbound). */
   limits?: InboundLimits
   authenticate?: Authenticate
@@ -319,9 +321,9 @@ export class PeerManager {
     const authenticate = this.options.authenticate
     const session = new SyncSession(this.log, channel, {
       ...this.options.session,
-      authenticate: authenticate
-        ? (p) => authenticate({ transport: channel.kind, remote: p.remote, writer: p.writer, token: p.token, request: info.request })
-        : undefined,
+      // Nothing of this log, not even its writer id, before the peer is accepted.
+      accepting: true,
+      authenticate: authenticate ? (p) => authenticate({ transport: channel.kind, ...p, request: info.request }) : undefined,
     })
     const describe = (): PeerEventInfo => ({ id: session.remoteWriter, transport: channel.kind, direction: 'incoming' })
     this.incoming.add(session)

@@ -15,12 +15,26 @@ import {
   ErrorSchema,
   FrameSchema,
   HandshakeSchema,
+  IdentitySchema,
+  NodesSignatureSchema,
+  RefusedSchema,
   SyncedSchema,
   type Frame,
+  type NodesSignature,
 } from '../gen/hyperemitter/v1/sync_pb.js'
+import { WriterKeySchema } from '../gen/hyperemitter/v1/log_pb.js'
+import type { WriterKey } from '../core/identity/writer-key.js'
 
-/** The protocol version this build speaks; a peer announcing another one is refused. */
-export const PROTOCOL_VERSION = 1
+/** The protocol version this build speaks; a peer announcing another one is refused. 2: key-proven peers, signed nodes. */
+export const PROTOCOL_VERSION = 2
+
+/** One writer's signature in a Nodes frame, over its last node there (see sync.proto). */
+export interface WireSignature {
+  writer: Uint8Array
+  signature: Uint8Array
+  /** Sent the first time the writer appears on a connection. */
+  key?: WriterKey
+}
 
 /** A decoded frame's body: `{ case, value }` of the generated oneof. */
 export type FrameBody = Frame['body']
@@ -29,6 +43,7 @@ export type FrameOf<C extends NonNullable<FrameBody['case']>> = Extract<FrameBod
 
 const TAG_NODES = (3 << 3) | 2
 const TAG_NODES_ITEM = (1 << 3) | 2
+const TAG_NODES_SIGNATURE = (2 << 3) | 2
 const TAG_CLOCK = (2 << 3) | 2
 /** Frames that carry one varint (field 1): by the thousand on a busy or hostile link, so read and written by hand. */
 const TAG_ACK = (5 << 3) | 2
@@ -63,7 +78,7 @@ export function decodeFrame(
   maxClockWriters = DEFAULT_MAX_CLOCK_WRITERS,
 ): FrameBody & { case: NonNullable<FrameBody['case']> } {
   const nodes = decodeNodesFrame(bytes)
-  if (nodes !== undefined) return { case: 'nodes', value: { $typeName: 'hyperemitter.v1.Nodes', nodes } }
+  if (nodes !== undefined) return { case: 'nodes', value: { $typeName: 'hyperemitter.v1.Nodes', nodes: nodes.nodes, signatures: nodes.signatures } }
   const small = decodeCounterFrame(bytes)
   if (small !== undefined) return small
   // protobuf-es's reflection spends seconds on a Clock of 4 MiB: read Clocks by hand.
@@ -92,23 +107,34 @@ export function decodeFrame(
 /**
  * The nodes of a Nodes frame laid out as nodesFrame() writes it (the only
  * frame that comes by the thousand), as views into `bytes`, without
- * protobuf-es's reflection; undefined for any other layout, which
- * decodeFrame() then reads the general way.
+ * protobuf-es's reflection (but for the few signatures); undefined for any
+ * other layout, which decodeFrame() then reads the general way.
  */
-function decodeNodesFrame(bytes: Uint8Array): Uint8Array[] | undefined {
+function decodeNodesFrame(bytes: Uint8Array): { nodes: Uint8Array[]; signatures: NodesSignature[] } | undefined {
   if (bytes.length < 2 || bytes[0] !== TAG_NODES) return undefined
   const reader = new VarintReader(bytes, 1)
   const body = reader.next()
   if (body < 0 || reader.pos + body !== bytes.length) return undefined
   const nodes: Uint8Array[] = []
+  const signatures: NodesSignature[] = []
   while (reader.pos < bytes.length) {
-    if (bytes[reader.pos++] !== TAG_NODES_ITEM) return undefined
+    const tag = bytes[reader.pos++]
+    if (tag !== TAG_NODES_ITEM && (tag !== TAG_NODES_SIGNATURE || nodes.length === 0)) return undefined
     const length = reader.next()
     if (length < 0 || reader.pos + length > bytes.length) return undefined
-    nodes.push(view(bytes, reader.pos, length))
+    if (tag === TAG_NODES_ITEM) {
+      if (signatures.length > 0) return undefined
+      nodes.push(view(bytes, reader.pos, length))
+    } else {
+      try {
+        signatures.push(fromBinary(NodesSignatureSchema, view(bytes, reader.pos, length), { readUnknownFields: false }))
+      } catch {
+        return undefined
+      }
+    }
     reader.pos += length
   }
-  return nodes
+  return { nodes, signatures }
 }
 
 /** An Ack, Ping or Pong frame as counterFrame() writes it, read without protobuf-es; undefined for any other bytes. */
@@ -212,9 +238,25 @@ function protocolError(message: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, message)
 }
 
-/** Handshake frame announcing this side. */
-export function handshakeFrame(writer: Uint8Array, live: boolean, token: string, version = PROTOCOL_VERSION): Uint8Array {
-  return encodeFrame({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: version, writer, live, token }) })
+/** Handshake frame: our fresh challenge; nothing of the log. */
+export function handshakeFrame(live: boolean, challenge: Uint8Array, version = PROTOCOL_VERSION): Uint8Array {
+  return encodeFrame({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: version, live, challenge }) })
+}
+
+/** Identity frame: our writer key, its signature over the peer's challenge, and credentials for its authenticate hook. */
+export function identityFrame(key: WriterKey, signature: Uint8Array, token: string): Uint8Array {
+  return encodeFrame({
+    case: 'identity',
+    value: create(IdentitySchema, { key: create(WriterKeySchema, { publicKey: key.publicKey, chain: key.chain }), signature, token }),
+  })
+}
+
+/** Refused frame: the peer's nodes of `writer` from `seq` on are dropped, with the coded reason. */
+export function refusedFrame(writer: Uint8Array, seq: number, code: string, message: string): Uint8Array {
+  return encodeFrame({
+    case: 'refused',
+    value: create(RefusedSchema, { writer, seq: BigInt(seq), code, message: truncate(message, MAX_ERROR_MESSAGE) }),
+  })
 }
 
 /** Clock frame: writer -> highest seq held; throws INVALID_ARGUMENT for a key that is not hex. */
@@ -267,23 +309,34 @@ export function nodesFrameSize(bodySize: number): number {
   return 1 + varintLength(bodySize) + bodySize
 }
 
+/** The encoding of one signature entry of a Nodes frame. */
+export function encodeSignature(signature: WireSignature): Uint8Array {
+  const key = signature.key === undefined ? undefined : create(WriterKeySchema, { publicKey: signature.key.publicKey, chain: signature.key.chain })
+  return toBinary(NodesSignatureSchema, create(NodesSignatureSchema, { writer: signature.writer, signature: signature.signature, key }))
+}
+
 /**
- * Encodes a Nodes frame; byte-identical to protobuf-es's encoding of
- * `Frame { nodes: { nodes } }` (checked by the tests).
+ * Encodes a Nodes frame (`signatures`: each from encodeSignature());
+ * byte-identical to protobuf-es's encoding of `Frame { nodes: { nodes,
+ * signatures } }` (checked by the tests).
  */
-export function nodesFrame(nodes: readonly Uint8Array[]): Uint8Array {
+export function nodesFrame(nodes: readonly Uint8Array[], signatures: readonly Uint8Array[] = []): Uint8Array {
   let body = 0
   for (const node of nodes) body += nodeWireSize(node.byteLength)
+  for (const signature of signatures) body += nodeWireSize(signature.byteLength)
   const out = new Uint8Array(nodesFrameSize(body))
   out[0] = TAG_NODES
   let pos = writeVarint(out, 1, body)
-  for (const node of nodes) {
-    out[pos++] = TAG_NODES_ITEM
-    pos = writeVarint(out, pos, node.byteLength)
-    out.set(node, pos)
-    pos += node.byteLength
-  }
+  for (const node of nodes) pos = writeItem(out, pos, TAG_NODES_ITEM, node)
+  for (const signature of signatures) pos = writeItem(out, pos, TAG_NODES_SIGNATURE, signature)
   return out
+}
+
+function writeItem(out: Uint8Array, pos: number, tag: number, bytes: Uint8Array): number {
+  out[pos++] = tag
+  pos = writeVarint(out, pos, bytes.byteLength)
+  out.set(bytes, pos)
+  return pos + bytes.byteLength
 }
 
 /**

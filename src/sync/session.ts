@@ -11,18 +11,25 @@
  */
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError, type ErrorCode } from '../core/errors.js'
 import { TypedEmitter } from '../core/emitter/typed-emitter.js'
-import type { Clock, LogEntry, SyncableLog } from '../core/types.js'
+import type { Clock, LogEntry, NodeSignature, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { equalBytes, toHex } from '../core/bytes/bytes.js'
+import { sha256 } from '../core/bytes/hash.js'
+import { PUBLIC_KEY_BYTES } from '../core/identity/ed25519.js'
+import { CHAIN_BYTES, CHALLENGE_BYTES, handshakeMessage, isBound, type WriterKey, writerIdOf } from '../core/identity/writer-key.js'
+import type { NodesSignature } from '../gen/hyperemitter/v1/sync_pb.js'
+import { FrameBuilder } from './frame-builder.js'
 import {
   ackFrame,
   clockFrame,
   clockFromWire,
   decodeFrame,
   DEFAULT_MAX_CLOCK_WRITERS,
+  encodeSignature,
   errorCodeFromWire,
   errorFrame,
   handshakeFrame,
+  identityFrame,
   nodesFrame,
   nodesFrameSize,
   nodeWireSize,
@@ -42,13 +49,20 @@ import {
 export interface SessionOptions {
   /** Keep streaming new nodes after catch-up (default true); false on either side: one catch-up, then close. */
   live?: boolean
-  /** Credentials sent in our Handshake, for the peer's authenticate hook. */
+  /** Credentials sent in our Identity, for the peer's authenticate hook. */
   token?: string
   /**
-   * Called on the remote's Handshake before anything of the log is sent;
-   * false or a throw refuses the peer (UNAUTHORIZED on both ends).
+   * Called once the remote proved its key, before anything of the log is
+   * sent: `writer` and `publicKey` (hex) are verified. False or a throw
+   * refuses the peer (UNAUTHORIZED on both ends).
    */
-  authenticate?: (peer: { writer: string; token: string; remote: string }) => boolean | Promise<boolean>
+  authenticate?: (peer: VerifiedPeer) => boolean | Promise<boolean>
+  /**
+   * This side accepted the connection (a hub): it sends its own Identity
+   * (its writer id, its key) only after `authenticate` accepted the peer's.
+   * Default false; two accepting sides would wait for each other forever.
+   */
+  accepting?: boolean
   /** Largest Nodes frame we build, in bytes (default 64 KiB, capped below the channel's maxFrameSize). */
   maxBatchBytes?: number
   /** Nodes sent and not yet acked before we stop reading the log (default 8192). */
@@ -59,6 +73,17 @@ export interface SessionOptions {
   keepAliveInterval?: number
   /** Most writers the peer's Clock may name (default 65536); more: LIMIT_EXCEEDED. */
   maxClockWriters?: number
+}
+
+/** What a session knows of its peer once the peer proved its key. */
+export interface VerifiedPeer {
+  /** The writer id (hex), bound to `publicKey`. */
+  writer: string
+  /** The peer's Ed25519 public key (hex): proven by a signature over our fresh challenge. */
+  publicKey: string
+  /** The token from its Identity ('' when none). */
+  token: string
+  remote: string
 }
 
 export interface SessionStats {
@@ -72,7 +97,7 @@ export interface SessionStats {
 
 export interface SessionEvents {
   [event: string]: (...args: any[]) => void
-  /** The remote's handshake was accepted; its writer id in hex. */
+  /** The remote proved its key and was accepted; its writer id in hex. */
   handshake: (writer: string) => void
   /** The remote's Clock arrived: it accepted our handshake too (it sends its Clock only after its own checks). */
   accepted: () => void
@@ -142,6 +167,15 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private readonly wantLive: boolean
   private readonly token: string
   private readonly authenticate?: SessionOptions['authenticate']
+  private readonly accepting: boolean
+  /** Our fresh challenge, which the peer's Identity must sign, and the peer's. */
+  private readonly challenge = crypto.getRandomValues(new Uint8Array(CHALLENGE_BYTES))
+  private peerChallenge?: Uint8Array
+  private identitySent = false
+  private gotIdentity = false
+  /** The peer's Identity was verified and authenticated: only now does anything of the log leave, and Pings get Pongs. */
+  private peerAccepted = false
+  private remoteKeyHex?: string
   private readonly maxFrameBytes: number
   private readonly maxInFlight: number
   private readonly maxLiveQueue: number
@@ -150,6 +184,10 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
 
   private started = false
   private closed = false
+  /** Why the session closed, once it closed with an error. */
+  private closeError: Error | undefined
+  /** Frames being signed: a clean close lets them leave first. */
+  private signing = 0
   private remoteWriterHex?: string
   /** Effective mode, known once the remote's handshake is in: both sides must want live. */
   private live = false
@@ -192,8 +230,11 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private catchUpAt = 0
   private catchUpIsInitial = false
   private catchUpCount = 0
-  /** Pulled from the catch-up iterator but did not fit the last batch. */
-  private held?: LogEntry
+  /** Entries cut off the last frame (it had to end where every writer's last node is signed): sent first next. */
+  private carry: LogEntry[] = []
+  /** Writers whose key this session has sent, and keys the peer sent (checked against their writer ids). */
+  private readonly keysSent = new Set<string>()
+  private readonly peerKeys = new Map<string, WriterKey>()
   private liveQueue: LogEntry[] = []
   private refetch = false
   private pumping = false
@@ -221,6 +262,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.wantLive = options.live ?? true
     this.token = options.token ?? ''
     this.authenticate = options.authenticate
+    this.accepting = options.accepting === true
     const maxBatchBytes = positiveInt(options.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 'maxBatchBytes')
     // The frame must fit the channel whatever the option says.
     this.maxFrameBytes = Math.max(1, Math.min(maxBatchBytes, channel.maxFrameSize - 1))
@@ -247,9 +289,14 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     channel.pause()
   }
 
-  /** The remote's writer id (hex), once its handshake was accepted. */
+  /** The remote's writer id (hex), once it proved its key and was accepted. */
   get remoteWriter(): string | undefined {
     return this.remoteWriterHex
+  }
+
+  /** The remote's Ed25519 public key (hex), once it proved it and was accepted. */
+  get remoteKey(): string | undefined {
+    return this.remoteKeyHex
   }
 
   /**
@@ -271,7 +318,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       return
     }
     try {
-      this.send(handshakeFrame(this.log.writer, this.wantLive, this.token))
+      this.send(handshakeFrame(this.wantLive, this.challenge))
     } catch (err) {
       this.fail(err)
       return
@@ -327,7 +374,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         )
         return
       case 'ping':
-        this.send(pongFrame(safeNumber(body.value.nonce, 'ping nonce')))
+        // A peer not (yet) accepted learns nothing, not even that we are alive.
+        if (this.peerAccepted) this.send(pongFrame(safeNumber(body.value.nonce, 'ping nonce')))
         return
       case 'pong':
         this.pongsReceived++
@@ -376,10 +424,12 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     switch (body.case) {
       case 'handshake':
         return this.onHandshake(body.value)
+      case 'identity':
+        return this.onIdentity(body.value)
       case 'clock':
         return this.onClock(body.value)
       case 'nodes':
-        return this.onNodes(body.value.nodes)
+        return this.onNodes(body.value.nodes, body.value.signatures)
       case 'synced':
         return this.onSynced()
       default:
@@ -395,18 +445,43 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         { details: { local: PROTOCOL_VERSION, remote: hs.protocolVersion } },
       )
     }
-    if (hs.writer.byteLength !== this.log.writer.byteLength) {
-      throw protocolError(`handshake writer is ${hs.writer.byteLength} bytes, expected ${this.log.writer.byteLength}`)
+    if (hs.challenge.byteLength !== CHALLENGE_BYTES) throw protocolError(`handshake challenge is ${hs.challenge.byteLength} bytes, expected ${CHALLENGE_BYTES}`)
+    this.peerChallenge = hs.challenge.slice()
+    this.live = this.wantLive && hs.live
+    // A dialing side proves itself first; an accepting one waits to have accepted the peer.
+    if (!this.accepting) await this.sendIdentity()
+  }
+
+  /** Our Identity: our key, signing the peer's challenge. */
+  private async sendIdentity(): Promise<void> {
+    if (this.identitySent || this.closed) return
+    this.identitySent = true
+    const signature = await this.log.sign(handshakeMessage(this.peerChallenge!, this.log.writer))
+    if (!this.closed) this.send(identityFrame(this.log.writerKey, signature, this.token))
+  }
+
+  private async onIdentity(identity: FrameOf<'identity'>): Promise<void> {
+    if (this.gotIdentity) throw protocolError('second identity')
+    this.gotIdentity = true
+    const key = identity.key
+    if (key === undefined || key.publicKey.byteLength !== PUBLIC_KEY_BYTES || key.chain.byteLength !== CHAIN_BYTES) {
+      throw protocolError('identity without a well-formed key')
     }
-    const writer = toHex(hs.writer)
-    if (writer === toHex(this.log.writer)) {
-      throw protocolError(`connected to self (peer announced our own writer ${writer})`)
+    const writerBytes = writerIdOf(sha256, key)
+    const writer = toHex(writerBytes)
+    if (writer === this.ownWriterHex()) throw protocolError(`connected to self (peer announced our own writer ${writer})`)
+    const publicKey = toHex(key.publicKey)
+    if (!(await this.log.verifySignature(key.publicKey, handshakeMessage(this.challenge, writerBytes), identity.signature))) {
+      throw new HyperEmitterError(ErrorCodes.BAD_SIGNATURE, `peer at ${this.channel.remote} did not prove its key ${publicKey}`, {
+        details: { publicKey, remote: this.channel.remote },
+      })
     }
+    if (this.closed) return
     if (this.authenticate) {
       let accepted = false
       let cause: unknown
       try {
-        accepted = (await this.authenticate({ writer, token: hs.token, remote: this.channel.remote })) === true
+        accepted = (await this.authenticate({ writer, publicKey, token: identity.token, remote: this.channel.remote })) === true
       } catch (err) {
         cause = err
       }
@@ -414,18 +489,22 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       if (!accepted) {
         throw new HyperEmitterError(ErrorCodes.UNAUTHORIZED, `peer ${writer} at ${this.channel.remote} was refused`, {
           cause,
-          details: { writer, remote: this.channel.remote },
+          details: { writer, publicKey, remote: this.channel.remote },
         })
       }
     }
+    this.peerAccepted = true
     this.remoteWriterHex = writer
-    this.live = this.wantLive && hs.live
+    this.remoteKeyHex = publicKey
+    await this.sendIdentity()
+    if (this.closed) return
     this.emit('handshake', writer)
     this.send(clockFrame(this.log.clock()))
     this.clockSent = true
   }
 
   private async onClock(clock: FrameOf<'clock'>): Promise<void> {
+    if (!this.peerAccepted) throw protocolError('clock before identity')
     if (this.gotClock) throw protocolError('second clock')
     this.gotClock = true
     this.emit('accepted')
@@ -444,7 +523,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.pump()
   }
 
-  private async onNodes(nodes: Uint8Array[]): Promise<void> {
+  private async onNodes(nodes: Uint8Array[], wire: readonly NodesSignature[]): Promise<void> {
     if (!this.clockSent) throw protocolError('nodes before our clock was sent')
     if (this.gotSynced && !this.live) throw protocolError('nodes after synced in one-shot mode')
     if (nodes.length === 0) return
@@ -467,7 +546,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.storing.push(
       // Every channel hands the session a frame of its own (see frame-copy.ts
       // and memory.ts): its nodes can go to the log without another copy.
-      this.log.addMany(nodes, this, { owned: true }).then(
+      this.log.addMany(nodes, this, { owned: true, signatures: this.withPeerKeys(wire) }).then(
         () => this.onStored(nodes.length),
         (err) => {
           this.storing.shift()
@@ -476,6 +555,19 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       ),
     )
     if (this.storing.length >= MAX_STORES_IN_FLIGHT) await this.storing[0]
+  }
+
+  /**
+   * The frame's signatures, each with its writer's key: as sent, or as the
+   * peer sent it earlier on this connection (it sends each key once).
+   */
+  private withPeerKeys(wire: readonly NodesSignature[]): NodeSignature[] {
+    return wire.map((s) => {
+      const hex = toHex(s.writer)
+      if (s.key !== undefined && isBound(sha256, s.key, s.writer)) this.peerKeys.set(hex, s.key)
+      const key = this.peerKeys.get(hex)
+      return key === undefined ? { writer: s.writer, signature: s.signature } : { writer: s.writer, signature: s.signature, key }
+    })
   }
 
   private onStored(count: number): void {
@@ -601,8 +693,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
           this.startCatchUp()
           continue
         }
-        if (this.liveQueue.length > 0) {
-          this.sendFromLiveQueue()
+        if (this.liveQueue.length > 0 || this.carry.length > 0) {
+          await this.sendFromLiveQueue()
           continue
         }
         return
@@ -627,16 +719,13 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.catchUpAt = 0
   }
 
-  /** Sends one batch from the catch-up iterator; true when it is exhausted. */
+  /** Sends one frame from the catch-up iterator; true when it is exhausted. */
   private async sendFromCatchUp(iterator: AsyncIterator<LogEntry[]>): Promise<boolean> {
-    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
-    const batch: Uint8Array[] = []
-    let body = 0
+    const frame = this.newFrame()
     let done = false
-    let next = this.held
-    this.held = undefined
-    while (batch.length < budget) {
-      if (!next) {
+    for (;;) {
+      let entry = this.nextCarried()
+      if (entry === undefined) {
         if (this.catchUpAt >= this.catchUpPage.length) {
           const result = await iterator.next()
           if (this.closed) return true
@@ -648,52 +737,79 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
           this.catchUpAt = 0
           continue
         }
-        next = this.catchUpPage[this.catchUpAt++]
+        entry = this.catchUpPage[this.catchUpAt++]
       }
-      const entry = next
-      next = undefined
       if (this.remoteHas(entry)) continue
-      const size = nodeWireSize(entry.bytes.length)
-      if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) {
-        this.held = entry
+      if (!frame.offer(entry)) {
+        this.carry.unshift(entry)
         break
       }
-      batch.push(entry.bytes)
-      body += size
-      this.markRemote(this.writerHex(entry.writer), entry.seq)
     }
-    if (batch.length > 0) {
-      if (this.catchUpIsInitial) this.catchUpCount += batch.length
-      this.sendNodes(batch)
-    }
-    return done
+    await this.sendFrame(frame, done, this.catchUpIsInitial)
+    return done && this.carry.length === 0
   }
 
-  private sendFromLiveQueue(): void {
-    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
-    const batch: Uint8Array[] = []
-    let body = 0
+  private async sendFromLiveQueue(): Promise<void> {
+    const frame = this.newFrame()
     let taken = 0
-    for (; taken < this.liveQueue.length && batch.length < budget; taken++) {
-      const entry = this.liveQueue[taken]
+    for (;;) {
+      let entry = this.nextCarried()
+      if (entry === undefined) {
+        if (taken >= this.liveQueue.length) break
+        entry = this.liveQueue[taken++]
+      }
       if (this.remoteHas(entry)) continue
-      const size = nodeWireSize(entry.bytes.length)
-      if (batch.length > 0 && nodesFrameSize(body + size) > this.maxFrameBytes) break
-      batch.push(entry.bytes)
-      body += size
-      this.markRemote(this.writerHex(entry.writer), entry.seq)
+      if (!frame.offer(entry)) {
+        this.carry.unshift(entry)
+        break
+      }
     }
     this.liveQueue = taken === this.liveQueue.length ? [] : this.liveQueue.slice(taken)
-    if (batch.length > 0) this.sendNodes(batch)
+    await this.sendFrame(frame, this.liveQueue.length === 0, false)
   }
 
-  private sendNodes(batch: Uint8Array[]): void {
+  /** An empty frame sized by the options, the in-flight budget and the channel. */
+  private newFrame(): FrameBuilder {
+    const budget = this.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
+    return new FrameBuilder(this.ownWriterHex(), this.maxFrameBytes, Math.max(1, budget), this.channel.maxFrameSize - 1, (w) => this.writerHex(w))
+  }
+
+  /** The next entry cut off the frame before, if any. */
+  private nextCarried(): LogEntry | undefined {
+    return this.carry.length > 0 ? this.carry.shift() : undefined
+  }
+
+  /**
+   * Sends the frame's entries up to a clean end (all of them when `last`),
+   * with one signature per writer; what is cut off goes first next time.
+   */
+  private async sendFrame(frame: FrameBuilder, last: boolean, initial: boolean): Promise<void> {
+    const { send, rest } = frame.split(last)
+    if (rest.length > 0) this.carry = rest.concat(this.carry)
+    if (send.length === 0) return
+    // A clean close waits for this frame (see closeChannel): what was
+    // committed before close() still leaves, as it did when frames went out unsigned.
+    this.signing++
+    let signatures: NodeSignature[]
+    try {
+      signatures = await this.log.signaturesFor(send, (hex) => !this.keysSent.has(hex))
+    } finally {
+      this.signing--
+    }
+    if (this.channel.closed || this.closeError !== undefined) return
+    for (const s of signatures) if (s.key !== undefined) this.keysSent.add(this.writerHex(s.writer))
+    for (const entry of send) this.markRemote(this.writerHex(entry.writer), entry.seq)
+    if (initial) this.catchUpCount += send.length
+    this.sendNodes(send.map((e) => e.bytes), signatures.map(encodeSignature))
+  }
+
+  private sendNodes(batch: Uint8Array[], signatures: Uint8Array[]): void {
     this.stats.nodesSent += batch.length
     // Only frames that move our own writer's seq need remembering (see storedByPeer).
     const own = this.remoteClock.get(this.ownWriterHex()) ?? 0
     const sent = this.ownSent
     if (own > (sent.length > this.ownSentHead ? sent[sent.length - 1] : this.ownStored)) sent.push(this.stats.nodesSent, own)
-    this.send(nodesFrame(batch))
+    this.send(nodesFrame(batch, signatures))
     this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent })
   }
 
@@ -821,6 +937,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private shutdown(err?: Error): void {
     if (this.closed) return
     this.closed = true
+    this.closeError = err
     if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer)
     this.keepAliveTimer = undefined
     this.unsubscribe?.()
@@ -828,7 +945,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     const iterator = this.catchUp
     this.catchUp = undefined
     this.catchUpPage = []
-    this.held = undefined
+    this.carry = []
     this.liveQueue = []
     this.inbound = []
     this.ownSent = []
@@ -872,7 +989,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     }
     const attempt = (): void => {
       this.lingerTimer = undefined
-      if (channel.closed || channel.bufferedAmount === 0 || waited >= LINGER_MS) {
+      if (channel.closed || (channel.bufferedAmount === 0 && this.signing === 0) || waited >= LINGER_MS) {
         finish()
         return
       }

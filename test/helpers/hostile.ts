@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { HyperEmitter } from '../../src/index.js'
 import { encodeNode } from '../../src/core/codec/node.js'
-import { clockFrame, handshakeFrame, nodesFrame, pingFrame } from '../../src/sync/protocol.js'
-import { encodeFrame as lengthPrefixed } from '../../src/transport/tcp.js'
+import { clockFrame, decodeFrame, handshakeFrame, pingFrame } from '../../src/sync/protocol.js'
+import { encodeFrame as lengthPrefixed, FrameDecoder } from '../../src/transport/tcp.js'
+import { identityFor, signedNodes, testWriter } from './signing.js'
 import { HOSTILE_SCHEMA, type HostileHubOptions } from './hostile-hub.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -101,6 +102,8 @@ export interface Attacker {
   isClosed(): boolean
   /** Bytes the hub sent that were read (0 while not reading). */
   received(): number
+  /** The hub's first frame (its Handshake), read even by an attacker that reads nothing else. */
+  first: Promise<Uint8Array>
   destroy(): void
 }
 
@@ -124,10 +127,23 @@ export async function attacker(port: number, transport: Transport, options: { re
       socket.once('connect', r)
       socket.once('close', () => reject(new Error('refused')))
     })
-    if (options.read === false) socket.pause()
-    else socket.on('data', (c: Buffer) => void (received += c.length))
+    const decoder = new FrameDecoder(64 * 1024 * 1024)
+    const first = new Promise<Uint8Array>((resolveFirst) => {
+      const onData = (c: Buffer) => {
+        received += c.length
+        const frames = decoder.push(c)
+        if (frames.length === 0) return
+        resolveFirst(frames[0])
+        if (options.read === false) {
+          socket.off('data', onData)
+          socket.pause()
+        }
+      }
+      socket.on('data', onData)
+    })
     const closed = new Promise<void>((r) => socket.once('close', () => ((closedFlag = true), r())))
     return {
+      first,
       write: (b) => !socket.destroyed && socket.write(b),
       frame: (f) => !socket.destroyed && socket.write(lengthPrefixed(f)),
       drained: (ms) => drainOf(socket, ms),
@@ -139,14 +155,20 @@ export async function attacker(port: number, transport: Transport, options: { re
   }
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { localAddress, headers: options.headers, perMessageDeflate: false })
   ws.on('error', () => {})
+  // Listening before 'open': the hub's Handshake may come in the same read as its 101.
+  const first = new Promise<Uint8Array>((resolveFirst) => {
+    ws.on('message', (d: Buffer) => {
+      received += d.length
+      resolveFirst(new Uint8Array(d))
+      if (options.read === false) ws.pause()
+    })
+  })
   await new Promise<void>((r, reject) => {
     ws.once('open', () => r())
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
     ws.once('close', () => reject(new Error('closed before opening')))
   })
   const socket = (ws as unknown as { _socket: net.Socket })._socket
-  if (options.read === false) ws.pause()
-  else ws.on('message', (d: Buffer) => void (received += d.length))
   const closed = new Promise<void>((r) => ws.once('close', () => ((closedFlag = true), r())))
   const send = (b: Uint8Array) => {
     if (ws.readyState !== WebSocket.OPEN) return false
@@ -154,6 +176,7 @@ export async function attacker(port: number, transport: Transport, options: { re
     return socket.writableLength < 1024 * 1024
   }
   return {
+    first,
     // Raw bytes go straight to the socket: already framed (see maskedMessage()).
     write: (b) => !socket.destroyed && socket.write(b),
     frame: send,
@@ -201,9 +224,19 @@ export function maskedMessage(payload: Uint8Array): Uint8Array {
   return out
 }
 
-/** A random 16-byte writer id. */
+/** A random 16-byte writer id (for Clock entries). */
 export function randomWriter(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(16))
+}
+
+/** Handshake and prove a fresh key, as any peer may on an open hub; resolves once sent. */
+async function authenticateAs(a: Attacker) {
+  const writer = await testWriter()
+  a.frame(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32))))
+  const theirs = decodeFrame(await a.first)
+  if (theirs.case !== 'handshake') throw new Error(`expected the hub's handshake, got ${theirs.case}`)
+  a.frame(await identityFor(writer, theirs.value.challenge))
+  return writer
 }
 
 /**
@@ -225,7 +258,7 @@ export async function flood(a: Attacker, make: () => Uint8Array, bytes: number, 
 /** Attack 1: a handshake, then pings, never reading a byte. */
 export async function pingsWithoutReading(port: number, transport: Transport, bytes: number, ms: number): Promise<{ sent: number; dropped: boolean }> {
   const a = await attacker(port, transport, { read: false })
-  a.frame(handshakeFrame(randomWriter(), true, ''))
+  await authenticateAs(a)
   // Many pings per write: the hub answers each one.
   const batch = () => {
     const one = transport === 'tcp' ? lengthPrefixed(pingFrame(1)) : maskedMessage(pingFrame(1))
@@ -249,12 +282,14 @@ export async function hugeClocks(port: number, transport: Transport, sessions: n
   const wire = transport === 'tcp' ? lengthPrefixed(frame) : maskedMessage(frame)
   const attackers = await Promise.all(Array.from({ length: sessions }, () => attacker(port, transport).catch(() => undefined)))
   let accepted = 0
-  for (const a of attackers) {
-    if (!a) continue
-    accepted++
-    a.frame(handshakeFrame(randomWriter(), true, ''))
-    a.write(wire)
-  }
+  await Promise.all(
+    attackers.map(async (a) => {
+      if (!a) return
+      accepted++
+      await authenticateAs(a).catch(() => {})
+      a.write(wire)
+    }),
+  )
   await Promise.all(attackers.map((a) => a && Promise.race([a.closed, new Promise((r) => setTimeout(r, 3000))])))
   for (const a of attackers) a?.destroy()
   return accepted
@@ -289,9 +324,9 @@ export async function bigFramesBeforeAuth(port: number, transport: Transport, co
 /** Attack 8: an accepted session sending Nodes frames of nodes with `links` random links each, `frames` times. */
 export async function costlyFrames(port: number, transport: Transport, frames: number, linksPerNode: number): Promise<boolean> {
   const a = await attacker(port, transport)
-  a.frame(handshakeFrame(randomWriter(), true, ''))
+  const signer = await authenticateAs(a)
   a.frame(clockFrame(new Map()))
-  const writer = randomWriter()
+  const writer = signer.writer
   const links = Array.from({ length: linksPerNode }, () => crypto.getRandomValues(new Uint8Array(32)))
   const nodes = []
   let size = 0
@@ -300,7 +335,7 @@ export async function costlyFrames(port: number, transport: Transport, frames: n
     nodes.push(node)
     size += node.length + 4
   }
-  const frame = nodesFrame(nodes)
+  const frame = await signedNodes(nodes, [signer])
   const wire = transport === 'tcp' ? lengthPrefixed(frame) : maskedMessage(frame)
   for (let i = 0; i < frames && !a.isClosed(); i++) {
     if (!a.write(wire)) await a.drained()

@@ -5,7 +5,8 @@
  */
 import * as net from 'node:net'
 import WebSocket from 'ws'
-import { decodeFrame, type FrameBody } from '../../src/sync/protocol.js'
+import { decodeFrame, handshakeFrame, type FrameBody } from '../../src/sync/protocol.js'
+import { identityFor, type Signing } from './signing.js'
 import { encodeFrame as lengthPrefixed, FrameDecoder } from '../../src/transport/tcp.js'
 
 export interface RawClient {
@@ -110,13 +111,14 @@ export async function rawWebSocket(url: string, headers: Record<string, string> 
   const ws = new WebSocket(url, { headers, perMessageDeflate: false })
   ws.binaryType = 'arraybuffer'
   ws.on('error', () => {})
+  // Listening before 'open': the hub's Handshake may come in the same packet as the upgrade.
+  const recorder = new Recorder()
+  ws.on('message', (data: ArrayBuffer) => recorder.push(new Uint8Array(data)))
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve())
     ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused with HTTP ${res.statusCode}`)))
     ws.once('close', () => reject(new Error('closed before opening')))
   })
-  const recorder = new Recorder()
-  ws.on('message', (data: ArrayBuffer) => recorder.push(new Uint8Array(data)))
   const closed = new Promise<void>((resolve) =>
     ws.once('close', () => {
       recorder.isClosed = true
@@ -136,4 +138,11 @@ export async function rawWebSocket(url: string, headers: Record<string, string> 
     end: () => ws.close(1000),
     destroy: () => ws.terminate(),
   }
+}
+
+/** Handshakes as `as` on a raw client: our challenge, then an Identity signing the other side's. */
+export async function rawHandshake(raw: RawClient, as: Signing, opts: { token?: string; version?: number } = {}): Promise<void> {
+  raw.send(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32)), opts.version))
+  const theirs = await raw.next('handshake')
+  raw.send(await identityFor(as, theirs.challenge, opts.token))
 }

@@ -13,6 +13,8 @@ import { clockKey, encodeHeadsRecord, HEADS_KEY, KEY_CHECKPOINT, numberedKey, P_
 import { LazyKeySet } from './keyset.js'
 import { type AddRequest, APPEND, type AppendRequest, type Incoming, type Request, valueSize, valueSource, valueStart } from './requests.js'
 import type { LogState } from './state.js'
+import { signatureOp, WriterKeys } from './signatures.js'
+import type { WriterKey } from '../identity/writer-key.js'
 
 /**
  * The entry of a local append: the log's own writer id, and views into
@@ -63,6 +65,8 @@ export class PendingBatch {
   /** Foreign writers touched, with their new seq, and the keys stored: made when a foreign request comes. */
   touched: Map<string, { writer: Uint8Array; seq: number }> | undefined
   keys: LazyKeySet | undefined
+  /** Keys of writers first stored by this batch. */
+  newKeys: Map<string, { writer: Uint8Array; key: WriterKey }> | undefined
   checkpoint = false
   /** Reused for every append: only written, then copied into the chunk. */
   readonly appendFields: NodeHead
@@ -185,6 +189,12 @@ export class BatchBuilder {
       batch.runSeq = n.seq
       // The entry keeps the node's own arrays (same content as the chunk's copy).
       const entry: LogEntry = { key: n.key, writer: n.writer, seq: n.seq, links: n.links, value: n.value, bytes: n.bytes, change: ++batch.change }
+      if (n.signature !== undefined) {
+        entry.signature = n.signature
+        batch.ops.push(signatureOp(this.sub, entry.change, n.signature))
+      }
+      // Our own nodes, written by a copy of this db: our chain goes on after them.
+      if (n.writerHex === this.state.writerHex) batch.ownSeq = n.seq
       if (writerState === undefined || writerState.writer !== n.writer) {
         writerState = touched.get(n.writerHex)
         if (writerState === undefined) touched.set(n.writerHex, (writerState = { writer: n.writer, seq: 0 }))
@@ -196,6 +206,7 @@ export class BatchBuilder {
       batch.origins.push(req.origin)
       stored.push(entry)
     }
+    if (stored.length > 0) for (const [hex, known] of req.signed.newKeys) (batch.newKeys ??= new Map()).set(hex, known)
     return stored
   }
 
@@ -212,6 +223,7 @@ export class BatchBuilder {
       ops.push({ type: 'put', sublevel: sub, key: HEADS_KEY, value: encodeHeadsRecord(batch.change, batch.ownSeq, batch.heads) })
       for (const { writer: w, seq } of touched.values()) ops.push({ type: 'put', sublevel: sub, key: clockKey(w), value: uint64BE(seq) })
     }
+    if (batch.newKeys !== undefined) for (const { writer, key } of batch.newKeys.values()) ops.push(WriterKeys.op(sub, writer, key))
     const unindexed = this.state.unindexed
     batch.checkpoint = unindexed.count + batch.entries.length >= KEY_CHECKPOINT
     if (batch.checkpoint) {

@@ -323,6 +323,7 @@ export class CommitQueue {
     state.lastSeq = batch.runSeq
     if (batch.ownSeq > 0) state.clock.set(state.writerHex, batch.ownSeq)
     if (batch.touched !== undefined) for (const [hex, { seq }] of batch.touched) state.clock.set(hex, seq)
+    if (batch.newKeys !== undefined) for (const [hex, { key }] of batch.newKeys) state.writerKeys.set(hex, key)
     if (batch.checkpoint) state.unindexed.clear()
     for (const e of batch.entries) {
       state.index.add(e.key, e.change)

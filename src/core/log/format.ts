@@ -35,7 +35,7 @@ export { numberedKey, P_CHUNK }
 
 export const SUBLEVEL = 'hyperemitter'
 // Format 1 stored a record per node; format 2 packs chunks.
-export const FORMAT_VERSION = 2
+export const FORMAT_VERSION = 3
 
 export const P_KEYS = 0x6b // 'k'
 export const P_WRITER = 0x77 // 'w'
@@ -82,10 +82,10 @@ export function clockKey(writer: Uint8Array): Uint8Array {
 }
 
 /** The m record of a new log: the format version and a fresh random writer id. */
-export function newMetaRecord(): Uint8Array {
+export function newMetaRecord(writer: Uint8Array): Uint8Array {
   const meta = new Uint8Array(1 + WRITER_BYTES)
   meta[0] = FORMAT_VERSION
-  crypto.getRandomValues(meta.subarray(1))
+  meta.set(writer, 1)
   return meta
 }
 

@@ -9,9 +9,12 @@ import { equalBytes, toHex } from '../bytes/bytes.js'
 import { PackedBytes } from '../bytes/packed.js'
 import { Slab } from '../bytes/slab.js'
 import { sha256 } from '../bytes/hash.js'
+import { checkSecretKey, defaultEd25519, type Ed25519 } from '../identity/ed25519.js'
+import type { Identity } from '../identity/stored-key.js'
+import { nodeMessage, type WriterKey } from '../identity/writer-key.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
-import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, ReadOptions, SyncableLog } from '../types.js'
+import type { AddOptions, ChangeListener, Clock, HashFn, LogEntry, NodeSignature, ReadOptions, SyncableLog } from '../types.js'
 import { BatchBuilder } from './batch.js'
 import { closedError, CommitQueue, type CommitTarget } from './commit-queue.js'
 import { META_KEY, openSublevel, storageFailed } from './format.js'
@@ -20,10 +23,11 @@ import { missingPages } from './missing.js'
 import { loadLog } from './open.js'
 import { ChangeReader, type ReaderSource } from './reader.js'
 import type { DbLock } from './shared.js'
-import { ADD, APPEND, type AppendSink, type Incoming } from './requests.js'
+import { ADD, APPEND, type AppendSink, type Incoming, type SignatureCheck } from './requests.js'
 import { HELD, LogState, UNKNOWN } from './state.js'
 import { ChunkStore } from './store.js'
 import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify.js'
+import { attachSignatures, checkSignatures, storedSignature } from './signatures.js'
 
 export { decodeNode, encodeNode } from '../codec/node.js'
 export type { NodeFields } from '../codec/node.js'
@@ -55,6 +59,14 @@ export interface LogOptions {
    * structured clone keeps a view's whole buffer.
    */
   sharedRecordBuffers?: boolean
+  /** Ed25519 for signing and verifying (default: WebCrypto, or @noble/curves where it lacks Ed25519). The Node entry injects node:crypto's. */
+  ed25519?: Ed25519
+  /**
+   * The 32-byte Ed25519 secret key of this log's writer, for an application
+   * that keeps its own; then the db stores only the public key, and every
+   * open needs the same key. Default: a key made at first open, kept in the db.
+   */
+  secretKey?: Uint8Array
   /**
    * For several Logs on one db at once (browser tabs on one IndexedDB log):
    * a lock they all take (a Web Lock, say). The log writes only holding it
@@ -79,6 +91,8 @@ const EMPTY = new Uint8Array(0)
  */
 export class Log implements SyncableLog {
   private readonly hash: HashFn
+  private readonly ed25519: Ed25519
+  private readonly secretKey: Uint8Array | undefined
   private readonly store: ChunkStore
   private readonly state: LogState
   private readonly listeners = new ChangeListeners()
@@ -118,12 +132,18 @@ export class Log implements SyncableLog {
     if (options.sharedRecordBuffers !== undefined && typeof options.sharedRecordBuffers !== 'boolean') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'sharedRecordBuffers must be a boolean')
     }
+    if (options.secretKey !== undefined) checkSecretKey(options.secretKey)
+    if (options.ed25519 !== undefined && (typeof options.ed25519?.signer !== 'function' || typeof options.ed25519?.verify !== 'function')) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'ed25519 must have signer() and verify()')
+    }
     if (options.lock !== undefined && typeof options.lock !== 'function') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'lock must be a function')
     }
     this.lock = options.lock
     const sub = openSublevel(db)
     this.hash = options.hash ?? sha256
+    this.ed25519 = options.ed25519 ?? defaultEd25519
+    this.secretKey = options.secretKey?.slice()
     this.store = new ChunkStore(sub)
     this.state = new LogState(recentKeys)
     const allocateChunk = options.sharedRecordBuffers === true ? (size: number) => this.slab.alloc(size) : undefined
@@ -162,6 +182,27 @@ export class Log implements SyncableLog {
     return this.state.writerHex
   }
 
+  /** The public key and chain this log's writer id is bound to; throws CLOSED before open() has resolved. */
+  get writerKey(): WriterKey {
+    return this.opened().key
+  }
+
+  /** Signs `message` with this log's writer key. Rejects CLOSED before open() has resolved. */
+  async sign(message: Uint8Array): Promise<Uint8Array> {
+    return this.opened().signer.sign(message)
+  }
+
+  /** Whether `signature` is `publicKey`'s over `message`, with this log's Ed25519. */
+  verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    return this.ed25519.verify(publicKey, message, signature)
+  }
+
+  private opened(): Identity {
+    const identity = this.state.identity
+    if (identity === undefined) throw new HyperEmitterError(ErrorCodes.CLOSED, 'The log is not open yet: await open() first')
+    return identity
+  }
+
   /** Highest change number committed (0 when empty). */
   get length(): number {
     return this.state.changes
@@ -177,7 +218,7 @@ export class Log implements SyncableLog {
     if (this.status === 'opening') return this.openPromise!
     if (this.status === 'closing') return Promise.reject(closedError())
     this.status = 'opening'
-    this.openPromise = (this.lock ? this.openLocked(this.lock) : loadLog(this.db, this.store, this.state)).then(
+    this.openPromise = (this.lock ? this.openLocked(this.lock) : this.load()).then(
       () => {
         this.status = 'open'
         this.loaded = true
@@ -199,7 +240,11 @@ export class Log implements SyncableLog {
     } catch (err) {
       throw storageFailed('Could not open the log', err)
     }
-    await lock(fresh ? 'exclusive' : 'shared', () => loadLog(this.db, this.store, this.state))
+    await lock(fresh ? 'exclusive' : 'shared', () => this.load())
+  }
+
+  private load(): Promise<void> {
+    return loadLog(this.db, this.store, this.state, { ed25519: this.ed25519, hash: this.hash, secretKey: this.secretKey })
   }
 
   /** For the commit queue: nothing to wait for once loaded; else open, unless closing. */
@@ -270,7 +315,7 @@ export class Log implements SyncableLog {
    * with INVALID_NODE, MISSING_LINK, SEQ_MISMATCH, CLOSED or STORAGE_FAILED.
    */
   add(bytes: Uint8Array, origin?: unknown): Promise<LogEntry | null> {
-    return this.enqueueAdd([bytes], origin, true, false) as Promise<LogEntry | null>
+    return this.enqueueAdd([bytes], origin, true, undefined) as Promise<LogEntry | null>
   }
 
   /**
@@ -285,23 +330,31 @@ export class Log implements SyncableLog {
     if (!Array.isArray(nodes)) {
       return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'addMany() takes an array of Uint8Array'))
     }
-    return this.enqueueAdd(nodes, origin, false, options?.owned === true) as Promise<LogEntry[]>
+    return this.enqueueAdd(nodes, origin, false, options) as Promise<LogEntry[]>
   }
 
-  private enqueueAdd(raw: Uint8Array[], origin: unknown, single: boolean, owned: boolean): Promise<LogEntry[] | LogEntry | null> {
+  private enqueueAdd(raw: Uint8Array[], origin: unknown, single: boolean, options: AddOptions | undefined): Promise<LogEntry[] | LogEntry | null> {
     if (this.status === 'closing' || this.status === 'closed') return Promise.reject(closedError())
+    const signatures = options?.signatures ?? []
+    if (!Array.isArray(signatures)) return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'signatures must be an array'))
     let nodes: Incoming[]
+    let signed: SignatureCheck
     try {
-      // Decoding and hashing happen here, in the caller's turn, so a garbage
-      // node is refused before it can delay anyone's batch.
+      // Decoding, hashing and the signature checks start here, in the
+      // caller's turn, so a garbage node is refused before it can delay
+      // anyone's batch, and verifying overlaps the batches before.
       const lastWriter: LastWriter = { bytes: EMPTY, hex: '' }
+      const owned = options?.owned === true
       nodes = raw.map((b, i) => prepareIncoming(b, i, lastWriter, owned, this.slab, this.hash))
+      if (nodes.length === 0) return Promise.resolve([])
+      // The writers' keys are known once open.
+      if (this.state.identity === undefined) return this.open().then(() => this.enqueueAdd(raw, origin, single, options))
+      signed = checkSignatures(nodes, signatures, this.state.writerKeys, this.hash, this.ed25519)
     } catch (err) {
       return Promise.reject(err)
     }
-    if (nodes.length === 0) return Promise.resolve([])
     return new Promise((resolve, reject) => {
-      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, single, resolve, reject, result: undefined, failed: false })
+      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, signed, single, resolve, reject, result: undefined, failed: false })
     })
   }
 
@@ -393,7 +446,33 @@ export class Log implements SyncableLog {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'readMissing() takes a Clock (Map of writer hex to seq)')
     }
     await this.ready()
-    yield* missingPages(this.state, this.store, remote, () => this.status === 'open')
+    for await (const page of missingPages(this.state, this.store, remote, () => this.status === 'open')) {
+      // Received nodes go on with their writers' signatures.
+      await attachSignatures(this.store.sub, page)
+      yield page
+    }
+  }
+
+  /**
+   * The signatures a peer needs for `entries` (a run about to be sent, in
+   * change order): for each writer, over its last entry there, this log's
+   * own signed now, others' as stored. A writer whose last entry has no
+   * stored signature gets none (a sender ends each writer's run at a signed
+   * node; see SyncSession). `withKey` says which writers' keys to include.
+   * Rejects CLOSED before open.
+   */
+  async signaturesFor(entries: readonly LogEntry[], withKey: (writerHex: string) => boolean = () => true): Promise<NodeSignature[]> {
+    const last = new Map<string, LogEntry>()
+    for (const e of entries) last.set(toHex(e.writer), e)
+    const out: NodeSignature[] = []
+    for (const [hex, e] of last) {
+      // A received entry that came without its signature (another Log on the db stored it) has it in the db.
+      const signature = hex === this.state.writerHex ? await this.sign(nodeMessage(e.key)) : (e.signature ?? (await storedSignature(this.store.sub, e.change)))
+      if (signature === undefined) continue
+      const key = withKey(hex) ? this.state.writerKeys.get(hex) : undefined
+      out.push(key === undefined ? { writer: e.writer, signature } : { writer: e.writer, signature, key })
+    }
+    return out
   }
 }
 

@@ -6,7 +6,9 @@ import type { AbstractLevel } from 'abstract-level'
 import { equalBytes, readUint64BE, toHex, view } from '../bytes/bytes.js'
 import { KEY_BYTES } from '../codec/node.js'
 import { HyperEmitterError } from '../errors.js'
-import type { Clock } from '../types.js'
+import type { Clock, HashFn } from '../types.js'
+import type { Ed25519 } from '../identity/ed25519.js'
+import { loadIdentity } from '../identity/stored-key.js'
 import { Chunk } from './chunk.js'
 import {
   CHUNKS_END,
@@ -26,17 +28,33 @@ import {
 import type { LogState } from './state.js'
 import { type ChunkStore, eachRecord } from './store.js'
 
-/** Opens `db` and loads the log it holds (a new one if none) into `state`. Rejects STORAGE_FAILED. */
-export async function loadLog(db: AbstractLevel<any, any, any>, store: ChunkStore, state: LogState): Promise<void> {
+/** How the log's key is found or made (see identity/stored-key.ts). */
+export interface KeyOptions {
+  ed25519: Ed25519
+  hash: HashFn
+  secretKey: Uint8Array | undefined
+}
+
+/**
+ * Opens `db` and loads the log it holds (a new one if none) into `state`.
+ * Rejects STORAGE_FAILED, or INVALID_ARGUMENT for a secretKey that is not the db's.
+ */
+export async function loadLog(db: AbstractLevel<any, any, any>, store: ChunkStore, state: LogState, keys: KeyOptions): Promise<void> {
   try {
     await db.open()
     const sub = store.sub
     let meta = await sub.get(META_KEY)
+    // The format first: nothing is written into a db of another format.
+    if (meta !== undefined) metaWriter(meta)
+    const identity = await loadIdentity(sub, keys.ed25519, keys.hash, keys.secretKey)
     if (meta === undefined) {
-      meta = newMetaRecord()
+      meta = newMetaRecord(identity.writer)
       await sub.put(META_KEY, meta)
     }
     const writer = metaWriter(meta)
+    if (!equalBytes(writer, identity.writer)) throw storageFailed("The log's writer id is not bound to its key", undefined)
+    state.identity = identity
+    await state.writerKeys.load(sub, toHex(identity.writer), identity.key)
     const writerHex = toHex(writer)
 
     const clock: Clock = new Map()

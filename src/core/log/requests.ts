@@ -3,7 +3,14 @@
  * writer's nodes) and foreign adds (received nodes, decoded and hashed).
  */
 import { PackedBytes } from '../bytes/packed.js'
+import type { WriterKey } from '../identity/writer-key.js'
 import type { LogEntry } from '../types.js'
+
+/** What checking a request's signatures found: the verifications still running, and writer keys the log learns. */
+export interface SignatureCheck {
+  verified: Promise<void>
+  newKeys: Map<string, { writer: Uint8Array; key: WriterKey }>
+}
 
 /**
  * Told the outcome of one appendAll() once, after its batch: lets the
@@ -24,6 +31,8 @@ export interface Incoming {
   seq: number
   links: Uint8Array[]
   value: Uint8Array
+  /** Its writer's signature, when this node is the one its writer signed in the request. */
+  signature?: Uint8Array
 }
 
 export const APPEND = 0
@@ -58,6 +67,8 @@ export interface AddRequest {
   size: number
   nodes: Incoming[]
   origin: unknown
+  /** The request's signatures being verified, and the writer keys it brings. */
+  signed: SignatureCheck
   single: boolean
   resolve: (result: any) => void
   reject: (err: unknown) => void

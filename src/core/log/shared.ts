@@ -25,6 +25,7 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
   const indexedBefore = state.changes - state.unindexed.count
   let writer: Uint8Array = new Uint8Array(0)
   let writerHex = ''
+  const writers = new Map<string, Uint8Array>()
   await eachRecord(store.sub, numberedKey(P_CHUNK, state.changes + 1), CHUNKS_END, (k, record) => {
     const chunk = new Chunk(readUint64BE(k, 1), record)
     if (chunk.first !== state.changes + 1) throw storageFailed(`The chunk at change ${chunk.first} does not follow change ${state.changes}`, undefined)
@@ -35,6 +36,7 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
       if (!equalBytes(e.writer, writer)) {
         writer = e.writer
         writerHex = toHex(writer)
+        writers.set(writerHex, writer)
       }
       state.clock.set(writerHex, e.seq)
       heads = mergeHeads(heads, e.links, e.key.slice())
@@ -49,12 +51,20 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
     state.changes = chunk.last
     listeners.emit(entries, new Array(entries.length).fill(COMMITTED_ELSEWHERE))
   })
-  // Key checkpoints the others wrote hold some of the keys kept above.
+  // Key checkpoints the others wrote hold some of the keys kept above; one
+  // written since the chunks were read covers changes not loaded yet, and
+  // waits for the next load.
   let indexed = indexedBefore
+  let beyond = false
   await eachRecord(store.sub, numberedKey(P_KEYS, indexed + 1), KEYS_END, (k, keys) => {
     const first = readUint64BE(k, 1)
+    if (beyond) return
     if (first !== indexed + 1 || keys.length % KEY_BYTES !== 0) throw storageFailed(`The key index record at change ${first} is corrupt`, undefined)
-    indexed += keys.length / KEY_BYTES
+    const end = indexed + keys.length / KEY_BYTES
+    if (end > state.changes) beyond = true
+    else indexed = end
   })
   state.unindexed.drop(indexed - indexedBefore)
+  // The keys of writers the others first stored, to check those writers' next nodes.
+  await state.writerKeys.loadMissing(store.sub, writers.values())
 }

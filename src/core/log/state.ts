@@ -3,6 +3,8 @@
  * clock and where each key is stored. Moves only when a batch is durable
  * (see commit.ts), so a failed batch leaves it as it was.
  */
+import type { Identity } from '../identity/stored-key.js'
+import { WriterKeys } from './signatures.js'
 import type { Clock } from '../types.js'
 import { KeyIndex, RecentKeys, UnindexedKeys } from './key-index.js'
 
@@ -15,6 +17,10 @@ export type Located = typeof HELD | typeof ABSENT | typeof UNKNOWN
 export class LogState {
   writer: Uint8Array = new Uint8Array(0)
   writerHex = ''
+  /** The writer's key and signer, once open. */
+  identity: Identity | undefined
+  /** The keys of every writer whose nodes the log holds (its own too). */
+  readonly writerKeys = new WriterKeys()
   /** Highest change number committed. */
   changes = 0
   clock: Clock = new Map()

@@ -71,6 +71,8 @@ export class Verifier {
    * with the coded reason: SEQ_MISMATCH, MISSING_LINK or STORAGE_FAILED.
    */
   async verify(req: AddRequest, batch: PendingBatch): Promise<Incoming[]> {
+    // Started when the request came (see checkSignatures): nothing unsigned goes further.
+    await req.signed.verified
     const lookup = this.keysOnlyTheDbKnows(req.nodes, batch)
     const inDb = lookup === undefined ? undefined : await lookupKeys(this.state, this.store, lookup)
     return this.acceptable(req.nodes, batch, inDb)
@@ -140,9 +142,10 @@ export class Verifier {
           held.add(n.key)
           continue
         }
-        throw seqMismatch(n, index, lastSeq, n.writerHex === state.writerHex ? 'own' : 'fork')
+        throw seqMismatch(n, index, lastSeq, 'fork')
       }
-      if (n.writerHex === state.writerHex) throw seqMismatch(n, index, lastSeq, 'own')
+      // Our own writer's next nodes, signed with our key, are taken too: a
+      // copy of this db wrote them (a restored backup catching up).
       if (n.seq !== lastSeq + 1) throw seqMismatch(n, index, lastSeq, 'gap')
       for (const link of n.links) {
         if (!isHeld(link, index)) {
@@ -180,12 +183,11 @@ function includesKey(keys: Uint8Array[], key: Uint8Array): boolean {
   return false
 }
 
-function seqMismatch(n: Incoming, index: number, current: number, why: 'own' | 'fork' | 'gap'): HyperEmitterError {
-  const message =
-    why === 'own'
-      ? `node ${index} claims to be from this log's own writer, but this log never wrote it`
-      : why === 'fork'
-        ? `node ${index} forks writer ${n.writerHex}: another node already holds seq ${n.seq}`
-        : `node ${index} has seq ${n.seq}, expected ${current + 1} for writer ${n.writerHex}`
-  return new HyperEmitterError(ErrorCodes.SEQ_MISMATCH, message, { details: { index, writer: n.writerHex, seq: n.seq, expected: current + 1 } })
+function seqMismatch(n: Incoming, index: number, current: number, why: 'fork' | 'gap'): HyperEmitterError {
+  const fork = why === 'fork'
+  // Signatures are checked first, so a fork here is two nodes its writer signed at one seq.
+  const message = fork
+    ? `node ${index} forks writer ${n.writerHex}: another node already holds seq ${n.seq}`
+    : `node ${index} has seq ${n.seq}, expected ${current + 1} for writer ${n.writerHex}`
+  return new HyperEmitterError(ErrorCodes.SEQ_MISMATCH, message, { details: { index, writer: n.writerHex, seq: n.seq, expected: current + 1, fork } })
 }

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hyperemitter/v1/log.proto.
  */
 export const file_hyperemitter_v1_log: GenFile = /*@__PURE__*/
-  fileDesc("ChloeXBlcmVtaXR0ZXIvdjEvbG9nLnByb3RvEg9oeXBlcmVtaXR0ZXIudjEiRQoETm9kZRIOCgZ3cml0ZXIYASABKAwSDwoDc2VxGAIgASgEQgIwAhINCgVsaW5rcxgDIAMoDBINCgV2YWx1ZRgEIAEoDCImCgVFdmVudBIMCgRuYW1lGAEgASgJEg8KB3BheWxvYWQYAiABKAxiBnByb3RvMw");
+  fileDesc("ChloeXBlcmVtaXR0ZXIvdjEvbG9nLnByb3RvEg9oeXBlcmVtaXR0ZXIudjEiRQoETm9kZRIOCgZ3cml0ZXIYASABKAwSDwoDc2VxGAIgASgEQgIwAhINCgVsaW5rcxgDIAMoDBINCgV2YWx1ZRgEIAEoDCImCgVFdmVudBIMCgRuYW1lGAEgASgJEg8KB3BheWxvYWQYAiABKAwiLgoJV3JpdGVyS2V5EhIKCnB1YmxpY19rZXkYASABKAwSDQoFY2hhaW4YAiABKAxiBnByb3RvMw");
 
 /**
  * One node of the Merkle DAG log, in its canonical encoding. Its key is the
@@ -22,7 +22,10 @@ export const file_hyperemitter_v1_log: GenFile = /*@__PURE__*/
  */
 export type Node = Message<"hyperemitter.v1.Node"> & {
   /**
-   * 16-byte random id of the emitter that appended the node.
+   * 16-byte id of the writer that appended the node: the first 16 bytes of
+   * SHA-256("hyperemitter/v1 writer\0" || public key || chain), see WriterKey.
+   * Nobody can write under it without the key: every node a log takes from a
+   * peer is covered by a signature of its writer (see Nodes in sync.proto).
    *
    * @generated from field: bytes writer = 1;
    */
@@ -84,4 +87,31 @@ export type Event = Message<"hyperemitter.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_hyperemitter_v1_log, 1);
+
+/**
+ * What binds a writer id to its Ed25519 key: the 32-byte public key and the
+ * 16 random bytes of the chain (one key may write several chains, e.g. after
+ * a db was copied and both copies wrote). Sent to a peer with a writer's
+ * first signature, kept by every log that holds the writer's nodes.
+ *
+ * @generated from message hyperemitter.v1.WriterKey
+ */
+export type WriterKey = Message<"hyperemitter.v1.WriterKey"> & {
+  /**
+   * @generated from field: bytes public_key = 1;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * @generated from field: bytes chain = 2;
+   */
+  chain: Uint8Array;
+};
+
+/**
+ * Describes the message hyperemitter.v1.WriterKey.
+ * Use `create(WriterKeySchema)` to create a new message.
+ */
+export const WriterKeySchema: GenMessage<WriterKey> = /*@__PURE__*/
+  messageDesc(file_hyperemitter_v1_log, 2);
 

@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { WriterKey } from "./log_pb.js";
+import { file_hyperemitter_v1_log } from "./log_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file hyperemitter/v1/sync.proto.
  */
 export const file_hyperemitter_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("ChpoeXBlcmVtaXR0ZXIvdjEvc3luYy5wcm90bxIPaHlwZXJlbWl0dGVyLnYxItkCCgVGcmFtZRIvCgloYW5kc2hha2UYASABKAsyGi5oeXBlcmVtaXR0ZXIudjEuSGFuZHNoYWtlSAASJwoFY2xvY2sYAiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuQ2xvY2tIABInCgVub2RlcxgDIAEoCzIWLmh5cGVyZW1pdHRlci52MS5Ob2Rlc0gAEikKBnN5bmNlZBgEIAEoCzIXLmh5cGVyZW1pdHRlci52MS5TeW5jZWRIABIjCgNhY2sYBSABKAsyFC5oeXBlcmVtaXR0ZXIudjEuQWNrSAASJwoFZXJyb3IYBiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuRXJyb3JIABIlCgRwaW5nGAcgASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBpbmdIABIlCgRwb25nGAggASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBvbmdIAEIGCgRib2R5IlIKCUhhbmRzaGFrZRIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEg4KBndyaXRlchgCIAEoDBIMCgRsaXZlGAMgASgIEg0KBXRva2VuGAQgASgJIjUKBUNsb2NrEiwKB2VudHJpZXMYASADKAsyGy5oeXBlcmVtaXR0ZXIudjEuQ2xvY2tFbnRyeSItCgpDbG9ja0VudHJ5Eg4KBndyaXRlchgBIAEoDBIPCgNzZXEYAiABKARCAjACIhYKBU5vZGVzEg0KBW5vZGVzGAEgAygMIhsKBlN5bmNlZBIRCgVjb3VudBgBIAEoBEICMAIiGAoDQWNrEhEKBWNvdW50GAEgASgEQgIwAiImCgVFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiGQoEUGluZxIRCgVub25jZRgBIAEoBEICMAIiGQoEUG9uZxIRCgVub25jZRgBIAEoBEICMAJiBnByb3RvMw");
+  fileDesc("ChpoeXBlcmVtaXR0ZXIvdjEvc3luYy5wcm90bxIPaHlwZXJlbWl0dGVyLnYxIrUDCgVGcmFtZRIvCgloYW5kc2hha2UYASABKAsyGi5oeXBlcmVtaXR0ZXIudjEuSGFuZHNoYWtlSAASJwoFY2xvY2sYAiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuQ2xvY2tIABInCgVub2RlcxgDIAEoCzIWLmh5cGVyZW1pdHRlci52MS5Ob2Rlc0gAEikKBnN5bmNlZBgEIAEoCzIXLmh5cGVyZW1pdHRlci52MS5TeW5jZWRIABIjCgNhY2sYBSABKAsyFC5oeXBlcmVtaXR0ZXIudjEuQWNrSAASJwoFZXJyb3IYBiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuRXJyb3JIABIlCgRwaW5nGAcgASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBpbmdIABIlCgRwb25nGAggASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBvbmdIABItCghpZGVudGl0eRgJIAEoCzIZLmh5cGVyZW1pdHRlci52MS5JZGVudGl0eUgAEisKB3JlZnVzZWQYCiABKAsyGC5oeXBlcmVtaXR0ZXIudjEuUmVmdXNlZEgAQgYKBGJvZHkiUgoJSGFuZHNoYWtlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDAoEbGl2ZRgDIAEoCBIRCgljaGFsbGVuZ2UYBSABKAxKBAgCEANKBAgEEAUiVQoISWRlbnRpdHkSJwoDa2V5GAEgASgLMhouaHlwZXJlbWl0dGVyLnYxLldyaXRlcktleRIRCglzaWduYXR1cmUYAiABKAwSDQoFdG9rZW4YAyABKAkiNQoFQ2xvY2sSLAoHZW50cmllcxgBIAMoCzIbLmh5cGVyZW1pdHRlci52MS5DbG9ja0VudHJ5Ii0KCkNsb2NrRW50cnkSDgoGd3JpdGVyGAEgASgMEg8KA3NlcRgCIAEoBEICMAIiSwoFTm9kZXMSDQoFbm9kZXMYASADKAwSMwoKc2lnbmF0dXJlcxgCIAMoCzIfLmh5cGVyZW1pdHRlci52MS5Ob2Rlc1NpZ25hdHVyZSJcCg5Ob2Rlc1NpZ25hdHVyZRIOCgZ3cml0ZXIYASABKAwSEQoJc2lnbmF0dXJlGAIgASgMEicKA2tleRgDIAEoCzIaLmh5cGVyZW1pdHRlci52MS5Xcml0ZXJLZXkiGwoGU3luY2VkEhEKBWNvdW50GAEgASgEQgIwAiIYCgNBY2sSEQoFY291bnQYASABKARCAjACIiYKBUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSJJCgdSZWZ1c2VkEg4KBndyaXRlchgBIAEoDBIPCgNzZXEYAiABKARCAjACEgwKBGNvZGUYAyABKAkSDwoHbWVzc2FnZRgEIAEoCSIZCgRQaW5nEhEKBW5vbmNlGAEgASgEQgIwAiIZCgRQb25nEhEKBW5vbmNlGAEgASgEQgIwAmIGcHJvdG8z", [file_hyperemitter_v1_log]);
 
 /**
  * One frame of the replication protocol. Over TCP each frame is prefixed with
@@ -70,6 +72,18 @@ export type Frame = Message<"hyperemitter.v1.Frame"> & {
      */
     value: Pong;
     case: "pong";
+  } | {
+    /**
+     * @generated from field: hyperemitter.v1.Identity identity = 9;
+     */
+    value: Identity;
+    case: "identity";
+  } | {
+    /**
+     * @generated from field: hyperemitter.v1.Refused refused = 10;
+     */
+    value: Refused;
+    case: "refused";
   } | { case: undefined; value?: undefined };
 };
 
@@ -81,7 +95,17 @@ export const FrameSchema: GenMessage<Frame> = /*@__PURE__*/
   messageDesc(file_hyperemitter_v1_sync, 0);
 
 /**
- * First frame on each side of a connection.
+ * First frame on each side of a connection. It says nothing of the log:
+ * an accepting side (a hub) sends it before it knows who is calling.
+ *
+ *   dialer                                   acceptor
+ *   Handshake(challenge D)     <->     Handshake(challenge A)
+ *   Identity(signs A)           ->     verify, authenticate(writer, key, token)
+ *                               <-     Identity(signs D), Clock
+ *   verify, Clock               ->
+ *
+ * Nothing of either log (not even a writer id) travels before the other side
+ * accepted the sender's Identity; Pings before that get no Pong.
  *
  * @generated from message hyperemitter.v1.Handshake
  */
@@ -92,13 +116,6 @@ export type Handshake = Message<"hyperemitter.v1.Handshake"> & {
   protocolVersion: number;
 
   /**
-   * The sender's writer id.
-   *
-   * @generated from field: bytes writer = 2;
-   */
-  writer: Uint8Array;
-
-  /**
    * true: keep the connection and stream new nodes after catch-up.
    * false: one-shot catch-up, then close.
    *
@@ -107,11 +124,11 @@ export type Handshake = Message<"hyperemitter.v1.Handshake"> & {
   live: boolean;
 
   /**
-   * Opaque credentials for the receiver's authenticate hook.
+   * 32 fresh random bytes the other side must sign in its Identity.
    *
-   * @generated from field: string token = 4;
+   * @generated from field: bytes challenge = 5;
    */
-  token: string;
+  challenge: Uint8Array;
 };
 
 /**
@@ -120,6 +137,39 @@ export type Handshake = Message<"hyperemitter.v1.Handshake"> & {
  */
 export const HandshakeSchema: GenMessage<Handshake> = /*@__PURE__*/
   messageDesc(file_hyperemitter_v1_sync, 1);
+
+/**
+ * Proves the sender holds its writer's key: `signature` is by key.public_key
+ * over "hyperemitter/v1 handshake\0" || the receiver's challenge || writer id
+ * (the writer id follows from the key, see log.proto).
+ *
+ * @generated from message hyperemitter.v1.Identity
+ */
+export type Identity = Message<"hyperemitter.v1.Identity"> & {
+  /**
+   * @generated from field: hyperemitter.v1.WriterKey key = 1;
+   */
+  key?: WriterKey | undefined;
+
+  /**
+   * @generated from field: bytes signature = 2;
+   */
+  signature: Uint8Array;
+
+  /**
+   * Opaque credentials for the receiver's authenticate hook.
+   *
+   * @generated from field: string token = 3;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message hyperemitter.v1.Identity.
+ * Use `create(IdentitySchema)` to create a new message.
+ */
+export const IdentitySchema: GenMessage<Identity> = /*@__PURE__*/
+  messageDesc(file_hyperemitter_v1_sync, 2);
 
 /**
  * What the sender holds: writer -> highest seq. The other side answers with
@@ -139,7 +189,7 @@ export type Clock = Message<"hyperemitter.v1.Clock"> & {
  * Use `create(ClockSchema)` to create a new message.
  */
 export const ClockSchema: GenMessage<Clock> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 2);
+  messageDesc(file_hyperemitter_v1_sync, 3);
 
 /**
  * @generated from message hyperemitter.v1.ClockEntry
@@ -161,11 +211,18 @@ export type ClockEntry = Message<"hyperemitter.v1.ClockEntry"> & {
  * Use `create(ClockEntrySchema)` to create a new message.
  */
 export const ClockEntrySchema: GenMessage<ClockEntry> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 3);
+  messageDesc(file_hyperemitter_v1_sync, 4);
 
 /**
  * A batch of nodes in the sender's change order; each is a canonical Node
  * encoding, so links always come before the nodes that point at them.
+ * For every writer with nodes in the batch, one signature by that writer
+ * over "hyperemitter/v1 node\0" || key of its last node in the batch. A
+ * node's key covers its links, so that signature vouches for every node of
+ * the writer in the batch that the last one descends from: a receiver checks
+ * one signature per writer per frame and refuses (BAD_SIGNATURE) any node no
+ * signature covers. A sender relaying others' nodes ends each writer's run at
+ * a node whose signature it stored (see the README, "How it works").
  *
  * @generated from message hyperemitter.v1.Nodes
  */
@@ -174,6 +231,11 @@ export type Nodes = Message<"hyperemitter.v1.Nodes"> & {
    * @generated from field: repeated bytes nodes = 1;
    */
   nodes: Uint8Array[];
+
+  /**
+   * @generated from field: repeated hyperemitter.v1.NodesSignature signatures = 2;
+   */
+  signatures: NodesSignature[];
 };
 
 /**
@@ -181,7 +243,41 @@ export type Nodes = Message<"hyperemitter.v1.Nodes"> & {
  * Use `create(NodesSchema)` to create a new message.
  */
 export const NodesSchema: GenMessage<Nodes> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 4);
+  messageDesc(file_hyperemitter_v1_sync, 5);
+
+/**
+ * @generated from message hyperemitter.v1.NodesSignature
+ */
+export type NodesSignature = Message<"hyperemitter.v1.NodesSignature"> & {
+  /**
+   * The writer id.
+   *
+   * @generated from field: bytes writer = 1;
+   */
+  writer: Uint8Array;
+
+  /**
+   * 64 bytes, Ed25519.
+   *
+   * @generated from field: bytes signature = 2;
+   */
+  signature: Uint8Array;
+
+  /**
+   * The writer's key and chain, sent the first time the writer appears on a
+   * connection (the receiver keeps it).
+   *
+   * @generated from field: hyperemitter.v1.WriterKey key = 3;
+   */
+  key?: WriterKey | undefined;
+};
+
+/**
+ * Describes the message hyperemitter.v1.NodesSignature.
+ * Use `create(NodesSignatureSchema)` to create a new message.
+ */
+export const NodesSignatureSchema: GenMessage<NodesSignature> = /*@__PURE__*/
+  messageDesc(file_hyperemitter_v1_sync, 6);
 
 /**
  * The sender has sent everything the receiver lacked at handshake time.
@@ -200,7 +296,7 @@ export type Synced = Message<"hyperemitter.v1.Synced"> & {
  * Use `create(SyncedSchema)` to create a new message.
  */
 export const SyncedSchema: GenMessage<Synced> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 5);
+  messageDesc(file_hyperemitter_v1_sync, 7);
 
 /**
  * The receiver has stored `count` more nodes (flow control).
@@ -219,7 +315,7 @@ export type Ack = Message<"hyperemitter.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 6);
+  messageDesc(file_hyperemitter_v1_sync, 8);
 
 /**
  * Sent before closing a connection because of a protocol violation.
@@ -245,7 +341,45 @@ export type Error = Message<"hyperemitter.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 7);
+  messageDesc(file_hyperemitter_v1_sync, 9);
+
+/**
+ * The receiver refused a writer's nodes from `seq` on (a bad signature, a
+ * fork, a missing link) and will drop them: the sender stops sending them on
+ * this connection. Everything else keeps flowing.
+ *
+ * @generated from message hyperemitter.v1.Refused
+ */
+export type Refused = Message<"hyperemitter.v1.Refused"> & {
+  /**
+   * @generated from field: bytes writer = 1;
+   */
+  writer: Uint8Array;
+
+  /**
+   * @generated from field: uint64 seq = 2 [jstype = JS_NUMBER];
+   */
+  seq: bigint;
+
+  /**
+   * A HyperEmitterError code, e.g. "HYPEREMITTER_BAD_SIGNATURE".
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 4;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message hyperemitter.v1.Refused.
+ * Use `create(RefusedSchema)` to create a new message.
+ */
+export const RefusedSchema: GenMessage<Refused> = /*@__PURE__*/
+  messageDesc(file_hyperemitter_v1_sync, 10);
 
 /**
  * @generated from message hyperemitter.v1.Ping
@@ -262,7 +396,7 @@ export type Ping = Message<"hyperemitter.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 8);
+  messageDesc(file_hyperemitter_v1_sync, 11);
 
 /**
  * @generated from message hyperemitter.v1.Pong
@@ -279,5 +413,5 @@ export type Pong = Message<"hyperemitter.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_hyperemitter_v1_sync, 9);
+  messageDesc(file_hyperemitter_v1_sync, 12);
 
