@@ -27,3 +27,15 @@ export function printJson(result: Record<string, unknown>): void {
 export function figure(result: Record<string, unknown> | undefined, path: string): unknown {
   return path.split('.').reduce<unknown>((value, key) => (value as Record<string, unknown> | undefined)?.[key], result)
 }
+
+/**
+ * Operations per second of `fn` over `n` calls, after `warmup` calls, for the
+ * micro-benchmarks (codec, schema); each scenario runs to its end before
+ * the next, as they always have, so figures stay comparable across commits.
+ */
+export function opsPerSecond(fn: (i: number) => unknown, n: number, warmup: number): number {
+  for (let i = 0; i < warmup; i++) fn(i)
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) fn(i)
+  return Math.round((n / (performance.now() - t0)) * 1000)
+}

@@ -1,3 +1,7 @@
+/**
+ * The seed's Node-style callbacks beside promises: every public method that
+ * takes a callback returns the same outcome as a promise.
+ */
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 
 /** Node-style completion callback, as the seed's API takes. */

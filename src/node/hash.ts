@@ -8,10 +8,8 @@ const keys = new Slab(16 * 1024)
 /**
  * node:crypto's one-shot hash() (Node >= 20.12), about twice as fast as the
  * pure-JS one on event-sized nodes; createHash() covers older 20.x. The
- * digest comes out as a 'binary' (latin1) string copied into a slab: a
- * Buffer result is a new off-heap backing store per key, and with keys kept
- * (as the log keeps them) that measured 1.2-2.8 us per hash against 0.8-1.7
- * us this way.
+ * digest comes out as a 'binary' (latin1) string copied into a slab,
+ * since a Buffer result is a new off-heap store per key the log keeps.
  */
 export const nodeSha256: HashFn =
   typeof hash === 'function'

@@ -1,3 +1,7 @@
+/**
+ * The envelope every log value is: an event's name and its payload bytes,
+ * encoded by hand on every emit and decoded on every delivery.
+ */
 import { copyBytes, view } from '../bytes/bytes.js'
 import type { PackedBytes } from '../bytes/packed.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'

@@ -2,8 +2,8 @@
  * The canonical encoding of `hyperemitter.v1.Node` (proto/hyperemitter/v1/log.proto).
  *
  * Hand-rolled rather than protobuf-es `toBinary`/`fromBinary` because it is
- * on the append and catch-up paths of every node and measured several times
- * faster (bench/codec.ts). Its output is byte-identical to
+ * on every node's append and catch-up path, where bench/codec.ts shows it
+ * several times faster. Its output is byte-identical to
  * `toBinary(NodeSchema, create(NodeSchema, fields))` — proto3 omits an empty
  * writer/value and a zero seq, writes fields in number order, every link
  * (even an empty one) — and test/log.property.test.ts checks that with
@@ -99,8 +99,7 @@ export function writeNode(out: Uint8Array, pos: number, node: NodeFields): void 
 /**
  * writeNode() with the value given apart: `length` bytes of `source` from
  * `start`. A value packed among others (an emit group's) is copied straight
- * from there: a view of it would cost an object, and on a buffer small
- * enough for V8 to keep on its heap, moving that buffer off-heap (~1 us).
+ * from there: a view of it would cost an object, and move a small buffer off V8's heap.
  */
 export function writeNodeWithValue(out: Uint8Array, pos: number, node: NodeHead, source: Uint8Array, start: number, length: number): void {
   const { writer, seq, links } = node

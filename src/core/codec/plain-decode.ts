@@ -93,20 +93,16 @@ class Reader extends VarintReader {
 }
 
 /**
- * Strings up to this many bytes are decoded by hand. A payload is usually a
- * fresh small Uint8Array that V8 keeps on its heap, and its first use by
- * TextDecoder moves it off-heap: ~1.5 us, five times the cost of a whole
- * Hello decode.
+ * Strings up to this many bytes are decoded by hand: TextDecoder moves a
+ * small on-heap payload off-heap first, which costs more than a whole small decode.
  */
 const SHORT_STRING = 128
 
 // UTF-16 code units of the string being decoded, reused: one string made
-// from them at the end, where appending a character at a time made a new
-// string per character (~570 bytes of garbage for a Hello's two strings).
+// from them at the end, not a new string per character appended.
 const units: number[] = []
 // An array per string length, handed to String.fromCharCode: cutting
-// `units` to length instead was a runtime call per string (~1% of a
-// burst's time); copying a short string's units costs less.
+// `units` to length would be a runtime call per string.
 const unitsOfLength: number[][] = []
 
 function exactly(n: number): number[] {

@@ -1,3 +1,7 @@
+/**
+ * Durable consumers: where a named listener or iterator left off, stored in
+ * the db so a restart resumes right after it.
+ */
 import type { Db } from '../types.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 

@@ -1,3 +1,7 @@
+/**
+ * One listener's feed of events in log order, pushed from the write path
+ * and paged from the log when the listener falls behind.
+ */
 import type { LogEntry } from '../types.js'
 
 /** One event ready for a listener: its change number, canonical name and payload bytes. */

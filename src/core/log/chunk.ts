@@ -7,11 +7,8 @@
  *
  * `first` is the change number of the chunk's first node; node i is change
  * first + i. Keys come first so the key index can be rebuilt from a chunk
- * without parsing its nodes.
- *
- * Measured on classic-level with batches of 1000 nodes: a record per node
- * plus a key record per node ~150k nodes/s, packed ~1M nodes/s; and one
- * awaited append is one record instead of three.
+ * without parsing its nodes. Packed, because a batch's speed is bound by
+ * its record count: an awaited append is one record instead of three.
  */
 import { grown, view, writeUint64BE } from '../bytes/bytes.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
@@ -52,8 +49,7 @@ function ownBuffer(size: number): Uint8Array {
  * in (entries handed to listeners are views into it). When the batch fills
  * it as sized, the buffer is the record itself: one allocation per chunk
  * instead of a buffer for nodes, one for keys and a record copied from both
- * (each array over 64 bytes has its own off-heap store: for a one-node
- * batch, the awaited emit, those allocations measured more than the copy).
+ * (for a one-node batch, the awaited emit, allocations cost more than copies).
  */
 export class ChunkBuilder {
   count = 0

@@ -3,11 +3,9 @@
  * a 32-bit fingerprint of the key to its change number, 8 bytes a slot (so
  * 11 to 21 bytes a node as the table fills and doubles).
  *
- * Why in memory: a per-node key record in the db is one more write per node,
- * and measured on classic-level that write alone caps a batch at ~330k
- * nodes/s where a whole batch of nodes packed into one record goes at ~1M/s.
- * The log instead stores keys packed and rebuilds this table from them at
- * open (32 bytes read per node).
+ * Why in memory: a key record per node would be one more db write per
+ * node, the cost that bounds a batch. The log stores keys packed instead and
+ * rebuilds this table from them at open (32 bytes read per node).
  *
  * A fingerprint can collide, so a hit is only a candidate: the log confirms
  * it against the stored key before trusting it. A miss is certain.

@@ -1,3 +1,6 @@
+/**
+ * nextTurn(): yield to the event loop (I/O included) between commit slices.
+ */
 // Taken when this module loads, so a test's fake timers installed later
 // cannot stall the log: this is scheduling, not a timer anyone waits on.
 const immediate = typeof setImmediate === 'function' ? setImmediate : undefined
