@@ -2,8 +2,10 @@
 // page, bundled once per worker) and hubs the tests can stop and restart.
 //
 // The pages are served from their own server, not the hub's, so a test can
-// take the hub down and still reload the page: the page's origin (and so its
-// IndexedDB) stays the same, and it is told its hub with ?hub=.
+// take the hub down and the page's origin (and so its IndexedDB) stays the
+// same; it is told its hub with ?hub=. HubControl.page() is the demo as the
+// hub itself serves it, for what only holds there (e2e/offline.spec.ts: the
+// page reloads with its hub down thanks to its service worker).
 import { mkdtempSync, rmSync } from 'node:fs'
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
