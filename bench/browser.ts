@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const site = `http://127.0.0.1:${(server.address() as AddressInfo).port}/harness.html`
   const dir = mkdtempSync(join(tmpdir(), 'hyperemitter-bench-browser-'))
-  const hub = await startHub({ port: 0, dataDir: dir, assets: new Map() })
+  const hub = await startHub({ port: 0, dataDir: dir, assets: new Map(), allowedOrigins: [new URL(site).origin] })
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
   try {
     // N events in the hub, written in group-committed chunks.

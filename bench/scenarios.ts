@@ -50,6 +50,8 @@ export function benchScenarios(n: string, root = '.'): Scenario[] {
     { suite: 'crash', script: 'bench/crash.ts', args: [] },
     // 10k, 100k and 1M events: long, so once.
     { suite: 'scale', script: 'bench/scale.ts', args: [], once: true },
+    // Minutes of attacks at the figures: once.
+    { suite: 'hostile', script: 'bench/hostile.ts', args: [], once: true },
   ]
   return scenarios.filter((s) => existsSync(join(root, s.script)))
 }

@@ -55,7 +55,7 @@ async function run(from: FrameChannel, to: FrameChannel, data: Uint8Array[]): Pr
 async function hubPair(kind: 'tcp' | 'websocket'): Promise<{ client: FrameChannel; server: FrameChannel; close: () => Promise<void> }> {
   let accept!: (c: FrameChannel) => void
   const accepted = new Promise<FrameChannel>((resolve) => (accept = resolve))
-  const hub = new HubServer({ onChannel: (c) => accept(c) })
+  const hub = new HubServer({ onChannel: (c, info) => (info.authenticated(), accept(c)) })
   const { port } = await hub.listen(0, '127.0.0.1')
   const client = kind === 'tcp' ? await connectTcp(port, '127.0.0.1') : await connectWebSocket(`ws://127.0.0.1:${port}/`)
   // The hub makes a TCP channel on the peer's first byte: say hello, and swallow it.

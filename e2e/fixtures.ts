@@ -39,7 +39,11 @@ export class HubControl {
   texts: string[] = []
   private readonly dir = mkdtempSync(join(tmpdir(), 'hyperemitter-e2e-hub-'))
 
-  constructor(private readonly assets: Map<string, Asset>) {}
+  constructor(
+    private readonly assets: Map<string, Asset>,
+    /** The test site's origin: its pages connect to this hub from another port. */
+    private readonly siteOrigin: string,
+  ) {}
 
   get wsUrl(): string {
     return `ws://127.0.0.1:${this.port}/`
@@ -52,7 +56,7 @@ export class HubControl {
 
   async start(): Promise<RunningHub> {
     if (this.hub) return this.hub
-    const hub = await startHub({ port: this.port, host: '127.0.0.1', dataDir: this.dir, assets: this.assets })
+    const hub = await startHub({ port: this.port, host: '127.0.0.1', dataDir: this.dir, assets: this.assets, allowedOrigins: [this.siteOrigin] })
     this.port = hub.port
     this.hub = hub
     this.texts = []
@@ -99,7 +103,7 @@ export const test = base.extend<{ hub: HubControl; db: string }, { site: Site }>
     { scope: 'worker' },
   ],
   hub: async ({ site }, use) => {
-    const control = new HubControl(site.assets)
+    const control = new HubControl(site.assets, new URL(site.url).origin)
     await control.start()
     await use(control)
     await control.dispose()

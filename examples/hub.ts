@@ -5,6 +5,9 @@
 //   PORT      port to listen on (default 8080; 0 picks a free one)
 //   HOST      interface (default 127.0.0.1; 0.0.0.0 to share on your network)
 //   DATA_DIR  where the hub keeps its log (default ./.data/hub, created if missing)
+//   ALLOWED_ORIGINS  comma-separated origins of other sites whose pages may connect
+//             (default: only the demo page this hub serves)
+//   SOURCEMAP=1  also serve the page's source map (off by default)
 //
 // The page is bundled from examples/demo/main.ts with esbuild when the hub
 // starts, so a fresh clone needs nothing built beforehand.
@@ -25,8 +28,8 @@ export interface Asset {
   body: Uint8Array | string
 }
 
-/** The demo page's files: static ones from examples/demo, main.js bundled from main.ts. Rejects if esbuild fails. */
-export async function buildDemo(options: { minify?: boolean } = {}): Promise<Map<string, Asset>> {
+/** The demo page's files: static ones from examples/demo, main.js bundled from main.ts (with its source map only when asked). Rejects if esbuild fails. */
+export async function buildDemo(options: { minify?: boolean; sourcemap?: boolean } = {}): Promise<Map<string, Asset>> {
   const esbuild = await import('esbuild')
   const result = await esbuild.build({
     entryPoints: [join(DEMO_DIR, 'main.ts')],
@@ -35,7 +38,7 @@ export async function buildDemo(options: { minify?: boolean } = {}): Promise<Map
     format: 'esm',
     target: 'es2022',
     minify: options.minify ?? true,
-    sourcemap: 'linked',
+    sourcemap: options.sourcemap === true ? 'linked' : false,
     write: false,
     outdir: join(DEMO_DIR, 'out'),
     logLevel: 'warning',
@@ -56,22 +59,44 @@ export async function buildDemo(options: { minify?: boolean } = {}): Promise<Map
   return assets
 }
 
+/**
+ * Sent with every response: no content-type sniffing, no framing by other
+ * sites, and pages that run only this site's own scripts and styles and
+ * talk only to it and to WebSocket hubs.
+ */
+export const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+} as const
+
 /** An onRequest handler that serves `assets` (GET and HEAD only). */
 export function serveAssets(assets: Map<string, Asset>): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname
     const asset = assets.get(path === '/index.html' ? '/' : path)
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end()
+      res.writeHead(405, { ...SECURITY_HEADERS, allow: 'GET, HEAD' }).end()
       return
     }
     if (!asset) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+      res.writeHead(404, { ...SECURITY_HEADERS, 'content-type': 'text/plain' }).end('not found\n')
       return
     }
-    res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'no-cache' })
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': asset.type, 'cache-control': 'no-cache' })
     res.end(req.method === 'HEAD' ? undefined : asset.body)
   }
+}
+
+/**
+ * `text` safe to print on a terminal: control characters (ANSI escapes, a
+ * carriage return that would overwrite the line, a newline that would fake
+ * a log line) and bidi overrides shown as \u escapes.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 export interface HubOptions {
@@ -83,6 +108,8 @@ export interface HubOptions {
   assets?: Map<string, Asset>
   /** Print each chat message as it arrives. */
   log?: boolean
+  /** Origins of other sites whose pages may connect (the page this hub serves always may). */
+  allowedOrigins?: string[]
 }
 
 export interface RunningHub {
@@ -111,14 +138,17 @@ export async function startHub(options: HubOptions = {}): Promise<RunningHub> {
   // Start-up failures reach the caller; later ones (a peer misbehaving...) are printed.
   let started = false
   emitter.status.on('error', (err: Error) => {
-    if (started) console.error(`hub: ${err.message}`)
+    if (started) console.error(`hub: ${printable(err.message)}`)
   })
   try {
     await emitter.ready()
     if (options.log) {
-      emitter.on('chat.Message', (m: { author: string; text: string }) => console.log(`  ${m.author}: ${m.text}`))
+      emitter.on('chat.Message', (m: { author: string; text: string }) => console.log(`  ${printable(m.author)}: ${printable(m.text)}`))
     }
-    const address = await emitter.listen({ port: options.port ?? 8080, host, onRequest: serveAssets(assets) })
+    const allowedOrigins = options.allowedOrigins?.length
+      ? (origin: string, req: IncomingMessage) => options.allowedOrigins!.includes(origin) || new URL(origin).host === req.headers.host
+      : 'same-origin'
+    const address = await emitter.listen({ port: options.port ?? 8080, host, onRequest: serveAssets(assets), allowedOrigins })
     started = true
     const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host
     return {
@@ -144,7 +174,9 @@ async function main(): Promise<void> {
   const dataDir = process.env.DATA_DIR ?? '.data/hub'
   let hub: RunningHub
   try {
-    hub = await startHub({ port, host: process.env.HOST, dataDir, log: true })
+    const allowedOrigins = process.env.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean)
+    const assets = await buildDemo({ sourcemap: process.env.SOURCEMAP === '1' })
+    hub = await startHub({ port, host: process.env.HOST, dataDir, log: true, allowedOrigins, assets })
   } catch (err) {
     let text = ''
     for (let e: any = err, i = 0; e && i < 6; e = e.cause, i++) text += ` ${e.code ?? ''} ${e.message ?? String(e)}`

@@ -26,7 +26,7 @@ async function start(argv: string[]): Promise<void> {
       process.stdout.write(options === 'help' ? USAGE : EXAMPLE_SCHEMA)
       return
     }
-    schema = readSchema(options.schema)
+    schema = readSchema(options.schema, options.maxSchemaBytes)
   } catch (err) {
     fail(err)
   }

@@ -11,9 +11,10 @@ import { NodeHyperEmitter } from './node/emitter.js'
 
 export * from './core/index.js'
 export { NodeHyperEmitter }
-export type { ListenOptions } from './node/emitter.js'
+export type { ListenOptions, AttachOptions, HubLimits } from './node/emitter.js'
 export type { HubAddress } from './node/hub-server.js'
-export type { ReplicationOptions, ConnectOptions, EventPeerMessage } from './sync/replicated.js'
+export type { OriginPolicy } from './node/origin.js'
+export type { ReplicationOptions, ConnectOptions, EventPeerMessage, DiscoveredPeer, DiscoverPolicy } from './sync/replicated.js'
 export type { Peer, PeerState, IncomingPeer, Authenticate } from './sync/peers.js'
 export { nodeSha256 } from './node/hash.js'
 

@@ -349,3 +349,36 @@ describe('hypem bad input', () => {
     expect(pipe.stdout).toBe('{"name":"Hello","payload":{"from":"Matteo","message":""}}\n')
   })
 })
+
+describe('hypem bounds', () => {
+  it('skips an NDJSON line over --max-line-bytes and refuses an event too large for the wire, going on with the next lines', async () => {
+    const proc = hypem([SCHEMA, '--no-repl', '--max-line-bytes', String(8 * 1024 * 1024)])
+    proc.send(`{"name":"Hello","payload":{"from":"${'x'.repeat(9 * 1024 * 1024)}"}}`)
+    proc.send(JSON.stringify({ name: 'Blob', payload: { data: Buffer.alloc(5 * 1024 * 1024).toString('base64') } }))
+    proc.send(JSON.stringify({ name: 'Hello', payload: { from: 'after', message: 'both' } }))
+    proc.child.stdin!.end()
+    await proc.exit()
+    expect(proc.stderr).toMatch(/stdin line 1: .*over --max-line-bytes \(8388608\)/)
+    expect(proc.stderr).toMatch(/stdin line 2: .*HYPEREMITTER_EVENT_TOO_LARGE|stdin line 2: .*maxEventSize/)
+    expect(proc.ndjson().filter((e) => e.name === 'Hello')).toEqual([{ name: 'Hello', payload: { from: 'after', message: 'both' } }])
+  })
+
+  it('refuses a schema file over --max-schema-bytes, and SIGTERM ends a long schema parse at once', async () => {
+    const dir = tempDir()
+    let text = 'syntax = "proto3";\npackage big;\nmessage M {\n'
+    for (let i = 1; i <= 60_000; i++) text += `  string field_number_${i} = ${i};\n`
+    const big = join(dir, 'big.proto')
+    writeFileSync(big, `${text}}\n`)
+    const refused = hypem([big, '--no-repl'], 'ignore')
+    expect(await refused.exit()).toEqual({ code: 1, signal: null })
+    expect(refused.stderr).toMatch(/over --max-schema-bytes \(262144 bytes\)/)
+
+    const parsing = hypem([big, '--no-repl', '--max-schema-bytes', String(8 * 1024 * 1024)], 'ignore')
+    // Start-up through tsx takes a second or two; the parse of 60k fields far longer.
+    await new Promise((r) => setTimeout(r, 4000))
+    const sent = Date.now()
+    parsing.child.kill('SIGTERM')
+    expect(await parsing.exit(5000)).toEqual({ code: null, signal: 'SIGTERM' })
+    expect(Date.now() - sent).toBeLessThan(2000)
+  })
+})

@@ -183,7 +183,8 @@ describe('live TCP hub fed random bytes (fuzzed)', () => {
       maxFrameSize: MAX,
       firstByteTimeout: 2000,
       onRequest: (_req, res) => res.end('ok'),
-      onChannel: (channel) => {
+      onChannel: (channel, info) => {
+        info.authenticated()
         channel.on('frame', (f) => {
           received.push(f)
           // Echo, so a well-behaved peer can check the hub is still serving.

@@ -61,7 +61,7 @@ const tcp: Factory = async (optsA, optsB) => {
 const tcpHub: Factory = async (optsA, optsB) => {
   let onChannel!: (c: FrameChannel) => void
   const channel = new Promise<FrameChannel>((resolve) => (onChannel = resolve))
-  const hub = new HubServer({ ...optsB, onChannel: (c) => onChannel(c) })
+  const hub = new HubServer({ ...optsB, onChannel: (c, info) => (info.authenticated(), onChannel(c)) })
   const { port } = await hub.listen(0, '127.0.0.1')
   const a = await connectTcp(port, '127.0.0.1', optsA)
   a.send(new Uint8Array([0x68, 0x69]))
@@ -76,7 +76,7 @@ const tcpHub: Factory = async (optsA, optsB) => {
 const websocket: Factory = async (optsA, optsB) => {
   let onChannel!: (c: FrameChannel) => void
   const channel = new Promise<FrameChannel>((resolve) => (onChannel = resolve))
-  const hub = new HubServer({ ...optsB, onChannel: (c) => onChannel(c) })
+  const hub = new HubServer({ ...optsB, onChannel: (c, info) => (info.authenticated(), onChannel(c)) })
   const { port } = await hub.listen(0, '127.0.0.1')
   const a = await connectWebSocket(`ws://127.0.0.1:${port}/`, optsA)
   const b = await channel

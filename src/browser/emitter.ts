@@ -6,6 +6,7 @@ import type { StatusEvents } from '../core/emitter.js'
 import { Peer, type PeerState } from '../sync/peers.js'
 import { connectOptionsOf, ReplicatedEmitter, type ConnectOptions, type EventPeerMessage, type ReplicationOptions } from '../sync/replicated.js'
 import type { FrameChannel } from '../transport/channel.js'
+import { isPrivateHost } from '../sync/addresses.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { DEFAULT_DB_NAME, memoryDb, onVersionChange, openIndexedDb, storageError, versionChangeError } from './storage.js'
 import { canCoordinateTabs, coordinatorOf, Host, isHubUrl, TabCoordinator, type HubState, type TabEnvironment, type TabRole } from './tabs.js'
@@ -216,8 +217,13 @@ export class BrowserHyperEmitter<E extends EventMap = EventMap> extends Replicat
     return withCallback(promise, cb)
   }
 
-  protected dial(address: string): Promise<FrameChannel> {
-    return connectWebSocket(address, { maxFrameSize: this.replication.maxFrameSize })
+  protected dial(address: string, { publicOnly = false }: { publicOnly?: boolean } = {}): Promise<FrameChannel> {
+    // A browser cannot see what a name resolves to: with publicOnly, private IP addresses and localhost names are refused.
+    if (publicOnly && isPrivateHost(new URL(address).hostname) === true) {
+      return Promise.reject(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `refused to dial a private address announced by a peer (${address})`))
+    }
+    const { maxFrameSize, maxBufferedBytes, stallTimeout } = this.replication
+    return connectWebSocket(address, { maxFrameSize, maxBufferedBytes, stallTimeout })
   }
 
   protected pickAddress(addresses: EventPeerMessage['addresses']): string | undefined {

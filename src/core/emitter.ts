@@ -53,7 +53,17 @@ export interface HyperEmitterOptions {
   ed25519?: Ed25519
   /** Events buffered per listener before it falls back to reading the log. */
   maxQueue?: number
+  /**
+   * Largest event emit() accepts, in bytes (name and encoded payload);
+   * larger ones are refused with EVENT_TOO_LARGE, so no peer is ever sent a
+   * node it cannot take. Default: what fits a frame of maxFrameSize with
+   * room for the node's links (4 MiB - 64 KiB by default).
+   */
+  maxEventSize?: number
 }
+
+/** Default maxEventSize: a default 4 MiB frame less 64 KiB for the node's links and framing. */
+export const DEFAULT_MAX_EVENT_SIZE = 4 * 1024 * 1024 - 64 * 1024
 
 /** One event as streams and iterators carry it. */
 export interface EmitterEvent<E extends EventMap = EventMap, K extends keyof E & string = keyof E & string> {
@@ -136,6 +146,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
       ...(new.target as typeof HyperEmitterCore).defaultOptions(),
       ...withoutUndefined(parseArguments(args) as HyperEmitterOptions),
     }
+    ;(new.target as typeof HyperEmitterCore).checkOptions(options)
     this.options = options
     this.ownsDb = options.db === undefined
     this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
@@ -151,7 +162,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     // schema throws INVALID_SCHEMA from the constructor.
     if (!isStream(options.schema)) this.schema = Codecs.fromSync(options.schema as SchemaSource)
     const schema = () => this.schema
-    this.emits = new EmitQueue(this.log, schema)
+    this.emits = new EmitQueue(this.log, schema, options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE)
     this.deliveries = new Deliveries({
       log: this.log,
       db: this.db,
@@ -169,6 +180,9 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
       this.reportError(err)
     })
   }
+
+  /** Completes or refuses (throwing INVALID_ARGUMENT) the options before anything starts; a layer with options of its own overrides it. */
+  protected static checkOptions(_options: HyperEmitterOptions): void {}
 
   /** Options a runtime entry supplies when the caller leaves them out (the Node entry: node:crypto's hash). */
   protected static defaultOptions(): HyperEmitterOptions {
@@ -256,7 +270,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   /**
    * Validate `message` against the schema and append it to the local log.
    * Resolves (and calls `cb(null)`) once the event is stored, whether or not
-   * anything listens. Rejects with UNKNOWN_EVENT, MISSING_FIELD,
+   * anything listens. Rejects with UNKNOWN_EVENT, EVENT_TOO_LARGE, MISSING_FIELD,
    * UNKNOWN_FIELD, INVALID_FIELD, CODEC_FAILED, CLOSED or STORAGE_FAILED;
    * nothing is appended then. The message is encoded at once (with a
    * streamed schema not loaded yet: once it is), so changing it afterwards

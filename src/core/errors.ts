@@ -38,6 +38,8 @@ export const ErrorCodes = {
   STORAGE_FAILED: 'HYPEREMITTER_STORAGE_FAILED',
   /** A frame is larger than the maxFrameSize option allows. */
   FRAME_TOO_LARGE: 'HYPEREMITTER_FRAME_TOO_LARGE',
+  /** emit() was given an event larger than the maxEventSize option allows (no peer could take it). */
+  EVENT_TOO_LARGE: 'HYPEREMITTER_EVENT_TOO_LARGE',
   /** A frame could not be decoded or came out of protocol order. */
   PROTOCOL_ERROR: 'HYPEREMITTER_PROTOCOL_ERROR',
   /** The peer speaks another protocol version. */

@@ -12,10 +12,25 @@ import { connectTcp } from '../transport/tcp.js'
 import { connectWebSocket } from '../transport/websocket.js'
 import { nodeEd25519 } from './ed25519.js'
 import { nodeSha256 } from './hash.js'
-import { HubServer, type HubAddress } from './hub-server.js'
+import { checkPublicHost, publicLookup } from './public-lookup.js'
+import { HubServer, type HubAddress, type HubServerOptions } from './hub-server.js'
+import type { OriginPolicy } from './origin.js'
 import { createEventStream } from './stream.js'
 
-export interface ListenOptions {
+/** The hub's connection bounds (see HubServerOptions and the README's limits table). */
+export type HubLimits = Pick<
+  HubServerOptions,
+  'maxConnections' | 'maxConnectionsPerAddress' | 'reservedConnections' | 'firstByteTimeout' | 'headersTimeout' | 'authTimeout' | 'maxFrameSizeBeforeAuth'
+>
+
+export interface AttachOptions extends HubLimits {
+  /** Only WebSocket upgrades to this path become peers. Default: any path. */
+  path?: string
+  /** Which pages may open a WebSocket, by Origin (default 'same-origin': the server's own pages). */
+  allowedOrigins?: OriginPolicy
+}
+
+export interface ListenOptions extends HubLimits {
   port?: number
   host?: string
   /** Serve plain HTTP requests on the same port (e.g. a demo page). Default: 404. */
@@ -24,6 +39,8 @@ export interface ListenOptions {
   path?: string
   /** Hosts to announce in EventPeer instead of the listening one (needed behind NAT or on 0.0.0.0). */
   announce?: string[]
+  /** Which pages may open a WebSocket, by Origin (default: 'same-origin' with onRequest, else '*'). */
+  allowedOrigins?: OriginPolicy
 }
 
 // Node always accepts `.proto` text schemas (the parser is small beside Node's own start-up).
@@ -79,9 +96,10 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
    * Serve peers over WebSocket on an existing http.Server (an Express or
    * Fastify app's), on `path`. The server stays the caller's to listen and close.
    */
-  attach(server: HttpServer, options: { path?: string } = {}): void {
+  attach(server: HttpServer, options: AttachOptions = {}): void {
     if (this.closed) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
-    this.hub({}).attach(server, options)
+    const { path, allowedOrigins, ...limits } = options
+    this.hub(limits).attach(server, { path, allowedOrigins })
   }
 
   private async startListening(options: ListenOptions): Promise<HubAddress> {
@@ -102,14 +120,17 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
   }
 
   private hub(options: ListenOptions): HubServer {
+    this.acceptsPeers = true
     const replication = this.replication
+    const { port: _port, host: _host, announce: _announce, ...hubOptions } = options
     const hub = new HubServer({
+      ...hubOptions,
       maxFrameSize: replication.maxFrameSize,
-      onRequest: options.onRequest,
-      path: options.path,
+      maxBufferedBytes: replication.maxBufferedBytes,
+      stallTimeout: replication.stallTimeout,
       onChannel: (channel, info) => {
         try {
-          this.peerManager.accept(channel, { request: info.request })
+          this.peerManager.accept(channel, { request: info.request, authenticated: info.authenticated })
         } catch (err) {
           this.reportError(err)
         }
@@ -120,14 +141,17 @@ export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedE
     return hub
   }
 
-  protected dial(address: string): Promise<FrameChannel> {
-    const maxFrameSize = this.replication.maxFrameSize
+  protected async dial(address: string, { publicOnly = false }: { publicOnly?: boolean } = {}): Promise<FrameChannel> {
+    const { maxFrameSize, maxBufferedBytes, stallTimeout } = this.replication
+    const url = new URL(address)
+    const host = url.hostname.replace(/^\[|\]$/g, '')
+    // An IP address is never looked up, so it is checked here; a name is checked on what it resolves to.
+    if (publicOnly) checkPublicHost(host)
     // A peer behind a black hole would otherwise hold each attempt for the OS's
     // SYN timeout (minutes): give up sooner and let the backoff retry.
-    const timeout = DIAL_TIMEOUT_MS
-    if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, { maxFrameSize, timeout })
-    const url = new URL(address)
-    return connectTcp(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), { maxFrameSize, timeout })
+    const options = { maxFrameSize, maxBufferedBytes, stallTimeout, timeout: DIAL_TIMEOUT_MS, lookup: publicOnly ? publicLookup : undefined }
+    if (address.startsWith('ws://') || address.startsWith('wss://')) return connectWebSocket(address, options)
+    return connectTcp(Number(url.port), host, options)
   }
 
   protected pickAddress(addresses: EventPeerMessage['addresses']): string | undefined {

@@ -7,12 +7,19 @@ import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { DEFAULT_MAX_FRAME_SIZE, type FrameChannel, type FrameChannelOptions } from '../transport/channel.js'
 import { createTcpChannel } from '../transport/tcp.js'
 import { createWebSocketChannel } from '../transport/websocket.js'
+import { ConnectionLimits, type ConnectionLimitOptions } from './connection-limits.js'
+import { checkOriginPolicy, originAllowed, type OriginPolicy } from './origin.js'
 
-/** Default cap on connections accepted at once by listen(). */
-export const DEFAULT_MAX_CONNECTIONS = 1024
+export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from './connection-limits.js'
 /** Default time a new connection gets to send its first byte. */
 export const DEFAULT_FIRST_BYTE_TIMEOUT = 10_000
-/** Idle timeout of plain HTTP connections (see the constructor for why one is needed). */
+/** Default time an HTTP request (page or WebSocket upgrade) gets to send all its headers. */
+export const DEFAULT_HEADERS_TIMEOUT = 10_000
+/** Default time a peer gets, from its connection, to be authenticated. */
+export const DEFAULT_AUTH_TIMEOUT = 10_000
+/** Default largest frame taken from a peer before it is authenticated (a handshake is far smaller). */
+export const DEFAULT_MAX_FRAME_SIZE_BEFORE_AUTH = 64 * 1024
+/** Idle timeout of plain HTTP connections between requests' bytes. */
 const HTTP_IDLE_TIMEOUT = 60_000
 /** How long close() lets channels finish their closing handshakes before destroying their sockets. */
 const CLOSE_GRACE_MS = 1000
@@ -22,9 +29,15 @@ export interface HubPeerInfo {
   remoteAddress: string
   /** The upgrade request (WebSocket peers only). */
   request?: http.IncomingMessage
+  /**
+   * Call once the peer is authenticated: its frames may then be up to
+   * maxFrameSize, its connection leaves the unauthenticated pool and its
+   * address gets the reserved slots from now on. Until then authTimeout runs.
+   */
+  authenticated: () => void
 }
 
-export interface HubServerOptions extends FrameChannelOptions {
+export interface HubServerOptions extends FrameChannelOptions, ConnectionLimitOptions {
   /** Called for each accepted peer channel (TCP or WebSocket). If it throws, that channel is closed with the error. */
   onChannel: (channel: FrameChannel, info: HubPeerInfo) => void
   /** Plain HTTP requests (not upgrades), e.g. to serve a demo page; default 404. */
@@ -33,10 +46,19 @@ export interface HubServerOptions extends FrameChannelOptions {
   path?: string
   /** Called at WebSocket upgrade with the request; false/throw/reject → respond 401 and destroy, no channel is created. */
   verifyUpgrade?: (request: http.IncomingMessage) => boolean | Promise<boolean>
-  /** Most connections listen() accepts at once; more are dropped on accept (default 1024). */
-  maxConnections?: number
+  /**
+   * Which pages may open a WebSocket (by Origin); refused upgrades get 403.
+   * Default: 'same-origin' when the hub serves pages (onRequest, attach()), '*' otherwise.
+   */
+  allowedOrigins?: OriginPolicy
   /** A new connection that sends nothing for this many ms is destroyed (default 10 s). */
   firstByteTimeout?: number
+  /** An HTTP request whose headers are not all in after this many ms is destroyed (default 10 s). */
+  headersTimeout?: number
+  /** A peer not authenticated this many ms after it connected is dropped with TIMEOUT (default 10 s). */
+  authTimeout?: number
+  /** Largest frame taken from a peer before it is authenticated (default 64 KiB). */
+  maxFrameSizeBeforeAuth?: number
   /** Errors of the listening socket after listen() resolved (e.g. EMFILE on accept); default: ignored. */
   onError?: (err: Error) => void
 }
@@ -61,6 +83,11 @@ export class HubServer {
   readonly channels = new Set<FrameChannel>()
   private readonly options: HubServerOptions
   private readonly channelOptions: FrameChannelOptions
+  private readonly limits: ConnectionLimits
+  /** The origin policy of listen()'s port. */
+  private readonly origins: OriginPolicy
+  /** Sockets handed to the HTTP parser, with the timer that ends them unless a request's headers are in. */
+  private readonly headerTimers = new Map<Duplex, ReturnType<typeof setTimeout>>()
   private readonly server: net.Server
   private readonly httpServer: http.Server
   /** Made on the first upgrade: a hub with only TCP peers never loads `ws`. */
@@ -69,6 +96,9 @@ export class HubServer {
   private readonly sockets = new Set<Duplex>()
   /** Sockets that carry a channel (they get a grace period on close). */
   private readonly channelSockets = new Set<Duplex>()
+  private readonly socketChannels = new Map<Duplex, FrameChannel>()
+  /** Would-be peers' sockets, with the timer that drops them unless authenticated in time. */
+  private readonly authTimers = new Map<Duplex, ReturnType<typeof setTimeout>>()
   private readonly attached: Array<{ server: http.Server | https.Server; listener: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void }> = []
   private closing: Promise<void> | null = null
 
@@ -77,34 +107,49 @@ export class HubServer {
     if (typeof options?.onChannel !== 'function') {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'HubServer needs an onChannel function')
     }
-    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
-    if (!Number.isInteger(maxConnections) || maxConnections <= 0) {
-      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxConnections must be a positive integer, got ${maxConnections}`)
+    this.limits = new ConnectionLimits(options)
+    const timeouts = {
+      firstByteTimeout: options.firstByteTimeout ?? DEFAULT_FIRST_BYTE_TIMEOUT,
+      headersTimeout: options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT,
+      authTimeout: options.authTimeout ?? DEFAULT_AUTH_TIMEOUT,
     }
-    const firstByteTimeout = options.firstByteTimeout ?? DEFAULT_FIRST_BYTE_TIMEOUT
-    if (!(firstByteTimeout > 0)) {
-      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `firstByteTimeout must be positive, got ${firstByteTimeout}`)
+    for (const [option, value] of Object.entries(timeouts)) {
+      if (!(value > 0)) throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `${option} must be positive, got ${value}`, { details: { option } })
+    }
+    const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    const beforeAuth = options.maxFrameSizeBeforeAuth ?? DEFAULT_MAX_FRAME_SIZE_BEFORE_AUTH
+    if (!Number.isInteger(beforeAuth) || beforeAuth <= 0) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxFrameSizeBeforeAuth must be a positive integer, got ${beforeAuth}`)
     }
     if (options.path !== undefined && !options.path.startsWith('/')) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `path must start with "/", got ${options.path}`)
     }
-    this.options = { ...options, firstByteTimeout }
-    this.channelOptions = { maxFrameSize: options.maxFrameSize, highWaterMark: options.highWaterMark }
+    checkOriginPolicy(options.allowedOrigins)
+    this.options = { ...options, ...timeouts, maxFrameSizeBeforeAuth: Math.min(beforeAuth, maxFrameSize) }
+    this.origins = options.allowedOrigins ?? (options.onRequest === undefined ? '*' : 'same-origin')
+    this.channelOptions = {
+      maxFrameSize: options.maxFrameSize,
+      highWaterMark: options.highWaterMark,
+      maxBufferedBytes: options.maxBufferedBytes,
+      stallTimeout: options.stallTimeout,
+    }
 
     this.httpServer = http.createServer((req, res) => this.handleRequest(req, res))
     // This http.Server never listens, and Node only runs its headers/request
-    // timeout checks from 'listening': an idle timeout stands in for them.
+    // timeout checks from 'listening': watchHeaders() and an idle timeout stand in for them.
     this.httpServer.setTimeout(HTTP_IDLE_TIMEOUT)
     this.httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.headersIn(socket)
       if (!pathMatches(req, this.options.path)) {
         refuse(socket, 404, 'Not Found')
         return
       }
-      void this.handleUpgrade(req, socket, head)
+      void this.handleUpgrade(req, socket, head, this.origins)
     })
 
     this.server = net.createServer((socket) => this.handleConnection(socket))
-    this.server.maxConnections = maxConnections
+    // A backstop only: admit() refuses first, with the per-address and reserve rules.
+    this.server.maxConnections = this.limits.maxConnections + 1
     this.server.on('error', (err) => {
       if (this.server.listening) this.options.onError?.(err)
     })
@@ -153,18 +198,27 @@ export class HubServer {
    * another 'upgrade' listener is there to take them. The server itself stays
    * the caller's: close() detaches from it but never closes it.
    */
-  attach(server: http.Server | https.Server, options: { path?: string } = {}): void {
+  attach(server: http.Server | https.Server, options: { path?: string; allowedOrigins?: OriginPolicy } = {}): void {
     if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'HubServer is closed')
     const path = options.path ?? this.options.path
     if (path !== undefined && !path.startsWith('/')) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `path must start with "/", got ${path}`)
     }
+    checkOriginPolicy(options.allowedOrigins)
+    // The server serves the application's pages: by default only they may open a WebSocket.
+    const origins = options.allowedOrigins ?? this.options.allowedOrigins ?? 'same-origin'
     const listener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (!pathMatches(req, path)) {
         if (server.listenerCount('upgrade') <= 1) refuse(socket, 404, 'Not Found')
         return
       }
-      void this.handleUpgrade(req, socket, head)
+      if (this.limits.admit(socket, (socket as Partial<net.Socket>).remoteAddress ?? '') !== undefined) {
+        refuse(socket, 503, 'Service Unavailable')
+        return
+      }
+      this.track(socket)
+      this.startAuthTimer(socket)
+      void this.handleUpgrade(req, socket, head, origins)
     }
     server.on('upgrade', listener)
     this.attached.push({ server, listener })
@@ -222,11 +276,15 @@ export class HubServer {
     socket.once('close', () => {
       this.sockets.delete(socket)
       this.channelSockets.delete(socket)
+      this.limits.release(socket)
+      this.headersIn(socket)
+      clearTimeout(this.authTimers.get(socket))
+      this.authTimers.delete(socket)
     })
   }
 
   private handleConnection(socket: net.Socket): void {
-    if (this.closing) {
+    if (this.closing || this.limits.admit(socket, socket.remoteAddress ?? '') !== undefined) {
       socket.destroy()
       return
     }
@@ -242,13 +300,45 @@ export class HubServer {
       if (this.closing) {
         socket.destroy()
       } else if (chunk[0] >= 0x41 && chunk[0] <= 0x5a) {
+        this.watchHeaders(socket)
         this.httpServer.emit('connection', socket)
         // The http parser does not resume a socket paused on purpose.
         socket.resume()
       } else {
+        this.startAuthTimer(socket)
         this.acceptTcp(socket)
       }
     })
+  }
+
+  /** Slowloris guard: `socket` is destroyed unless a request's headers are all in within headersTimeout. */
+  private watchHeaders(socket: Duplex): void {
+    if (this.headerTimers.has(socket) || socket.destroyed) return
+    const timer = setTimeout(() => socket.destroy(), this.options.headersTimeout!)
+    timer.unref()
+    this.headerTimers.set(socket, timer)
+  }
+
+  private headersIn(socket: Duplex): void {
+    const timer = this.headerTimers.get(socket)
+    if (timer === undefined) return
+    clearTimeout(timer)
+    this.headerTimers.delete(socket)
+  }
+
+  /** A would-be peer on `socket` gets authTimeout to be authenticated, from now. */
+  private startAuthTimer(socket: Duplex): void {
+    if (this.authTimers.has(socket)) return
+    const authTimeout = this.options.authTimeout!
+    const timer = setTimeout(() => {
+      this.authTimers.delete(socket)
+      const channel = this.socketChannels.get(socket)
+      const err = new HyperEmitterError(ErrorCodes.TIMEOUT, `peer not authenticated within ${authTimeout} ms`, { details: { authTimeout } })
+      if (channel !== undefined) channel.close(err)
+      else socket.destroy()
+    }, authTimeout)
+    timer.unref()
+    this.authTimers.set(socket, timer)
   }
 
   private acceptTcp(socket: net.Socket): void {
@@ -259,11 +349,14 @@ export class HubServer {
       socket.destroy()
       return
     }
-    this.channelSockets.add(socket)
-    this.addChannel(channel, { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' })
+    this.addChannel(channel, socket, { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' })
   }
 
   private handleRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket
+    this.headersIn(socket)
+    // Keep-alive: the next request's headers are timed from the end of this response.
+    res.once('finish', () => this.watchHeaders(socket))
     const onRequest = this.options.onRequest
     if (onRequest === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found\n')
@@ -291,10 +384,15 @@ export class HubServer {
     return this.wss
   }
 
-  private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, origins: OriginPolicy): Promise<void> {
     this.track(socket)
+    this.startAuthTimer(socket)
     if (this.closing) {
       refuse(socket, 503, 'Service Unavailable')
+      return
+    }
+    if (!originAllowed(origins, req)) {
+      refuse(socket, 403, 'Forbidden')
       return
     }
     const verify = this.options.verifyUpgrade
@@ -337,16 +435,28 @@ export class HubServer {
         ws.terminate()
         return
       }
-      this.channelSockets.add(socket)
-      this.addChannel(channel, { transport: 'websocket', remoteAddress: address, request: req })
+      this.addChannel(channel, socket, { transport: 'websocket', remoteAddress: address, request: req })
     })
   }
 
-  private addChannel(channel: FrameChannel, info: HubPeerInfo): void {
+  private addChannel(channel: FrameChannel, socket: Duplex, info: Omit<HubPeerInfo, 'authenticated'>): void {
+    this.channelSockets.add(socket)
+    this.socketChannels.set(socket, channel)
     this.channels.add(channel)
-    channel.on('close', () => this.channels.delete(channel))
+    channel.on('close', () => {
+      this.channels.delete(channel)
+      this.socketChannels.delete(socket)
+    })
+    channel.setMaxIncomingFrameSize?.(this.options.maxFrameSizeBeforeAuth!)
+    const authenticated = () => {
+      if (channel.closed) return
+      clearTimeout(this.authTimers.get(socket))
+      this.authTimers.delete(socket)
+      this.limits.authenticated(socket)
+      channel.setMaxIncomingFrameSize?.(channel.maxFrameSize)
+    }
     try {
-      this.options.onChannel(channel, info)
+      this.options.onChannel(channel, { ...info, authenticated })
     } catch (err) {
       channel.close(err instanceof Error ? err : new Error(String(err)))
     }

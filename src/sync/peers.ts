@@ -3,10 +3,15 @@ import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import type { SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
+import { limitInbound, type InboundLimits } from './inbound-limits.js'
 import { SyncSession, type SessionOptions } from './session.js'
 
-/** Opens a channel to "tcp://host:port" or "ws(s)://host:port/path"; rejects CONNECTION_FAILED. */
-export type Dial = (address: string, options: { token?: string }) => Promise<FrameChannel>
+/**
+ * Opens a channel to "tcp://host:port" or "ws(s)://host:port/path"; rejects
+ * CONNECTION_FAILED. With `publicOnly` (an address a remote announced), it
+ * refuses one that is or resolves to a private address.
+ */
+export type Dial = (address: string, options: { token?: string; publicOnly?: boolean }) => Promise<FrameChannel>
 
 /** What an authenticate hook sees of a peer that connects to us. */
 export interface IncomingPeer {
@@ -49,6 +54,8 @@ export interface PeerManagerOptions {
   /** Largest reconnect delay cap, ms. Default 30000. */
   maxReconnectTimeout?: number
   session?: Omit<SessionOptions, 'authenticate' | 'token' | 'accepting'>
+  /** Bounds on each Nodes frame a peer sends (see limitInbound). */
+  limits?: InboundLimits
   authenticate?: Authenticate
   store?: KnownPeerStore
   /** Injectable for tests; default Math.random. */
@@ -100,6 +107,10 @@ export class Peer {
   restored = false
   /** @internal Unix ms of the last completed catch-up (0: never), as stored. */
   lastSynced = 0
+  /** @internal Announced by a remote, not given by the application: never stored, and dialed only at public addresses unless allowed. */
+  discovered = false
+  /** @internal Refuse to reach it at a private address (see Dial). */
+  publicOnly = false
 
   constructor(
     readonly address: string,
@@ -162,12 +173,15 @@ export class PeerManager {
   /** Store writes, one after the other (a later write of a peer must land last); close() waits for them. */
   private saving: Promise<void> = Promise.resolve()
   private closing = false
+  /** The log as every session sees it: heavy frames split, frames over the limits refused. */
+  private readonly log: SyncableLog
 
-  /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number. */
+  /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number, or a bad limit. */
   constructor(
-    private readonly log: SyncableLog,
+    log: SyncableLog,
     private readonly options: PeerManagerOptions,
   ) {
+    this.log = limitInbound(log, options.limits)
     for (const option of ['reconnectTimeout', 'maxReconnectTimeout'] as const) {
       const value = options[option]
       if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
@@ -208,6 +222,28 @@ export class PeerManager {
   async connect(address: string, token?: string, remember?: boolean): Promise<Peer> {
     const { peer, added } = this.peerFor(address, token, remember)
     if (!added) return peer
+    return this.firstAttempt(peer)
+  }
+
+  /**
+   * Dial a peer a remote announced (an EventPeer): like connect(), but it is
+   * never stored (nor is a stored record of the address touched), and with
+   * `publicOnly` it is reached only at public addresses. Rejects as connect().
+   */
+  async connectDiscovered(address: string, publicOnly: boolean): Promise<Peer> {
+    if (this.outgoing.has(address)) return this.outgoing.get(address)!
+    if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
+    const peer = new Peer(address, undefined)
+    peer.remember = false
+    peer.discovered = true
+    peer.publicOnly = publicOnly
+    this.outgoing.set(address, peer)
+    this.failed.delete(address)
+    return this.firstAttempt(peer)
+  }
+
+  private async firstAttempt(peer: Peer): Promise<Peer> {
+    const address = peer.address
     try {
       await this.attempt(peer)
     } catch (err) {
@@ -271,8 +307,12 @@ export class PeerManager {
     for (const peer of this.outgoing.values()) peer.session?.close(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, reason))
   }
 
-  /** Replicate over a channel a peer opened to us. */
-  accept(channel: FrameChannel, info: { request?: unknown } = {}): SyncSession {
+  /**
+   * Replicate over a channel a peer opened to us; `info.authenticated` is
+   * called once the peer's handshake is accepted (a hub then lifts its
+   * pre-authentication limits).
+   */
+  accept(channel: FrameChannel, info: { request?: unknown; authenticated?: () => void } = {}): SyncSession {
     if (this.closing) {
       channel.close()
       throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
@@ -287,6 +327,7 @@ export class PeerManager {
     })
     const describe = (): PeerEventInfo => ({ id: session.remoteWriter, transport: channel.kind, direction: 'incoming' })
     this.incoming.add(session)
+    if (info.authenticated) session.once('handshake', info.authenticated)
     this.watch(session, describe)
     session.on('close', () => this.incoming.delete(session))
     session.start()
@@ -334,6 +375,12 @@ export class PeerManager {
     checkPeerOptions(token, remember)
     if (this.closing) throw new HyperEmitterError(ErrorCodes.CLOSED, 'the emitter is closed')
     const existing = this.outgoing.get(address)
+    if (existing?.discovered) {
+      // The application asks for a peer discovery found: it is the application's now.
+      existing.discovered = existing.publicOnly = false
+      existing.remember = remember ?? true
+      if (existing.state === 'connected' || existing.state === 'synced') this.save(existing)
+    }
     if (existing) {
       const changed = (token !== undefined && token !== existing.token) || (remember !== undefined && remember !== existing.remember)
       if (token !== undefined) {
@@ -360,7 +407,7 @@ export class PeerManager {
   /** Write `peer` as it is now to the store (its token included), or remove it if it is not to be remembered. */
   private save(peer: Peer): void {
     const store = this.options.store
-    if (!store) return
+    if (!store || peer.discovered) return
     peer.stored = peer.remember
     this.saving = this.saving
       .then(() => (peer.remember ? store.remember(peer.address, peer.lastSynced, peer.token) : store.forget(peer.address)))
@@ -386,7 +433,7 @@ export class PeerManager {
    */
   private async attempt(peer: Peer): Promise<void> {
     this.setState(peer, 'connecting')
-    const channel = await this.options.dial(peer.address, { token: peer.token })
+    const channel = await this.options.dial(peer.address, { token: peer.token, publicOnly: peer.publicOnly })
     this.track(channel)
     // close() or a give-up may have happened while dialing.
     if (this.closing || (peer.state as PeerState) === 'closed') {

@@ -10,7 +10,6 @@ import type { Clock } from '../core/types.js'
 import { fromHex, toHex, view } from '../core/bytes/bytes.js'
 import { VarintReader, varintLength, writeVarint } from '../core/bytes/varint.js'
 import {
-  AckSchema,
   ClockEntrySchema,
   ClockSchema,
   ErrorSchema,
@@ -18,8 +17,6 @@ import {
   HandshakeSchema,
   IdentitySchema,
   NodesSignatureSchema,
-  PingSchema,
-  PongSchema,
   RefusedSchema,
   SyncedSchema,
   type Frame,
@@ -47,6 +44,15 @@ export type FrameOf<C extends NonNullable<FrameBody['case']>> = Extract<FrameBod
 const TAG_NODES = (3 << 3) | 2
 const TAG_NODES_ITEM = (1 << 3) | 2
 const TAG_NODES_SIGNATURE = (2 << 3) | 2
+const TAG_CLOCK = (2 << 3) | 2
+/** Frames that carry one varint (field 1): by the thousand on a busy or hostile link, so read and written by hand. */
+const TAG_ACK = (5 << 3) | 2
+const TAG_PING = (7 << 3) | 2
+const TAG_PONG = (8 << 3) | 2
+const TAG_FIELD1_VARINT = (1 << 3) | 0
+
+/** Default most writers a peer's Clock may name (about 1.3 MB on the wire). */
+export const DEFAULT_MAX_CLOCK_WRITERS = 65_536
 /** Byte length of an error message we put on the wire or accept from it. */
 const MAX_ERROR_MESSAGE = 1024
 
@@ -64,11 +70,21 @@ export function encodeFrame(body: FrameBody): Uint8Array {
 
 /**
  * Decodes one frame; throws PROTOCOL_ERROR for bytes that are not a Frame or
- * carry no body. Node bytes in a Nodes frame are views into `bytes`.
+ * carry no body, LIMIT_EXCEEDED for a Clock naming more than
+ * `maxClockWriters` writers. Node bytes in a Nodes frame are views into `bytes`.
  */
-export function decodeFrame(bytes: Uint8Array): FrameBody & { case: NonNullable<FrameBody['case']> } {
+export function decodeFrame(
+  bytes: Uint8Array,
+  maxClockWriters = DEFAULT_MAX_CLOCK_WRITERS,
+): FrameBody & { case: NonNullable<FrameBody['case']> } {
   const nodes = decodeNodesFrame(bytes)
   if (nodes !== undefined) return { case: 'nodes', value: { $typeName: 'hyperemitter.v1.Nodes', nodes: nodes.nodes, signatures: nodes.signatures } }
+  const small = decodeCounterFrame(bytes)
+  if (small !== undefined) return small
+  // protobuf-es's reflection spends seconds on a Clock of 4 MiB: read Clocks by hand.
+  if (bytes.length > 0 && bytes[0] === TAG_CLOCK) {
+    return { case: 'clock', value: { $typeName: 'hyperemitter.v1.Clock', entries: decodeClockFrame(bytes, maxClockWriters) } }
+  }
   let frame: Frame
   try {
     // Unknown fields are dropped: a newer minor revision may add some.
@@ -121,6 +137,107 @@ function decodeNodesFrame(bytes: Uint8Array): { nodes: Uint8Array[]; signatures:
   return { nodes, signatures }
 }
 
+/** An Ack, Ping or Pong frame as counterFrame() writes it, read without protobuf-es; undefined for any other bytes. */
+function decodeCounterFrame(bytes: Uint8Array): (FrameBody & { case: 'ack' | 'ping' | 'pong' }) | undefined {
+  const tag = bytes[0]
+  if (bytes.length < 2 || (tag !== TAG_ACK && tag !== TAG_PING && tag !== TAG_PONG) || bytes[1] !== bytes.length - 2) return undefined
+  let value = 0
+  if (bytes.length > 2) {
+    if (bytes[2] !== TAG_FIELD1_VARINT) return undefined
+    const reader = new VarintReader(bytes, 3)
+    value = reader.next()
+    if (value < 0 || reader.pos !== bytes.length) return undefined
+  }
+  const n = BigInt(value)
+  if (tag === TAG_ACK) return { case: 'ack', value: { $typeName: 'hyperemitter.v1.Ack', count: n } }
+  if (tag === TAG_PING) return { case: 'ping', value: { $typeName: 'hyperemitter.v1.Ping', nonce: n } }
+  return { case: 'pong', value: { $typeName: 'hyperemitter.v1.Pong', nonce: n } }
+}
+
+/** A frame holding one message whose only field is the varint `value` (proto3 leaves out a 0). */
+function counterFrame(tag: number, value: number): Uint8Array {
+  if (value === 0) return new Uint8Array([tag, 0])
+  const length = 1 + varintLength(value)
+  const out = new Uint8Array(2 + length)
+  out[0] = tag
+  out[1] = length
+  out[2] = TAG_FIELD1_VARINT
+  writeVarint(out, 3, value)
+  return out
+}
+
+type ClockEntry = FrameOf<'clock'>['entries'][number]
+
+/**
+ * The entries of a Frame holding only a Clock (any field order, unknown
+ * fields skipped, as protobuf allows), writers as views into `bytes`.
+ * Throws PROTOCOL_ERROR for bytes that are not that, LIMIT_EXCEEDED past
+ * `maxWriters` entries (counted before any is built).
+ */
+function decodeClockFrame(bytes: Uint8Array, maxWriters: number): ClockEntry[] {
+  const reader = new VarintReader(bytes, 1)
+  const length = reader.next()
+  if (length < 0 || reader.pos + length !== bytes.length) throw protocolError(`malformed clock frame of ${bytes.length} bytes`)
+  const start = reader.pos
+  let count = 0
+  forEachField(bytes, start, bytes.length, (field) => {
+    if (field === 1 && ++count > maxWriters) {
+      throw new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `clock names more than maxClockWriters (${maxWriters}) writers`, {
+        details: { maxClockWriters: maxWriters },
+      })
+    }
+  })
+  const entries: ClockEntry[] = []
+  forEachField(bytes, start, bytes.length, (field, at, end) => {
+    if (field !== 1 || at < 0) return
+    let writer: Uint8Array = EMPTY
+    let seq = 0n
+    forEachField(bytes, at, end, (f, from, to, value) => {
+      if (f === 1 && from >= 0) writer = view(bytes, from, to - from)
+      else if (f === 2 && from < 0) seq = BigInt(value)
+    })
+    entries.push({ $typeName: 'hyperemitter.v1.ClockEntry', writer: writer as ClockEntry['writer'], seq })
+  })
+  return entries
+}
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * Calls `onField(field, from, to, value)` for each field in bytes[pos, end):
+ * a length-delimited one with its bytes' bounds, a varint one with from = -1
+ * and its value. Throws PROTOCOL_ERROR for a truncated field, a varint past
+ * 2^53 or a wire type other than varint, length, 32 and 64 bits.
+ */
+function forEachField(bytes: Uint8Array, pos: number, end: number, onField: (field: number, from: number, to: number, value: number) => void): void {
+  const reader = new VarintReader(bytes, pos)
+  while (reader.pos < end) {
+    const tag = reader.next()
+    const field = Math.floor(tag / 8)
+    const wire = tag % 8
+    if (tag < 0 || field === 0) throw protocolError('malformed field tag in a clock frame')
+    if (wire === 0) {
+      const value = reader.next()
+      if (value < 0) throw protocolError('malformed varint in a clock frame')
+      onField(field, -1, -1, value)
+    } else if (wire === 2) {
+      const length = reader.next()
+      if (length < 0 || reader.pos + length > end) throw protocolError('truncated field in a clock frame')
+      onField(field, reader.pos, reader.pos + length, 0)
+      reader.pos += length
+    } else if (wire === 1 || wire === 5) {
+      reader.pos += wire === 1 ? 8 : 4
+    } else {
+      throw protocolError(`wire type ${wire} in a clock frame`)
+    }
+    if (reader.pos > end) throw protocolError('truncated field in a clock frame')
+  }
+}
+
+function protocolError(message: string): HyperEmitterError {
+  return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, message)
+}
+
 /** Handshake frame: our fresh challenge; nothing of the log. */
 export function handshakeFrame(live: boolean, challenge: Uint8Array, version = PROTOCOL_VERSION): Uint8Array {
   return encodeFrame({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: version, live, challenge }) })
@@ -161,7 +278,7 @@ export function syncedFrame(count: number): Uint8Array {
 
 /** Ack frame: `count` more nodes were stored. */
 export function ackFrame(count: number): Uint8Array {
-  return encodeFrame({ case: 'ack', value: create(AckSchema, { count: BigInt(count) }) })
+  return counterFrame(TAG_ACK, count)
 }
 
 /** Error frame; the message is truncated to a bounded length. */
@@ -174,12 +291,12 @@ export function errorFrame(code: string, message: string): Uint8Array {
 
 /** Ping frame. */
 export function pingFrame(nonce: number): Uint8Array {
-  return encodeFrame({ case: 'ping', value: create(PingSchema, { nonce: BigInt(nonce) }) })
+  return counterFrame(TAG_PING, nonce)
 }
 
 /** Pong frame answering a Ping's nonce. */
 export function pongFrame(nonce: number): Uint8Array {
-  return encodeFrame({ case: 'pong', value: create(PongSchema, { nonce: BigInt(nonce) }) })
+  return counterFrame(TAG_PONG, nonce)
 }
 
 /** Bytes one node adds to a Nodes frame body (tag, length, bytes). */
@@ -247,8 +364,13 @@ export function peekNodeWriter(node: Uint8Array): Uint8Array {
   return view(node, 2, node[1])
 }
 
-/** Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a malformed entry. */
-export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigint }[], writerLength: number): Clock {
+/**
+ * Converts a wire Clock to the log's Clock type; throws PROTOCOL_ERROR for a
+ * malformed entry. With `known` (our own clock), entries of writers we do
+ * not hold are left out: we have nothing of theirs to send, and a peer's
+ * Clock then costs memory in proportion to our log, not to its claims.
+ */
+export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigint }[], writerLength: number, known?: Clock): Clock {
   const clock: Clock = new Map()
   for (const entry of entries) {
     if (entry.writer.byteLength !== writerLength || entry.seq > MAX_SAFE) {
@@ -258,6 +380,7 @@ export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigin
       )
     }
     const writer = toHex(entry.writer)
+    if (known !== undefined && !known.has(writer)) continue
     const seq = Number(entry.seq)
     if ((clock.get(writer) ?? 0) < seq) clock.set(writer, seq)
   }

@@ -3,9 +3,11 @@ import { checkCallbackLast, checkPortFirst } from '../core/arguments.js'
 import { withCallback, type Callback } from '../core/callback.js'
 import { equalBytes } from '../core/bytes/bytes.js'
 import { HyperEmitterCore, type EventMap, type HyperEmitterOptions } from '../core/emitter.js'
+import { DEFAULT_MAX_FRAME_SIZE } from '../transport/channel.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { EventPeerSchema, type Address } from '../gen/hyperemitter/v1/peer_pb.js'
 import type { FrameChannel } from '../transport/channel.js'
+import { isPrivateHost } from './addresses.js'
 import { DbKnownPeers } from './known-peers.js'
 import { checkPeerOptions, PeerManager, type Authenticate, type Peer } from './peers.js'
 import type { SessionOptions } from './session.js'
@@ -18,12 +20,30 @@ export interface ReplicationOptions extends HyperEmitterOptions {
   maxReconnectTimeout?: number
   /** Refuse incoming peers: sees the transport, writer, token and (WebSocket) upgrade request. */
   authenticate?: Authenticate
-  /** Connect to peers announced by other writers' EventPeer events. Default true. */
-  discover?: boolean
+  /**
+   * Dial peers that other writers announce in EventPeer events. true: only
+   * at public addresses (never private, loopback or link-local ones, nor
+   * names resolving to them). A function decides for each announced peer
+   * (private ones included, flagged): an allow-list of writers or
+   * addresses, say. false: never. Default: true, unless this emitter
+   * accepts peers (listen(), attach()): a hub dials nobody a peer names.
+   * Discovered peers are never stored as known peers.
+   */
+  discover?: boolean | DiscoverPolicy
   /** Reconnect at start-up to peers this db connected to before. Default true. */
   reconnectKnown?: boolean
   /** Largest frame accepted or sent, bytes. Default 4 MiB. */
   maxFrameSize?: number
+  /** Most bytes queued to one peer, control frames included (default 1 MiB + 2 x maxFrameSize); over it: LIMIT_EXCEEDED. */
+  maxBufferedBytes?: number
+  /** ms a peer may leave what we queued to it unread before it is dropped with LIMIT_EXCEEDED (default 30 s). */
+  stallTimeout?: number
+  /** Most nodes in one frame from a peer (default 8192); more: LIMIT_EXCEEDED. */
+  maxNodesPerFrame?: number
+  /** Most links of one node from a peer (default 8192); more: LIMIT_EXCEEDED. */
+  maxLinksPerNode?: number
+  /** Most writers a peer's Clock may name (default 65536); more: LIMIT_EXCEEDED. */
+  maxClockWriters?: number
   /** Tuning for each replication session. */
   session?: Omit<SessionOptions, 'authenticate' | 'token'>
 }
@@ -54,6 +74,38 @@ export function connectOptionsOf(value: unknown): ConnectOptions {
   return { token, remember }
 }
 
+/**
+ * maxEventSize checked against the frame size: a node must fit one frame
+ * with room for its links and framing (64 KiB, or a quarter of a small frame).
+ * Default: all that fits.
+ */
+function eventLimit(maxEventSize: number | undefined, maxFrameSize: number): number {
+  const fits = maxFrameSize - Math.min(64 * 1024, Math.floor(maxFrameSize / 4))
+  if (maxEventSize === undefined) return fits
+  if (!Number.isSafeInteger(maxEventSize) || maxEventSize < 1 || maxEventSize > fits) {
+    throw new HyperEmitterError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `maxEventSize must be an integer from 1 to ${fits} (what fits a frame of maxFrameSize ${maxFrameSize}), got ${maxEventSize}`,
+      { details: { option: 'maxEventSize' } },
+    )
+  }
+  return maxEventSize
+}
+
+/** What a `discover` function is asked about: a peer announced in an EventPeer event. */
+export interface DiscoveredPeer {
+  /** The announced writer id (hex): who wrote the EventPeer. */
+  id: string
+  /** The address this emitter would dial ("tcp://…" or "ws(s)://…"). */
+  address: string
+  host: string
+  /** The host is a private, loopback or link-local address, or a name for this machine. */
+  private: boolean
+}
+
+/** Decides whether to dial an announced peer; a throw or rejection means no. */
+export type DiscoverPolicy = (peer: DiscoveredPeer) => boolean | Promise<boolean>
+
 /** The plain shape of an EventPeer event. */
 export interface EventPeerMessage {
   id: string
@@ -71,6 +123,8 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
   protected readonly knownPeers: DbKnownPeers
   /** This emitter accepts peers and has told the others where (an EventPeer of ours is in the log). */
   private reachable = false
+  /** This emitter accepts peers (listen(), attach()): discovery is off unless asked for. */
+  protected acceptsPeers = false
 
   constructor(...args: ConstructorParameters<typeof HyperEmitterCore>) {
     super(...args)
@@ -82,7 +136,8 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
       reconnectTimeout: options.reconnectTimeout,
       maxReconnectTimeout: options.maxReconnectTimeout,
       authenticate: options.authenticate,
-      session: options.session,
+      session: { maxClockWriters: options.maxClockWriters, ...options.session },
+      limits: { maxNodesPerFrame: options.maxNodesPerFrame, maxLinksPerNode: options.maxLinksPerNode },
       store: this.knownPeers,
     })
     this.onClose(() => this.peerManager.close())
@@ -92,13 +147,19 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
     )
   }
 
+  /** Throws INVALID_ARGUMENT for a maxEventSize that would not fit a frame; fills in the default one. */
+  protected static override checkOptions(options: ReplicationOptions): void {
+    super.checkOptions(options)
+    options.maxEventSize = eventLimit(options.maxEventSize, options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE)
+  }
+
   /** The options, with the replication ones typed. */
   protected get replication(): ReplicationOptions {
     return this.options as ReplicationOptions
   }
 
   /** Open a frame channel to "tcp://host:port" or "ws(s)://..."; rejects CONNECTION_FAILED or NOT_SUPPORTED. */
-  protected abstract dial(address: string, options: { token?: string }): Promise<FrameChannel>
+  protected abstract dial(address: string, options: { token?: string; publicOnly?: boolean }): Promise<FrameChannel>
 
   /** The address this runtime would dial for an announced peer, or undefined if none fits. */
   protected abstract pickAddress(addresses: EventPeerMessage['addresses']): string | undefined
@@ -172,7 +233,32 @@ export abstract class ReplicatedEmitter<E extends EventMap = EventMap> extends H
       if (this.reachable && own > peer.id) return
       const address = this.pickAddress(peer.addresses)
       if (!address || this.peerManager.peers.some((p) => p.address === address)) return
-      this.peerManager.connect(address).catch((error) => this.status.emit('peer:error', { address, id: peer.id, error }))
+      return this.discoveryAllows(peer.id, address).then((allowed) => {
+        if (allowed === false || this.closed) return
+        this.peerManager.connectDiscovered(address, allowed === 'public').catch((error) => this.status.emit('peer:error', { address, id: peer.id, error }))
+      })
     })
+  }
+
+  /** Whether the `discover` option lets this emitter dial `address`: false, 'public' (only if it is public), or 'any'. */
+  private async discoveryAllows(id: string, address: string): Promise<false | 'public' | 'any'> {
+    const policy = this.replication.discover ?? !this.acceptsPeers
+    if (policy === false) return false
+    const host = hostOf(address)
+    const isPrivate = isPrivateHost(host) === true
+    if (policy === true) return isPrivate ? false : 'public'
+    try {
+      return (await policy({ id, address, host, private: isPrivate })) === true ? 'any' : false
+    } catch {
+      return false
+    }
+  }
+}
+
+function hostOf(address: string): string {
+  try {
+    return new URL(address).hostname.replace(/^\[|\]$/g, '')
+  } catch {
+    return ''
   }
 }

@@ -24,6 +24,7 @@ import {
   clockFrame,
   clockFromWire,
   decodeFrame,
+  DEFAULT_MAX_CLOCK_WRITERS,
   encodeSignature,
   errorCodeFromWire,
   errorFrame,
@@ -70,6 +71,8 @@ export interface SessionOptions {
   maxLiveQueue?: number
   /** ms between Pings when nothing arrives (default 15000; 0 disables); no answer within 2 intervals closes with TIMEOUT. */
   keepAliveInterval?: number
+  /** Most writers the peer's Clock may name (default 65536); more: LIMIT_EXCEEDED. */
+  maxClockWriters?: number
 }
 
 /** What a session knows of its peer once the peer proved its key. */
@@ -177,6 +180,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private readonly maxInFlight: number
   private readonly maxLiveQueue: number
   private readonly keepAliveInterval: number
+  private readonly maxClockWriters: number
 
   private started = false
   private closed = false
@@ -264,6 +268,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.maxFrameBytes = Math.max(1, Math.min(maxBatchBytes, channel.maxFrameSize - 1))
     this.maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight')
     this.maxLiveQueue = positiveInt(options.maxLiveQueue, DEFAULT_MAX_LIVE_QUEUE, 'maxLiveQueue')
+    this.maxClockWriters = positiveInt(options.maxClockWriters, DEFAULT_MAX_CLOCK_WRITERS, 'maxClockWriters')
     const keepAlive = options.keepAliveInterval ?? DEFAULT_KEEP_ALIVE_INTERVAL
     if (!(Number.isFinite(keepAlive) && keepAlive >= 0)) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `keepAliveInterval must be >= 0 ms, got ${keepAlive}`, {
@@ -349,7 +354,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.stats.bytesReceived += bytes.byteLength
     // Any frame shows the peer is alive, not only the Pong (which may queue behind Nodes).
     this.pingOutstanding = false
-    const body = decodeFrame(bytes)
+    const body = decodeFrame(bytes, this.maxClockWriters)
     if (!this.handshakeSeen) {
       if (body.case !== 'handshake') throw protocolError(`expected a handshake first, got ${body.case}`)
       this.handshakeSeen = true
@@ -504,7 +509,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.gotClock = true
     this.emit('accepted')
     if (this.closed) return
-    for (const [writer, seq] of clockFromWire(clock.entries, this.log.writer.byteLength)) {
+    for (const [writer, seq] of clockFromWire(clock.entries, this.log.writer.byteLength, this.log.clock())) {
       this.markRemote(writer, seq)
     }
     // A log's clock counts committed nodes only: what it says the peer holds, it has stored.

@@ -1,5 +1,5 @@
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
-import { asError, ChannelEvents, frameTooLarge, type FrameChannelEvents } from './channel.js'
+import { asError, ChannelEvents, frameTooLarge, type FrameChannelEvents, type SendLimits } from './channel.js'
 
 /** Each held frame counts at least this much against maxQueuedBytes, so floods of empty frames are bounded too. */
 const QUEUED_FRAME_OVERHEAD = 64
@@ -21,6 +21,8 @@ export interface InboxOptions {
    * listener may come later) and without waiting for resume().
    */
   peerCloseWaitsForEveryFrame?: boolean
+  /** Bounds on what is queued to the peer (see sendQueued()); none for channels with no send buffer. */
+  sendLimits?: SendLimits
 }
 
 /**
@@ -31,7 +33,8 @@ export interface InboxOptions {
  * that throws closes the channel with that error. 'close' fires once.
  *
  * A subclass feeds frames to receive(), reports the peer's close through
- * closeAfterInbox(), and tears its transport down in closeTransport().
+ * closeAfterInbox(), tells sendQueued() how much waits to be sent, and
+ * tears its transport down in closeTransport().
  */
 export abstract class InboxChannel {
   abstract readonly remote: string
@@ -41,6 +44,11 @@ export abstract class InboxChannel {
   protected readonly events = new ChannelEvents()
   private readonly maxQueuedBytes: number
   private readonly peerCloseWaitsForEveryFrame: boolean
+  private readonly sendLimits: SendLimits | undefined
+  /** Reading stopped because the peer does not read what we send. */
+  private heldForSend = false
+  private stallTimer: ReturnType<typeof setTimeout> | undefined
+  private incomingCap: number | undefined
   private inbox: Uint8Array[] = []
   private inboxHead = 0
   private inboxBytes = 0
@@ -51,7 +59,24 @@ export abstract class InboxChannel {
   constructor(options: InboxOptions) {
     this.maxQueuedBytes = options.maxQueuedBytes
     this.peerCloseWaitsForEveryFrame = options.peerCloseWaitsForEveryFrame ?? false
+    this.sendLimits = options.sendLimits
   }
+
+  /** Largest frame taken from the peer now: maxFrameSize unless lowered by setMaxIncomingFrameSize(). */
+  get maxIncomingFrameSize(): number {
+    return this.incomingCap ?? this.maxFrameSize
+  }
+
+  setMaxIncomingFrameSize(bytes: number): void {
+    if (!(Number.isInteger(bytes) && bytes >= 0)) {
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `a frame size limit must be a non-negative integer, got ${bytes}`)
+    }
+    this.incomingCap = Math.min(bytes, this.maxFrameSize)
+    this.limitIncoming(this.incomingCap)
+  }
+
+  /** Apply a new incoming frame limit to the transport's own parser, where it has one. */
+  protected limitIncoming(_bytes: number): void {}
 
   /** Stop the transport from reading, where it can, while frames are held. */
   protected holdSource(): void {}
@@ -70,12 +95,13 @@ export abstract class InboxChannel {
     if (this.closed || !this.paused) return
     this.paused = false
     if (this.holding || this.pendingClose !== null) this.scheduleDelivery()
-    else this.releaseSource()
+    else if (!this.heldForSend) this.releaseSource()
   }
 
   close(err?: Error): void {
     if (this.closed) return
     this.closed = true
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer)
     this.inbox = []
     this.inboxHead = 0
     this.inboxBytes = 0
@@ -101,12 +127,50 @@ export abstract class InboxChannel {
     return this.inboxHead < this.inbox.length
   }
 
+  /**
+   * The subclass reports `queued`, the bytes waiting to reach the peer (each
+   * queued frame counted at its cost in memory), after each send and as they
+   * drain. Above pauseAbove the channel stops reading: a peer that sends
+   * without reading gets no more replies queued. It reads again once the
+   * level is back under highWaterMark; over maxBufferedBytes, or stopped
+   * for stallTimeout, it closes with LIMIT_EXCEEDED.
+   */
+  protected sendQueued(queued: number): void {
+    const limits = this.sendLimits
+    if (limits === undefined || this.closed) return
+    if (queued > limits.maxBufferedBytes) {
+      // Not from inside the caller's send(): it gets its answer, then 'close' follows.
+      queueMicrotask(() => this.close(this.limitError(`more than maxBufferedBytes (${limits.maxBufferedBytes}) queued to ${this.remote}`, { maxBufferedBytes: limits.maxBufferedBytes })))
+      return
+    }
+    if (queued > limits.pauseAbove && !this.heldForSend) {
+      this.heldForSend = true
+      this.holdSource()
+      this.stallTimer = setTimeout(this.onStall, limits.stallTimeout)
+    } else if (queued < limits.highWaterMark && this.heldForSend) {
+      this.heldForSend = false
+      clearTimeout(this.stallTimer)
+      this.stallTimer = undefined
+      if (!this.paused && !this.holding) this.releaseSource()
+    }
+  }
+
+  private readonly onStall = (): void => {
+    const stallTimeout = this.sendLimits!.stallTimeout
+    this.close(this.limitError(`${this.remote} left what was queued to it unread for ${stallTimeout} ms`, { stallTimeout }))
+  }
+
+  private limitError(message: string, details: Record<string, unknown>): HyperEmitterError {
+    return new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, message, { details })
+  }
+
   /** One whole frame from the peer: refused when oversize, else delivered now or held. */
   protected receive(frame: Uint8Array): void {
     if (this.closed) return
     // TCP's decoder already refused an oversize length before buffering its body; whole-message transports can only refuse here.
-    if (frame.byteLength > this.maxFrameSize) {
-      this.close(frameTooLarge(frame.byteLength, this.maxFrameSize))
+    const max = this.maxIncomingFrameSize
+    if (frame.byteLength > max) {
+      this.close(frameTooLarge(frame.byteLength, max))
       return
     }
     if (this.paused || this.events.count('frame') === 0 || this.holding) {
@@ -114,11 +178,9 @@ export abstract class InboxChannel {
       this.inboxBytes += Math.max(frame.byteLength, QUEUED_FRAME_OVERHEAD)
       if (this.inboxBytes > this.maxQueuedBytes) {
         this.close(
-          new HyperEmitterError(
-            ErrorCodes.LIMIT_EXCEEDED,
-            `more than maxQueuedBytes (${this.maxQueuedBytes}) arrived from ${this.remote} while paused`,
-            { details: { maxQueuedBytes: this.maxQueuedBytes } },
-          ),
+          this.limitError(`more than maxQueuedBytes (${this.maxQueuedBytes}) arrived from ${this.remote} while paused`, {
+            maxQueuedBytes: this.maxQueuedBytes,
+          }),
         )
         return
       }
@@ -166,7 +228,7 @@ export abstract class InboxChannel {
     this.inboxBytes = 0
     const pending = this.pendingClose
     if (pending !== null && (!this.paused || this.peerCloseWaitsForEveryFrame)) pending()
-    else if (!this.paused) this.releaseSource()
+    else if (!this.paused && !this.heldForSend) this.releaseSource()
   }
 }
 

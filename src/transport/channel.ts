@@ -5,11 +5,23 @@ export const DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024
 /** Default send-buffer level above which send() returns false: 1 MiB. */
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024
 
+/** Default time a peer may leave our send buffer over its pause level before it is dropped. */
+export const DEFAULT_STALL_TIMEOUT = 30_000
+
 export interface FrameChannelOptions {
   /** Largest frame, in bytes, accepted or sent (default 4 MiB). */
   maxFrameSize?: number
   /** Send-buffer level, in bytes, above which send() returns false (default 1 MiB). */
   highWaterMark?: number
+  /**
+   * Most bytes queued to the peer, control frames included (default
+   * highWaterMark + 2 x maxFrameSize). Above highWaterMark + maxFrameSize
+   * (more than an honest session ever queues) the channel stops reading
+   * from the peer; over this bound it closes with LIMIT_EXCEEDED.
+   */
+  maxBufferedBytes?: number
+  /** ms the channel may stay stopped for a peer that does not read before it closes with LIMIT_EXCEEDED (default 30 s). */
+  stallTimeout?: number
 }
 
 export interface FrameChannelEvents {
@@ -48,6 +60,13 @@ export interface FrameChannel {
    * frame over maxFrameSize and CLOSED after close.
    */
   send(frame: Uint8Array): boolean
+  /**
+   * Refuse incoming frames over `bytes` (at most maxFrameSize) from now on,
+   * before buffering them where the transport allows: a hub lowers it until
+   * the peer is authenticated, then raises it back. Optional: in-process
+   * channels (memory, broadcast) leave it out.
+   */
+  setMaxIncomingFrameSize?(bytes: number): void
   /** Stop delivering 'frame' events until resume() (receive backpressure). */
   pause(): void
   resume(): void
@@ -64,6 +83,39 @@ export function checkOutgoing(channel: FrameChannel, frame: Uint8Array): void {
     throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'a frame must be a Uint8Array')
   }
   if (frame.byteLength > channel.maxFrameSize) throw frameTooLarge(frame.byteLength, channel.maxFrameSize)
+}
+
+/** Resolved send bounds of a channel (see FrameChannelOptions). */
+export interface SendLimits {
+  highWaterMark: number
+  /** Queued bytes above which the channel stops reading from the peer. */
+  pauseAbove: number
+  maxBufferedBytes: number
+  stallTimeout: number
+}
+
+/** The send bounds for `options`; throws INVALID_ARGUMENT for a bad one. */
+export function sendLimits(options: FrameChannelOptions, maxFrameSize: number): SendLimits {
+  const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
+  if (!(Number.isFinite(highWaterMark) && highWaterMark >= 0)) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `highWaterMark must be a non-negative number, got ${highWaterMark}`)
+  }
+  const pauseAbove = highWaterMark + maxFrameSize
+  const maxBufferedBytes = options.maxBufferedBytes ?? highWaterMark + 2 * maxFrameSize
+  if (!(maxBufferedBytes >= pauseAbove)) {
+    throw new HyperEmitterError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `maxBufferedBytes must be at least highWaterMark + maxFrameSize (${pauseAbove}), got ${maxBufferedBytes}`,
+      { details: { option: 'maxBufferedBytes' } },
+    )
+  }
+  const stallTimeout = options.stallTimeout ?? DEFAULT_STALL_TIMEOUT
+  if (!(stallTimeout > 0)) {
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `stallTimeout must be a positive number of ms, got ${stallTimeout}`, {
+      details: { option: 'stallTimeout' },
+    })
+  }
+  return { highWaterMark, pauseAbove, maxBufferedBytes, stallTimeout }
 }
 
 export function asError(value: unknown): Error {

@@ -3,9 +3,9 @@ import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import {
   asError,
   checkOutgoing,
-  DEFAULT_HIGH_WATER_MARK,
   DEFAULT_MAX_FRAME_SIZE,
   frameTooLarge,
+  sendLimits,
   type FrameChannel,
   type FrameChannelOptions,
 } from './channel.js'
@@ -25,6 +25,8 @@ const STAGING_SIZE = 64 * 1024
 const DIRECT_WRITE_MIN = 16 * 1024
 /** How long a cleanly closed socket may take to finish its FIN handshake before it is destroyed. */
 const END_TIMEOUT_MS = 2000
+/** Frames up to this size get their buffer when their length arrives; larger ones are gathered as their bytes come. */
+const EAGER_BODY_MAX = 64 * 1024
 
 /**
  * Incremental decoder for length-prefixed frames (4-byte big-endian length,
@@ -32,15 +34,21 @@ const END_TIMEOUT_MS = 2000
  *
  * A frame that lies wholly inside one chunk goes through ownFrame() (a view
  * when it is most of the chunk, else a copy, small ones into a shared slab);
- * a frame spanning chunks is assembled once into a buffer of its exact size.
+ * a frame spanning chunks is assembled once into a buffer of its exact size,
+ * which for a large frame grows (doubling) with the bytes that arrive: a
+ * length prefix alone never makes the decoder take much memory.
  * Frames are plain Uint8Arrays (never Node Buffers, whose slice() does not
  * copy), possibly sharing an ArrayBuffer: never transfer `frame.buffer`.
  */
 export class FrameDecoder {
-  readonly maxFrameSize: number
+  /** Largest frame length accepted; may be changed between chunks (a hub lowers it until the peer is authenticated). */
+  maxFrameSize: number
   private readonly header = new Uint8Array(FRAME_HEADER_SIZE)
   private headerFill = 0
+  /** The unfinished frame's bytes so far, in a buffer that may be shorter than the frame. */
   private body: Uint8Array | null = null
+  /** Length of the unfinished frame. */
+  private bodyLength = 0
   private bodyFill = 0
   private failed = false
 
@@ -86,16 +94,15 @@ export class FrameDecoder {
     const n = bytes.byteLength
     let off = 0
     while (off < n) {
-      const body = this.body
-      if (body !== null) {
-        const take = Math.min(body.byteLength - this.bodyFill, n - off)
-        body.set(bytes.subarray(off, off + take), this.bodyFill)
-        this.bodyFill += take
+      if (this.body !== null) {
+        const take = Math.min(this.bodyLength - this.bodyFill, n - off)
+        this.append(bytes.subarray(off, off + take))
         off += take
-        if (this.bodyFill === body.byteLength) {
+        if (this.bodyFill === this.bodyLength) {
+          const frame = this.body
           this.body = null
-          this.bodyFill = 0
-          onFrame(body)
+          this.bodyFill = this.bodyLength = 0
+          onFrame(frame)
         }
         continue
       }
@@ -123,13 +130,25 @@ export class FrameDecoder {
         onFrame(ownFrame(bytes.subarray(off, off + len)))
         off += len
       } else {
-        const partial = new Uint8Array(len)
-        partial.set(bytes.subarray(off))
-        this.body = partial
-        this.bodyFill = available
+        this.bodyLength = len
+        this.body = new Uint8Array(Math.min(len, Math.max(EAGER_BODY_MAX, 2 * available)))
+        this.append(bytes.subarray(off))
         off = n
       }
     }
+  }
+
+  /** Add bytes to the unfinished frame, growing its buffer (at least doubling, at most to the frame's length) when full. */
+  private append(piece: Uint8Array): void {
+    let body = this.body!
+    const need = this.bodyFill + piece.byteLength
+    if (need > body.byteLength) {
+      const grown = new Uint8Array(Math.min(this.bodyLength, Math.max(need, 2 * body.byteLength)))
+      grown.set(body.subarray(0, this.bodyFill))
+      body = this.body = grown
+    }
+    body.set(piece, this.bodyFill)
+    this.bodyFill = need
   }
 }
 
@@ -152,12 +171,6 @@ function checkMaxFrameSize(max: number): void {
   // The length prefix is 32 bits; anything larger could never be announced.
   if (!Number.isInteger(max) || max < 0 || max > 0xffffffff) {
     throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxFrameSize must be an integer in [0, 2^32-1], got ${max}`)
-  }
-}
-
-function checkHighWaterMark(hwm: number): void {
-  if (!Number.isFinite(hwm) || hwm < 0) {
-    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `highWaterMark must be a non-negative number, got ${hwm}`)
   }
 }
 
@@ -186,15 +199,15 @@ export function createTcpChannel(socket: net.Socket, options: FrameChannelOption
 export function connectTcp(
   port: number,
   host = 'localhost',
-  options: FrameChannelOptions & { timeout?: number } = {},
+  options: FrameChannelOptions & { timeout?: number; lookup?: net.LookupFunction } = {},
 ): Promise<FrameChannel> {
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `port must be an integer in [1, 65535], got ${port}`))
   }
-  const { timeout, ...channelOptions } = options
+  const { timeout, lookup, ...channelOptions } = options
   const where = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host })
+    const socket = net.connect(lookup === undefined ? { port, host } : { port, host, lookup })
     let timer: ReturnType<typeof setTimeout> | undefined
     const fail = (cause: unknown) => {
       cleanup()
@@ -253,14 +266,13 @@ class TcpChannel extends InboxChannel implements FrameChannel {
 
   constructor(socket: net.Socket, options: FrameChannelOptions) {
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
-    const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
     checkMaxFrameSize(maxFrameSize)
-    checkHighWaterMark(highWaterMark)
+    const limits = sendLimits(options, maxFrameSize)
     // Unbounded: the socket is paused while frames are held, so at most one chunk's worth waits.
-    super({ maxQueuedBytes: Infinity })
+    super({ maxQueuedBytes: Infinity, sendLimits: limits })
     this.released = new Promise((resolve) => (this.release = resolve))
     this.maxFrameSize = maxFrameSize
-    this.highWaterMark = highWaterMark
+    this.highWaterMark = limits.highWaterMark
     this.decoder = new FrameDecoder(maxFrameSize)
     this.socket = socket
     this.remote = describeRemote(socket)
@@ -309,13 +321,19 @@ class TcpChannel extends InboxChannel implements FrameChannel {
         setImmediate(this.onFlushTimer)
       }
     }
-    const below = this.bufferedAmount < this.highWaterMark
+    const queued = this.bufferedAmount
+    this.sendQueued(queued)
+    const below = queued < this.highWaterMark
     if (!below) this.needDrain = true
     return below
   }
 
   protected override holdSource(): void {
     this.socket.pause()
+  }
+
+  protected override limitIncoming(bytes: number): void {
+    this.decoder.maxFrameSize = bytes
   }
 
   protected override releaseSource(): void {
@@ -361,6 +379,7 @@ class TcpChannel extends InboxChannel implements FrameChannel {
   }
 
   private checkDrain(): void {
+    this.sendQueued(this.bufferedAmount)
     if (this.needDrain && !this.closed && this.bufferedAmount < this.highWaterMark) {
       this.needDrain = false
       this.events.emit('drain')

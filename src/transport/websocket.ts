@@ -1,12 +1,6 @@
 import type WebSocket from 'isomorphic-ws'
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
-import {
-  checkOutgoing,
-  DEFAULT_HIGH_WATER_MARK,
-  DEFAULT_MAX_FRAME_SIZE,
-  type FrameChannel,
-  type FrameChannelOptions,
-} from './channel.js'
+import { checkOutgoing, DEFAULT_MAX_FRAME_SIZE, sendLimits, type FrameChannel, type FrameChannelOptions } from './channel.js'
 import { defaultMaxQueuedBytes, InboxChannel } from './channel-base.js'
 import { copyFrame, ownFrame } from './frame-copy.js'
 
@@ -26,6 +20,8 @@ const CLOSE_GRACE_MS = 2000
 
 /** How often bufferedAmount is polled while above the high-water mark (browsers have no 'drain'). */
 const DRAIN_POLL_MS = 5
+/** What one unsent message costs a `ws` socket beyond its bytes (its write queue entry), counted against maxBufferedBytes. */
+const QUEUED_MESSAGE_COST = 256
 
 /**
  * Close codes this channel sends. Browsers only let scripts send 1000 and
@@ -73,6 +69,8 @@ export interface ConnectWebSocketOptions extends WebSocketChannelOptions {
   protocols?: string | string[]
   /** Give up (CONNECTION_FAILED) when not open after this many ms. */
   timeout?: number
+  /** Node only: the DNS lookup the socket uses (see node:net); browsers ignore it. */
+  lookup?: unknown
 }
 
 /** The parts of a Node `ws` WebSocket used when present (never in browsers). */
@@ -85,6 +83,8 @@ interface NodeSocketLike {
 }
 interface NodeWsExtras {
   _socket?: NodeSocketLike | null
+  _receiver?: { _maxPayload?: number } | null
+  send?: (data: Uint8Array, cb: (err?: Error) => void) => void
   _isServer?: boolean
   terminate?: () => void
   pause?: () => void
@@ -121,7 +121,7 @@ export async function connectWebSocket(url: string, options: ConnectWebSocketOpt
       }),
     )
   }
-  const { protocols, timeout, ...channelOptions } = options
+  const { protocols, timeout, lookup, ...channelOptions } = options
   const maxFrameSize = channelOptions.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
   const WebSocket = await loadWebSocket()
   return new Promise((resolve, reject) => {
@@ -129,7 +129,7 @@ export async function connectWebSocket(url: string, options: ConnectWebSocketOpt
     try {
       // The third argument is `ws`'s options (browsers ignore it): refuse oversize
       // messages while parsing their header, and never negotiate compression.
-      ws = new WebSocket(url, protocols, { maxPayload: maxFrameSize, perMessageDeflate: false })
+      ws = new WebSocket(url, protocols, { maxPayload: maxFrameSize, perMessageDeflate: false, ...(lookup === undefined ? {} : { lookup }) } as object)
     } catch (cause) {
       reject(new HyperEmitterError(ErrorCodes.CONNECTION_FAILED, `could not open ${url}: ${describe(cause)}`, { cause }))
       return
@@ -262,6 +262,8 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
   private readonly ws: WebSocketLike
   private readonly node: NodeWsExtras
   private readonly highWaterMark: number
+  /** Messages handed to a `ws` socket whose write has not completed (Node only; browsers do not say). */
+  private unsent = 0
 
   /** Frames sent before the socket opened. */
   private preOpen: Uint8Array[] = []
@@ -275,23 +277,20 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
 
   constructor(ws: WebSocketLike, options: WebSocketChannelOptions) {
     const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
-    const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
     const maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(maxFrameSize)
     if (!Number.isInteger(maxFrameSize) || maxFrameSize < 0) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxFrameSize must be a non-negative integer, got ${maxFrameSize}`)
     }
-    if (!(highWaterMark >= 0)) {
-      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `highWaterMark must be a non-negative number, got ${highWaterMark}`)
-    }
+    const limits = sendLimits(options, maxFrameSize)
     if (!(maxQueuedBytes >= maxFrameSize)) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxQueuedBytes must be at least maxFrameSize, got ${maxQueuedBytes}`)
     }
-    super({ maxQueuedBytes })
+    super({ maxQueuedBytes, sendLimits: limits })
     this.released = new Promise((resolve) => (this.release = resolve))
     this.ws = ws
     this.node = ws as unknown as NodeWsExtras
     this.maxFrameSize = maxFrameSize
-    this.highWaterMark = highWaterMark
+    this.highWaterMark = limits.highWaterMark
     this.remote = options.remote ?? ws.url ?? 'websocket://unknown'
 
     // Node's `ws` hands out 'arraybuffer' messages as a fresh ArrayBuffer each
@@ -327,14 +326,41 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
       this.cork()
       // Browsers copy on send and `ws` copies when masking (client side); only a
       // `ws` server socket would keep the caller's buffer, which it may reuse.
-      ws.send(this.node._isServer === true ? copyFrame(frame) : frame)
+      this.sendNow(this.node._isServer === true ? copyFrame(frame) : frame)
     }
-    const below = this.bufferedAmount < this.highWaterMark
+    this.sendQueued(this.queuedCost)
+    const below = this.queuedCost < this.highWaterMark
     if (!below && !this.needDrain) {
       this.needDrain = true
       this.watchDrain()
     }
     return below
+  }
+
+  /** What waits to reach the peer, as it weighs in memory. */
+  private get queuedCost(): number {
+    return this.bufferedAmount + this.unsent * QUEUED_MESSAGE_COST
+  }
+
+  /** One message out; with `ws`, counted until its write completes. */
+  private sendNow(frame: Uint8Array): void {
+    if (typeof this.node._isServer !== 'boolean') {
+      this.ws.send(frame)
+      return
+    }
+    this.unsent++
+    this.node.send!.call(this.ws, frame, this.onSent)
+  }
+
+  private readonly onSent = (): void => {
+    this.unsent--
+    this.sendQueued(this.queuedCost)
+  }
+
+  protected override limitIncoming(bytes: number): void {
+    // `ws` then refuses an oversize message from its header, before buffering it.
+    const receiver = this.node._receiver
+    if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes
   }
 
   protected override holdSource(): void {
@@ -356,7 +382,9 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
         if (err === undefined) ws.close(WebSocketCloseCodes.NORMAL)
         else ws.close(closeCodeFor(err), closeReason(err))
         const terminate = this.node.terminate
-        if (typeof terminate === 'function') {
+        // A peer over a bound (one that stopped reading, say) would never read our close frame either.
+        if (typeof terminate === 'function' && isHyperEmitterError(err, ErrorCodes.LIMIT_EXCEEDED)) terminate.call(ws)
+        else if (typeof terminate === 'function') {
           // A peer that never answers our close frame must not hold the socket (and the process) for ws's 30 s.
           const timer = setTimeout(() => terminate.call(ws), CLOSE_GRACE_MS)
           ;(timer as { unref?: () => void }).unref?.()
@@ -396,7 +424,7 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
     this.preOpen = []
     this.preOpenBytes = 0
     if (frames.length > 0) this.cork()
-    for (const frame of frames) this.ws.send(frame)
+    for (const frame of frames) this.sendNow(frame)
     if (this.paused) this.holdSource()
     if (this.needDrain) this.checkDrain()
   }
@@ -428,8 +456,9 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
   }
 
   private checkDrain(): void {
+    this.sendQueued(this.queuedCost)
     if (this.closed || !this.needDrain) return
-    if (this.bufferedAmount < this.highWaterMark) {
+    if (this.queuedCost < this.highWaterMark) {
       this.needDrain = false
       this.stopDrainWatch()
       this.events.emit('drain')
@@ -466,9 +495,9 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
     if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
       // `ws` enforces maxPayload itself, before the message is buffered.
       this.close(
-        new HyperEmitterError(ErrorCodes.FRAME_TOO_LARGE, `${this.remote} sent a message over maxFrameSize (${this.maxFrameSize} bytes)`, {
+        new HyperEmitterError(ErrorCodes.FRAME_TOO_LARGE, `${this.remote} sent a message over the frame limit (${this.maxIncomingFrameSize} bytes)`, {
           cause,
-          details: { maxFrameSize: this.maxFrameSize },
+          details: { maxFrameSize: this.maxIncomingFrameSize },
         }),
       )
       return

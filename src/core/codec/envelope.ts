@@ -36,6 +36,11 @@ function nameBytes(name: string): Uint8Array {
 }
 
 /** Bytes the envelope of a `nameLength`-byte name and a `payloadLength`-byte payload takes. */
+/** Bytes of the envelope of a `name` event with a payload of `payloadLength` bytes. */
+export function envelopeSizeOf(name: string, payloadLength: number): number {
+  return envelopeSize(nameBytes(name).length, payloadLength)
+}
+
 function envelopeSize(nameLength: number, payloadLength: number): number {
   let size = 0
   if (nameLength > 0) size += 1 + varintLength(nameLength) + nameLength

@@ -4,10 +4,11 @@
  * whole or not at all), and held while a streamed schema loads or the log opens.
  */
 import { PackedBytes } from '../bytes/packed.js'
-import { addEnvelope } from '../codec/envelope.js'
+import { addEnvelope, envelopeSizeOf } from '../codec/envelope.js'
 import type { Encoded } from '../codec/plain-encode.js'
 import type { Codecs } from '../codec/schema.js'
 import type { Log, AppendSink } from '../log/log.js'
+import { ErrorCodes, HyperEmitterError } from '../errors.js'
 
 /** Emits one group holds at most: a log batch's worth (the log's default maxBatch). */
 const MAX_GROUP = 1000
@@ -96,6 +97,8 @@ export class EmitQueue {
   constructor(
     private readonly log: Log,
     private readonly schema: () => Codecs | undefined,
+    /** Larger events are refused (EVENT_TOO_LARGE): no peer could take them. */
+    private readonly maxEventSize: number,
   ) {}
 
   /** An emit (name already checked); `observed`: its outcome goes to a callback (see EmitGroup). */
@@ -150,6 +153,15 @@ export class EmitQueue {
       payload = schema.encodeShared(name, message)
     } catch (err) {
       return Promise.reject(err)
+    }
+    const size = envelopeSizeOf(canonical, payload.length)
+    if (size > this.maxEventSize) {
+      const max = this.maxEventSize
+      return Promise.reject(
+        new HyperEmitterError(ErrorCodes.EVENT_TOO_LARGE, `event ${canonical} of ${size} bytes exceeds maxEventSize (${max} bytes)`, {
+          details: { name: canonical, size, maxEventSize: max },
+        }),
+      )
     }
     let group = this.group
     if (group === undefined) {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ErrorCodes, HyperEmitterError } from '../../core/errors.js'
 
@@ -12,7 +12,16 @@ export interface CliOptions {
   targetUrl?: string
   repl: boolean
   fromScratch: boolean
+  /** Largest schema file read (its parse time grows faster than its size). */
+  maxSchemaBytes: number
+  /** Largest NDJSON line read on stdin; longer ones are reported and skipped. */
+  maxLineBytes: number
 }
+
+/** Default --max-schema-bytes: 256 KiB, far above real schemas, parsed in a second or two at worst. */
+export const DEFAULT_MAX_SCHEMA_BYTES = 256 * 1024
+/** Default --max-line-bytes: 8 MiB, room for an event of the default maxEventSize written as JSON. */
+export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 
 export const USAGE = `Usage: hypem <schema.proto> [options]
 
@@ -31,6 +40,8 @@ Options:
   --no-repl           NDJSON: emit the {"name":…,"payload":{…}} lines read on
                       stdin; write every event as one such line on stdout
   --from-scratch      print the whole log, not only the events not shown yet
+  --max-schema-bytes N  refuse a larger schema file (default 262144)
+  --max-line-bytes N  report and skip longer NDJSON lines (default 8388608)
   --example-schema    print an example schema (messages Hello and Blob) and exit:
                       hypem --example-schema > messages.proto
   -h, --help          show this help
@@ -60,6 +71,8 @@ export function parseCli(argv: string[]): CliOptions | 'help' | 'example-schema'
         'no-repl': { type: 'boolean' },
         'from-scratch': { type: 'boolean' },
         'example-schema': { type: 'boolean' },
+        'max-schema-bytes': { type: 'string' },
+        'max-line-bytes': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -98,7 +111,16 @@ export function parseCli(argv: string[]): CliOptions | 'help' | 'example-schema'
     targetUrl,
     repl: !values['no-repl'],
     fromScratch: values['from-scratch'] ?? false,
+    maxSchemaBytes: parseBytes('--max-schema-bytes', values['max-schema-bytes'], DEFAULT_MAX_SCHEMA_BYTES),
+    maxLineBytes: parseBytes('--max-line-bytes', values['max-line-bytes'], DEFAULT_MAX_LINE_BYTES),
   }
+}
+
+function parseBytes(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN
+  if (!(n >= 1)) throw usage(`${flag} must be a positive number of bytes, not ${JSON.stringify(value)}`)
+  return n
 }
 
 function parsePort(flag: string, value: string, min: number): number {
@@ -126,12 +148,35 @@ function usage(message: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `${message} (see hypem --help)`)
 }
 
-/** The schema file's bytes. Throws INVALID_SCHEMA naming the file and the system error. */
-export function readSchema(path: string): Uint8Array {
+/**
+ * The schema file's bytes. Throws INVALID_SCHEMA naming the file and the
+ * system error, or the limit when it is over `maxBytes` (read no further).
+ */
+export function readSchema(path: string, maxBytes: number = DEFAULT_MAX_SCHEMA_BYTES): Uint8Array {
+  let fd: number | undefined
   try {
-    return readFileSync(path)
+    fd = openSync(path, 'r')
+    // Read in pieces until the end (a pipe reports no size), never more than one byte past the limit.
+    const pieces: Buffer[] = []
+    let total = 0
+    for (;;) {
+      const piece = Buffer.alloc(Math.min(64 * 1024, maxBytes + 1 - total))
+      const n = readSync(fd, piece, 0, piece.length, null)
+      if (n === 0) break
+      pieces.push(piece.subarray(0, n))
+      total += n
+      if (total > maxBytes) {
+        throw new HyperEmitterError(ErrorCodes.INVALID_SCHEMA, `schema file ${path} is over --max-schema-bytes (${maxBytes} bytes)`, {
+          details: { maxSchemaBytes: maxBytes },
+        })
+      }
+    }
+    return Buffer.concat(pieces, total)
   } catch (err) {
+    if (err instanceof HyperEmitterError) throw err
     throw new HyperEmitterError(ErrorCodes.INVALID_SCHEMA, `cannot read schema file ${path}: ${describeSystemError(err)}`)
+  } finally {
+    if (fd !== undefined) closeSync(fd)
   }
 }
 

@@ -9,12 +9,15 @@
 import readline from 'node:readline'
 import type { REPLEval, REPLServer } from 'node:repl'
 import { inspect, types } from 'node:util'
+import type { DescFile } from '@bufbuild/protobuf'
+import { registryFromProto } from '../../core/codec/proto-parse.js'
 import { ErrorCodes, HyperEmitterError } from '../../core/errors.js'
 import type { ReplicationOptions } from '../../sync/replicated.js'
 import { describeSystemError, type CliOptions } from './args.js'
 import { openLevelDb, type LevelDb } from './db.js'
 import { CliEmitter, type CliEvent, type Follower } from './emitter.js'
 import { eventFromJson, eventToJson } from './json.js'
+import { BoundedLines } from './lines.js'
 
 /** Durable consumer names: one per mode, so a REPL and an export on one db keep separate places. */
 export const REPL_CONSUMER = 'hypem-repl'
@@ -30,7 +33,23 @@ const PROGRESS_INTERVAL = 100
  * when it is done, with code 0 or 1.
  */
 export async function run(options: CliOptions, schema: Uint8Array): Promise<void> {
-  await new Cli(options, schema).run()
+  // Parsed before any signal handler exists: a parse that takes long is then
+  // ended by SIGINT/SIGTERM at once, as a process with nothing to clean up.
+  let file: DescFile
+  try {
+    let text: string
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(schema)
+    } catch {
+      throw new Error('the .proto bytes are not valid UTF-8')
+    }
+    file = registryFromProto(text).file
+  } catch (err) {
+    const message = `invalid schema file ${options.schema}: ${describe(err)}`
+    process.stderr.write(`hypem: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+    process.exit(1)
+  }
+  await new Cli(options, file).run()
 }
 
 class Cli {
@@ -38,7 +57,7 @@ class Cli {
   private hyper: CliEmitter | undefined
   private follower: Follower | undefined
   private replServer: REPLServer | undefined
-  private input: readline.Interface | undefined
+  private input: BoundedLines | undefined
   private readonly screen: Screen
   private stopping: Promise<void> | undefined
   private closing = false
@@ -49,7 +68,7 @@ class Cli {
 
   constructor(
     private readonly options: CliOptions,
-    private readonly schema: Uint8Array,
+    private readonly schema: DescFile,
   ) {
     this.networked = options.port !== undefined || options.targetPort !== undefined || options.targetUrl !== undefined
     this.screen = new Screen(options.repl, options.repl && Boolean(process.stdin.isTTY && process.stdout.isTTY))
@@ -162,7 +181,7 @@ class Cli {
 
   /** NDJSON in: each line is emitted in order; a bad line is reported and skipped. */
   private readInput(hyper: CliEmitter): void {
-    const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false })
+    const input = new BoundedLines(process.stdin, this.options.maxLineBytes)
     this.input = input
     const descOf = (name: string) => hyper.messages[name]?.desc
     let lineNo = 0
@@ -202,6 +221,10 @@ class Cli {
         paused = true
         input.pause()
       }
+    })
+    input.on('overlong', (bytes) => {
+      const n = ++lineNo
+      report(n, Promise.resolve(new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `line of ${bytes} bytes is over --max-line-bytes (${this.options.maxLineBytes}); skipped`)))
     })
     input.on('close', () => {
       // Stdin ended: a pipe member (listening or connected) goes on relaying

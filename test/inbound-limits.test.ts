@@ -1,0 +1,96 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
+import { describe, expect, it } from 'vitest'
+import { ErrorCodes } from '../src/core/errors.js'
+import { encodeNode } from '../src/core/codec/node.js'
+import { ClockEntrySchema, ClockSchema, FrameSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
+import { countLinks, limitInbound } from '../src/sync/inbound-limits.js'
+import { ackFrame, clockFrame, clockFromWire, decodeFrame, pingFrame, pongFrame } from '../src/sync/protocol.js'
+import { makeLog } from './session-helpers.js'
+
+const writer = (i: number) => {
+  const w = new Uint8Array(16)
+  new DataView(w.buffer).setUint32(12, i)
+  return w
+}
+const entriesOf = (body: ReturnType<typeof decodeFrame>) => {
+  if (body.case !== 'clock') throw new Error(`expected a clock, got ${body.case}`)
+  return body.value.entries
+}
+const hex = (i: number) => Buffer.from(writer(i)).toString('hex')
+
+describe('Clock frames', () => {
+  it('decode by hand exactly as protobuf-es does, in any field order and with unknown fields', () => {
+    const clock = new Map([
+      [hex(1), 5],
+      [hex(2), 2 ** 40],
+      [hex(3), 0],
+    ])
+    const bytes = clockFrame(clock)
+    const body = decodeFrame(bytes)
+    expect(body.case).toBe('clock')
+    const reference = fromBinary(FrameSchema, bytes).body
+    expect(body.value).toEqual(reference.value)
+    expect(clockFromWire(entriesOf(body), 16)).toEqual(new Map([[hex(1), 5], [hex(2), 2 ** 40]]))
+
+    // seq before writer, and an unknown varint field 9 inside an entry.
+    const entry = new Uint8Array([0x10, 0x07, 0x48, 0x01, 0x0a, 16, ...writer(4)])
+    const frame = new Uint8Array([0x12, entry.length + 2, 0x0a, entry.length, ...entry])
+    const odd = decodeFrame(frame)
+    expect(clockFromWire(entriesOf(odd), 16)).toEqual(new Map([[hex(4), 7]]))
+  })
+
+  it('refuse more than maxClockWriters writers with LIMIT_EXCEEDED, and malformed ones with PROTOCOL_ERROR', () => {
+    const clock = new Map(Array.from({ length: 101 }, (_, i) => [hex(i), i + 1] as [string, number]))
+    const bytes = clockFrame(clock)
+    expect(() => decodeFrame(bytes, 100)).toThrow(expect.objectContaining({ code: ErrorCodes.LIMIT_EXCEEDED }))
+    expect(decodeFrame(bytes, 101).case).toBe('clock')
+    expect(() => decodeFrame(bytes.subarray(0, bytes.length - 3))).toThrow(expect.objectContaining({ code: ErrorCodes.PROTOCOL_ERROR }))
+    const wire3 = toBinary(FrameSchema, create(FrameSchema, { body: { case: 'clock', value: create(ClockSchema, { entries: [create(ClockEntrySchema, { writer: writer(1), seq: 1n })] }) } }))
+    const broken = wire3.slice()
+    broken[2] = (1 << 3) | 3 // a group start where an entry should be
+    expect(() => decodeFrame(broken)).toThrow(expect.objectContaining({ code: ErrorCodes.PROTOCOL_ERROR }))
+  })
+
+  it('keep only the writers we hold when given our clock', () => {
+    const entries = [1, 2, 3].map((i) => create(ClockEntrySchema, { writer: writer(i), seq: BigInt(i) }))
+    expect(clockFromWire(entries, 16, new Map([[hex(2), 9]]))).toEqual(new Map([[hex(2), 2]]))
+  })
+})
+
+describe('Ack, Ping and Pong frames', () => {
+  it('are written and read by hand exactly as protobuf-es does', () => {
+    for (const n of [0, 1, 127, 128, 300, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+      const cases = [
+        [ackFrame(n), 'ack', { count: BigInt(n) }],
+        [pingFrame(n), 'ping', { nonce: BigInt(n) }],
+        [pongFrame(n), 'pong', { nonce: BigInt(n) }],
+      ] as const
+      for (const [bytes, kind, fields] of cases) {
+        const reference = fromBinary(FrameSchema, bytes).body
+        expect(reference.case).toBe(kind)
+        expect(reference.value).toMatchObject(fields)
+        expect(toBinary(FrameSchema, create(FrameSchema, { body: reference }))).toEqual(bytes)
+        expect(decodeFrame(bytes)).toEqual(reference)
+      }
+    }
+  })
+})
+
+describe('limitInbound', () => {
+  const link = (i: number) => new Uint8Array(32).fill(i & 0xff)
+  const node = (links: number) => encodeNode({ writer: writer(7), seq: 1, links: Array.from({ length: links }, (_, i) => link(i)), value: new Uint8Array([1]) })
+
+  it('counts the links of a canonical node in place', () => {
+    for (const n of [0, 1, 3, 300]) expect(countLinks(node(n))).toBe(n)
+    expect(countLinks(new Uint8Array([1, 2, 3]))).toBe(0)
+  })
+
+  it('refuses a frame over maxNodesPerFrame or with a node over maxLinksPerNode, storing nothing', async () => {
+    const log = await makeLog()
+    const limited = limitInbound(log, { maxNodesPerFrame: 2, maxLinksPerNode: 3 })
+    await expect(limited.addMany([node(0), node(0), node(0)])).rejects.toMatchObject({ code: ErrorCodes.LIMIT_EXCEEDED })
+    await expect(limited.addMany([node(4)])).rejects.toMatchObject({ code: ErrorCodes.LIMIT_EXCEEDED, details: { maxLinksPerNode: 3 } })
+    expect(log.length).toBe(0)
+    await log.close()
+  })
+})
