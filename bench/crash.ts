@@ -8,6 +8,7 @@
 // Run: npx tsx bench/crash.ts [N]          (default 120000 events in 3 rounds)
 //      npx tsx bench/crash.ts writer <dir> | read <dir>
 import { spawn } from 'node:child_process'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,6 +50,16 @@ async function read(dir: string): Promise<void> {
   const opened = performance.now()
   // Process-wide: LevelDB's compaction thread counts too, main-thread work alone would not show it.
   const cpu = process.cpuUsage()
+  // GC pauses, to tell them from waits on the db or the OS.
+  let gcMs = 0
+  let maxGcMs = 0
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gcMs += entry.duration
+      maxGcMs = Math.max(maxGcMs, entry.duration)
+    }
+  })
+  gc.observe({ entryTypes: ['gc'] })
   const length = (e as unknown as { log: { length: number } }).log.length
   let count = 0
   let last = opened
@@ -63,6 +74,7 @@ async function read(dir: string): Promise<void> {
   }
   const done = performance.now()
   const { user, system } = process.cpuUsage(cpu)
+  gc.disconnect()
   await e.close()
   printJson({
     events: count,
@@ -70,6 +82,8 @@ async function read(dir: string): Promise<void> {
     readMs: round(done - opened),
     readCpuMs: round((user + system) / 1000),
     maxGapMs: round(maxGapMs),
+    gcMs: round(gcMs),
+    maxGcMs: round(maxGcMs),
     peakRssMb: peakRssMb(),
   })
 }
@@ -133,6 +147,8 @@ async function main(): Promise<void> {
       openMs: crash.openMs,
       maxGapMs: crash.maxGapMs,
       readCpuMs: crash.readCpuMs,
+      gcMs: crash.gcMs,
+      maxGcMs: crash.maxGcMs,
       quietReadMs: quiet.readMs,
       quietReadCpuMs: quiet.readCpuMs,
       quietOpenMs: quiet.openMs,
