@@ -4,18 +4,25 @@
 import { spawn } from 'node:child_process'
 import { CHAT_SCHEMA } from '../examples/hub.js'
 import { HyperEmitter, type NodeHyperEmitter } from '../src/index.js'
+import type { Browser } from '@playwright/test'
 import { bodies, expect, expectOnce, expectState, openChat, send, test } from './fixtures.js'
 
-test('two isolated browser contexts exchange events through the hub, both ways', async ({ browser, site, hub, db }, testInfo) => {
+/** Two isolated browser contexts (as two browsers) on the demo page at `url`, both synced with the hub. */
+async function twoBrowsers(browser: Browser, url: string) {
   const contextA = await browser.newContext()
   const contextB = await browser.newContext()
-  const a = await openChat(contextA, site.demo(hub.wsUrl, db), 'A')
-  const b = await openChat(contextB, site.demo(hub.wsUrl, db), 'B')
+  const a = await openChat(contextA, url, 'A')
+  const b = await openChat(contextB, url, 'B')
+  await expectState(a, 'synced')
+  await expectState(b, 'synced')
+  return { contextA, contextB, a, b }
+}
+
+test('two isolated browser contexts exchange events through the hub, both ways', async ({ browser, site, hub, db }, testInfo) => {
+  const { contextA, contextB, a, b } = await twoBrowsers(browser, site.demo(hub.wsUrl, db))
   // Separate contexts share no storage: each tab leads its own IndexedDB.
   await expect(a.locator('#role')).toHaveAttribute('data-role', 'leader')
   await expect(b.locator('#role')).toHaveAttribute('data-role', 'leader')
-  await expectState(a, 'synced')
-  await expectState(b, 'synced')
 
   await a.locator('#name').fill('Ada')
   await b.locator('#name').fill('Brian')
@@ -74,12 +81,7 @@ test("a Node TCP peer's events reach the page and the page's reach the peer", as
 })
 
 test('a context taken offline keeps emitting, then catches up both ways when back', async ({ browser, site, hub, db }) => {
-  const contextA = await browser.newContext()
-  const contextB = await browser.newContext()
-  const a = await openChat(contextA, site.demo(hub.wsUrl, db), 'A')
-  const b = await openChat(contextB, site.demo(hub.wsUrl, db), 'B')
-  await expectState(a, 'synced')
-  await expectState(b, 'synced')
+  const { contextA, contextB, a, b } = await twoBrowsers(browser, site.demo(hub.wsUrl, db))
 
   await contextA.setOffline(true)
   await expect(a.locator('#status')).toHaveText('offline')
@@ -106,12 +108,7 @@ test('a context taken offline keeps emitting, then catches up both ways when bac
 })
 
 test('messages written concurrently show in the same order in every browser: send time, then author and text', async ({ browser, site, hub, db }) => {
-  const contextA = await browser.newContext()
-  const contextB = await browser.newContext()
-  const a = await openChat(contextA, site.demo(hub.wsUrl, db), 'A')
-  const b = await openChat(contextB, site.demo(hub.wsUrl, db), 'B')
-  await expectState(a, 'synced')
-  await expectState(b, 'synced')
+  const { contextA, contextB, a, b } = await twoBrowsers(browser, site.demo(hub.wsUrl, db))
   await a.locator('#name').fill('Ada')
   await b.locator('#name').fill('Brian')
 

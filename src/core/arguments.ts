@@ -16,7 +16,7 @@ export interface ParsedArguments {
 
 const USAGE = 'HyperEmitter(db, schema, [opts]) or HyperEmitter({ db, schema, ...opts })'
 
-export function isDb(value: unknown): value is Db {
+function isDb(value: unknown): value is Db {
   return (
     typeof value === 'object' &&
     value !== null &&
@@ -60,7 +60,7 @@ function isPlainOptions(value: unknown): boolean {
 }
 
 /** What a value is, for an error message: "a string", "a Uint8Array", "a function"... */
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'function') return 'a function'
