@@ -448,7 +448,7 @@ export class Log implements SyncableLog {
    */
   async *readMissingPages(remote: Clock): AsyncGenerator<LogEntry[], void, undefined> {
     if (!(remote instanceof Map)) {
-      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'readMissing() takes a Clock (Map of writer hex to seq)')
+      throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'readMissingPages() takes a Clock (Map of writer hex to seq)')
     }
     await this.ready()
     for await (const page of missingPages(this.state, this.store, remote, () => this.status === 'open')) {
