@@ -7,7 +7,7 @@ import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/bytes/hash.js'
 import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log/log.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
-import { captureChunkRecords, dbFactories, ownsBuffer, spyBatch } from './helpers/dbs.js'
+import { captureChunkRecords, dbFactories, ownsBuffer, spyBatch, spyIterators } from './helpers/dbs.js'
 import { collectGarbage } from './helpers/gc.js'
 import { fillWriterPool, poolWriter, signatureOver, signaturesFor, signingAdds, testWriter } from './helpers/signing.js'
 import { readMissing } from './helpers/missing.js'
@@ -621,6 +621,44 @@ describe.each(backends)('Log on $label', (backend) => {
     expect((await all(log.read({ since: 1199 }))).map((e) => e.seq)).toEqual([1200, 1201])
     expect(await all(log.read({ since: 5000 }))).toEqual([])
     expect(await all(log.read({ limit: 0 }))).toEqual([])
+  })
+
+  it('read() pages a long log through one db iterator, and closes it when done', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    // Ten batches of 300: ten chunks, so a page-per-iterator reader would open dozens.
+    for (let b = 0; b < 10; b++) await Promise.all(Array.from({ length: 300 }, (_, i) => log.append(enc(`${b}:${i}`))))
+    const iterators = spyIterators(db)
+    expect((await all(log.read({ since: 100 }))).map((e) => e.change)).toEqual(Array.from({ length: 2900 }, (_, i) => i + 101))
+    // One to find the chunk holding change 101, one for the rest.
+    expect(iterators.opened).toBeLessThanOrEqual(2)
+    expect(iterators.open).toBe(0)
+    // Broken off by the consumer: closed too.
+    for await (const e of log.read()) if (e.change === 700) break
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(iterators.open).toBe(0)
+    // A reader that goes live closes its iterator; so does return() while it waits.
+    const live = log.read({ live: true, since: 2990 })
+    for (let i = 0; i < 10; i++) expect((await live.next()).value?.change).toBe(2991 + i)
+    const pending = live.next()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(iterators.open).toBe(0)
+    await log.append(enc('later'))
+    expect((await pending).value?.change).toBe(3001)
+    await live.return!()
+  })
+
+  it('read() goes on past commits made after its db iterator opened', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    await Promise.all(Array.from({ length: 1500 }, (_, i) => log.append(enc(`a${i}`))))
+    const reader = log.read()
+    const seen: number[] = []
+    for (let i = 0; i < 600; i++) seen.push((await reader.next()).value!.change)
+    // Committed after the reader's iterator opened: the reader still reaches them.
+    for (let b = 0; b < 3; b++) await Promise.all(Array.from({ length: 400 }, (_, i) => log.append(enc(`b${b}:${i}`))))
+    for await (const e of reader) seen.push(e.change)
+    expect(seen).toEqual(Array.from({ length: 2700 }, (_, i) => i + 1))
   })
 
   it('read({live}) sees every later append exactly once, in order, and ends when the log closes', async () => {

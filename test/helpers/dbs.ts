@@ -85,3 +85,25 @@ export function spyBatch(db: Db) {
   }
   return spy
 }
+
+/** Counts the iterators opened on `db` (sublevels open theirs on the root) and how many are still open. */
+export function spyIterators(db: Db) {
+  const original = db.iterator.bind(db)
+  const spy = { opened: 0, open: 0 }
+  ;(db as any).iterator = (...args: unknown[]) => {
+    const it = (original as any)(...args)
+    spy.opened++
+    spy.open++
+    const close = it.close.bind(it)
+    let closed = false
+    it.close = (...rest: unknown[]) => {
+      if (!closed) {
+        closed = true
+        spy.open--
+      }
+      return close(...rest)
+    }
+    return it
+  }
+  return spy
+}

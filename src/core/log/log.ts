@@ -2,7 +2,7 @@
  * The persistent Merkle DAG log over an injected abstract-level db: its
  * public face. Each concern lives beside it: format.ts (records), open.ts,
  * commit-queue.ts and batch.ts (writes), verify.ts (received nodes),
- * reader.ts and missing.ts (reads), listeners.ts.
+ * reader.ts, cursor.ts and missing.ts (reads), listeners.ts.
  */
 import type { AbstractLevel } from 'abstract-level'
 import { equalBytes, toHex } from '../bytes/bytes.js'
@@ -17,6 +17,7 @@ import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import type { AddOptions, Author, ChangeListener, Clock, HashFn, LogEntry, NodeSignature, ReadOptions, SyncableLog } from '../types.js'
 import { BatchBuilder } from './batch.js'
 import { closedError, CommitQueue, type CommitTarget } from './commit-queue.js'
+import { ChunkCursor } from './cursor.js'
 import { META_KEY, openSublevel, storageFailed } from './format.js'
 import { ChangeListeners } from './listeners.js'
 import { missingPages } from './missing.js'
@@ -162,7 +163,7 @@ export class Log implements SyncableLog {
     this.source = {
       liveBuffer,
       ready: () => this.ready(),
-      readPage: (after, limit) => this.store.readPage(after, Math.min(this.state.changes, after + limit)),
+      pages: (after) => new ChunkCursor(this.store, after + 1),
       length: () => this.state.changes,
       closed: () => this.status === 'closed' || this.status === 'new',
       subscribe: (r) => this.listeners.addReader(r),

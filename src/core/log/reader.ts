@@ -6,11 +6,19 @@ import type { LogEntry } from '../types.js'
 import type { LiveReader } from './listeners.js'
 import { READ_PAGE } from './store.js'
 
+/** Pages of committed entries from a change on (see ChunkCursor). */
+export interface PageCursor {
+  /** Entries after the cursor, up to change `last`, at most `max`. */
+  read(last: number, max: number): Promise<LogEntry[]>
+  close(): Promise<void>
+}
+
 /** What a reader needs of the log; keeps the log's internals private. */
 export interface ReaderSource {
   readonly liveBuffer: number
   ready(): Promise<void>
-  readPage(after: number, limit: number): Promise<LogEntry[]>
+  /** A cursor over the changes after `after`; closed by the reader when it stops paging. */
+  pages(after: number): PageCursor
   length(): number
   closed(): boolean
   subscribe(reader: LiveReader): void
@@ -37,6 +45,8 @@ export class ChangeReader implements AsyncIterableIterator<LogEntry>, LiveReader
   private wake: (() => void) | null = null
   private tail: Promise<unknown> = Promise.resolve()
   private inFlight = 0
+  // Open while paging from the db; closed once live, exhausted or finished.
+  private cursorPages: PageCursor | undefined
 
   constructor(
     private readonly src: ReaderSource,
@@ -104,12 +114,20 @@ export class ChangeReader implements AsyncIterableIterator<LogEntry>, LiveReader
     this.finished = true
     this.buf = []
     this.liveBuf = []
+    this.stopPaging()
     if (this.subscribed) {
       this.subscribed = false
       this.src.unsubscribe(this)
     }
     this.wakeUp()
     return { value: undefined, done: true }
+  }
+
+  private stopPaging(): void {
+    const pages = this.cursorPages
+    this.cursorPages = undefined
+    // Never rejects (the cursor swallows its close error); nothing waits on it.
+    void pages?.close()
   }
 
   private async step(): Promise<IteratorResult<LogEntry>> {
@@ -149,8 +167,11 @@ export class ChangeReader implements AsyncIterableIterator<LogEntry>, LiveReader
       const want = Math.min(READ_PAGE, this.remaining)
       let page: LogEntry[]
       try {
-        page = await this.src.readPage(this.cursor, want)
+        this.cursorPages ??= this.src.pages(this.cursor)
+        page = await this.cursorPages.read(this.src.length(), want)
       } catch (err) {
+        // return() meanwhile closed the cursor under the read: that ends the reader, quietly.
+        if (this.finished) return { value: undefined, done: true }
         this.finish()
         throw err
       }
@@ -161,14 +182,17 @@ export class ChangeReader implements AsyncIterableIterator<LogEntry>, LiveReader
         this.cursor = page[page.length - 1].change
       }
       if (page.length < want) {
-        if (!this.live) this.exhausted = true
-        else if (this.src.length() <= this.cursor && !this.src.closed()) {
+        if (!this.live) {
+          this.exhausted = true
+          this.stopPaging()
+        } else if (this.src.length() <= this.cursor && !this.src.closed()) {
           // Synchronous with the length check: every later commit has a
           // higher change number and will be pushed to us. `<=` because
           // `since` may lie beyond the end; re-reading the db then would spin.
           this.subscribed = true
           this.liveCursor = this.cursor
           this.src.subscribe(this)
+          this.stopPaging()
         }
       }
     }

@@ -1,11 +1,10 @@
 /**
- * Reading the log's records back: the chunk holding a change, pages of
- * entries in change order, and paged scans of a record kind. Keeps the
- * chunk read last, since readers page in steps smaller than a chunk.
+ * Reading the log's records back: the chunk holding a change, the last
+ * change, and paged scans of a record kind (cursor.ts pages in change order).
+ * Keeps the chunk read last, since lookups often land in it again.
  */
 import { readUint64BE } from '../bytes/bytes.js'
 import { HyperEmitterError } from '../errors.js'
-import type { LogEntry } from '../types.js'
 import { Chunk } from './chunk.js'
 import { CHUNKS_END, CHUNKS_START, numberedKey, P_CHUNK, storageFailed, type Sub } from './format.js'
 
@@ -39,44 +38,6 @@ export class ChunkStore {
   async lastChange(): Promise<number> {
     const rows = await this.sub.iterator({ gte: CHUNKS_START, lt: CHUNKS_END, reverse: true, limit: 1 }).all()
     return rows.length === 0 ? 0 : new Chunk(readUint64BE(rows[0][0], 1), rows[0][1]).last
-  }
-
-    /** The entries of changes after + 1 .. last, in change order. */
-  async readPage(after: number, last: number): Promise<LogEntry[]> {
-    const out: LogEntry[] = []
-    if (after >= last) return out
-    const failure = 'Could not read the change index'
-    // The chunk holding after + 1, then the chunks after it: they are
-    // contiguous, so their key records come in order from one iterator.
-    const head = await this.chunkAt(after + 1, failure)
-    for (let c = after + 1; c <= Math.min(head.last, last); c++) out.push(head.entry(c))
-    if (head.last >= last) return out
-    const it = this.sub.iterator({ gt: numberedKey(P_CHUNK, head.first), lt: CHUNKS_END })
-    try {
-      let next = head.last + 1
-      // Nodes per chunk, guessed from the chunk read last: a page asks for
-      // about as many chunks as it needs, never hundreds of whole chunks for
-      // a few nodes (browser-level's getAll() returns every record asked for).
-      let perChunk = head.last - head.first + 1
-      while (next <= last) {
-        // nextv() may return fewer than asked (classic-level caps by bytes),
-        // so only an empty answer means the end.
-        const rows = await it.nextv(Math.min(READ_PAGE, Math.ceil((last - next + 1) / perChunk)))
-        if (rows.length === 0) break
-        for (let i = 0; i < rows.length && next <= last; i++) {
-          const chunk = new Chunk(readUint64BE(rows[i][0], 1), rows[i][1])
-          if (chunk.first !== next) throw storageFailed(`${failure}: change ${next} is missing`, undefined)
-          this.lastRead = chunk
-          perChunk = chunk.last - chunk.first + 1
-          for (; next <= Math.min(chunk.last, last); next++) out.push(chunk.entry(next))
-        }
-      }
-      return out
-    } catch (err) {
-      throw err instanceof HyperEmitterError ? err : storageFailed(failure, err)
-    } finally {
-      await it.close().catch(() => {})
-    }
   }
 }
 
