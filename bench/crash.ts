@@ -9,7 +9,7 @@
 //      npx tsx bench/crash.ts writer <dir> | read <dir>
 import { spawn } from 'node:child_process'
 import { PerformanceObserver } from 'node:perf_hooks'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -42,8 +42,31 @@ async function writer(dir: string): Promise<void> {
   }
 }
 
+/** A pause this long between two events is listed with when it happened. */
+const LISTED_PAUSE_MS = 50
+
+/**
+ * LevelDB's own log (the LOG file in the db's directory) from `since` on,
+ * each line as [ms after `origin` (a Date.now()), text]: what LevelDB did
+ * (recovery, flushes, compactions) beside the pauses a read saw.
+ */
+function leveldbActivity(dir: string, since: number, origin: number): Array<[number, string]> {
+  const file = join(dir, 'LOG')
+  if (!existsSync(file)) return []
+  const out: Array<[number, string]> = []
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    // 2026/12/08-03:24:55.389407 7f6e69fbd6c0 Recovering log #238 (local time)
+    const m = /^(\d{4})\/(\d\d)\/(\d\d)-(\d\d):(\d\d):(\d\d)\.(\d{6}) \S+ (.*)$/.exec(line)
+    if (m === null) continue
+    const at = new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], Math.floor(+m[7] / 1000)).getTime()
+    if (at >= since) out.push([at - origin, m[8].slice(0, 80)])
+  }
+  return out
+}
+
 /** Reads the whole log from the beginning: open time, read time, longest pause between two events. */
 async function read(dir: string): Promise<void> {
+  const wallStart = Date.now()
   const start = performance.now()
   const e = emitter(dir)
   await e.ready()
@@ -64,10 +87,14 @@ async function read(dir: string): Promise<void> {
   let count = 0
   let last = opened
   let maxGapMs = 0
+  // [ms after the read began, pause ms] of each pause over LISTED_PAUSE_MS.
+  const pauses: Array<[number, number]> = []
   if (length > 0) {
     for await (const _event of e.events({ from: 'beginning' })) {
       const now = performance.now()
-      maxGapMs = Math.max(maxGapMs, now - last)
+      const gap = now - last
+      if (gap > LISTED_PAUSE_MS) pauses.push([round(last - opened), round(gap)])
+      maxGapMs = Math.max(maxGapMs, gap)
       last = now
       if (++count === length) break
     }
@@ -85,6 +112,9 @@ async function read(dir: string): Promise<void> {
     gcMs: round(gcMs),
     maxGcMs: round(maxGcMs),
     peakRssMb: peakRssMb(),
+    pauses: pauses.sort((a, b) => b[1] - a[1]).slice(0, 10),
+    // LevelDB's own log lines since this process opened the db, ms from the read's start (negative: during open).
+    leveldb: leveldbActivity(dir, wallStart - 1000, wallStart + Math.round(opened - start)).slice(0, 40),
   })
 }
 
@@ -114,7 +144,7 @@ function writeRound(self: string, dir: string, events: number): Promise<void> {
   })
 }
 
-function readProcess(self: string, dir: string): Promise<Record<string, number>> {
+function readProcess(self: string, dir: string): Promise<Record<string, any>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', self, 'read', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
@@ -155,6 +185,8 @@ async function main(): Promise<void> {
       quietMaxGapMs: quiet.maxGapMs,
       ofQuiet: Math.round((crash.readMs / quiet.readMs) * 100) / 100,
       peakRssMb: crash.peakRssMb,
+      // With BENCH_CRASH_DETAIL=1: each read's longest pauses [at ms, ms] and LevelDB's log lines [at ms, text] beside them.
+      ...(process.env.BENCH_CRASH_DETAIL ? { crashDetail: { pauses: crash.pauses, leveldb: crash.leveldb }, quietDetail: { pauses: quiet.pauses, leveldb: quiet.leveldb } } : {}),
     })
   } finally {
     rmSync(dir, { recursive: true, force: true })
