@@ -67,7 +67,6 @@ class EmitGroup implements AppendSink {
     return this.forObservers.promise
   }
 
-  /** Calls `cb` once the group is stored or refused (see settle()). */
   callback(cb: Callback): void {
     ;(this.callbacks ??= []).push(cb)
   }
@@ -84,12 +83,9 @@ class EmitGroup implements AppendSink {
     this.settle(err instanceof Error ? err : new Error(String(err)))
   }
 
-  /**
-   * Calls the callbacks in a microtask, as a promise reaction would: after
-   * the commit's listeners, outside the log's commit loop. One that throws
-   * does not keep the others from being called; its error surfaces as an
-   * unhandled rejection, as it did from a promise reaction.
-   */
+  // In a microtask, as a promise reaction was: after the listeners, outside
+  // the commit loop. A callback that throws stops none of the others; its
+  // error is an unhandled rejection, as it was.
   private settle(err: Error | null): void {
     const callbacks = this.callbacks
     if (callbacks === undefined) return
@@ -135,10 +131,7 @@ export class EmitQueue {
     private readonly maxEventSize: number,
   ) {}
 
-  /**
-   * An emit (name and callback already checked): its outcome as a promise,
-   * and to `cb` when given (the promise is then marked handled).
-   */
+  /** An emit (arguments checked): its outcome, also to `cb` when given (the promise then marked handled). */
   add(name: string, message: unknown, cb: Callback | undefined): Promise<void> {
     if (this.schema() === undefined) {
       const early = new Promise<void>((resolve, reject) => this.early.push({ name, message, resolve, reject }))
@@ -182,7 +175,6 @@ export class EmitQueue {
   /**
    * Encode one event now (a bad one is refused alone, and changing `message`
    * afterwards changes nothing) and add it to this turn's group.
-   * `observed`: the outcome is taken elsewhere (see EmitGroup).
    */
   private enqueue(name: string, message: unknown, cb: Callback | undefined, observed = cb !== undefined): Promise<void> {
     let canonical: string
