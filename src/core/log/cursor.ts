@@ -1,6 +1,6 @@
 /**
- * Reading the log in change order from one point on, through one db
- * iterator kept open across pages: what read() pages through.
+ * Reading the log in change order from one point on: what read() pages
+ * through, one db iterator for all its pages.
  */
 import type { AbstractIterator } from 'abstract-level'
 import { readUint64BE } from '../bytes/bytes.js'
@@ -15,12 +15,10 @@ const FAILURE = 'Could not read the change index'
 type Rows = Array<[Uint8Array, Uint8Array]>
 
 /**
- * Entries from a change on, a page at a time. One iterator for the whole
- * read, not one per page: classic-level frees an iterator's last rows only
- * when V8 collects it, so an iterator per page held a chunk each (hundreds
- * of MB on a 1M-event log), and each new one seeked LevelDB again.
- * The iterator sees the db as it was when opened; when it runs dry before
- * the log's end, a new one picks up from where it stopped.
+ * Entries from a change on, a page at a time, through one iterator:
+ * classic-level frees an iterator's last rows only once V8 collects it, so
+ * one per page held a chunk each. An iterator sees the db as it was when
+ * opened; one that runs dry before the log's end is replaced.
  */
 export class ChunkCursor {
   private it: AbstractIterator<any, Uint8Array, Uint8Array> | undefined
@@ -35,11 +33,7 @@ export class ChunkCursor {
     private next: number,
   ) {}
 
-  /**
-   * The entries of changes from the cursor on, up to `last` (committed) and
-   * at most `max` of them. Rejects STORAGE_FAILED when the db fails or lacks
-   * one, CLOSED-like errors of the db once closed.
-   */
+  /** Entries from the cursor on, up to change `last`, at most `max`. Rejects STORAGE_FAILED. */
   async read(last: number, max: number): Promise<LogEntry[]> {
     const out: LogEntry[] = []
     const end = Math.min(last, this.next + max - 1)
@@ -65,13 +59,13 @@ export class ChunkCursor {
     await it?.close().catch(() => {})
   }
 
-  /** The chunk holding `next`: the next one of the iterator, or (first, or after the iterator ran dry) found by lookup. */
+  /** The chunk holding `next`: the iterator's next, or looked up at first. */
   private async chunkFor(end: number): Promise<Chunk> {
     const before = this.chunk
     if (before === undefined || before.last + 1 !== this.next) return this.restart()
     let row = await this.nextRow(before, end)
     if (row === undefined) {
-      // The iterator's view ended before the log did: commits came after it opened.
+      // Commits came after the iterator opened.
       await this.reopen(before.first)
       row = await this.nextRow(before, end)
     }
@@ -98,12 +92,11 @@ export class ChunkCursor {
     this.it = this.store.sub.iterator({ gt: numberedKey(P_CHUNK, after), lt: CHUNKS_END })
   }
 
-  /** The next chunk record, reading about as many as the changes up to `end` need (see ChunkStore). */
+  /** The next chunk record, reading about as many as the changes up to `end` need. */
   private async nextRow(previous: Chunk, end: number): Promise<[Uint8Array, Uint8Array] | undefined> {
     if (this.at >= this.rows.length) {
       if (this.it === undefined) return undefined
-      // Nodes per chunk guessed from the one before: browser-level's getAll()
-      // returns every record asked for, so ask only for what the page needs.
+      // browser-level's getAll() returns all asked for: guess from the chunk before.
       const perChunk = previous.last - previous.first + 1
       this.rows = await this.it.nextv(Math.min(READ_PAGE, Math.ceil((end - this.next + 1) / perChunk)))
       this.at = 0

@@ -6,9 +6,8 @@ import type { LogEntry } from '../types.js'
 import type { LiveReader } from './listeners.js'
 import { READ_PAGE } from './store.js'
 
-/** Pages of committed entries from a change on (see ChunkCursor). */
+/** See ChunkCursor. */
 export interface PageCursor {
-  /** Entries after the cursor, up to change `last`, at most `max`. */
   read(last: number, max: number): Promise<LogEntry[]>
   close(): Promise<void>
 }
@@ -17,7 +16,7 @@ export interface PageCursor {
 export interface ReaderSource {
   readonly liveBuffer: number
   ready(): Promise<void>
-  /** A cursor over the changes after `after`; closed by the reader when it stops paging. */
+  /** Pages after change `after`; the reader closes it. */
   pages(after: number): PageCursor
   length(): number
   closed(): boolean
@@ -45,7 +44,6 @@ export class ChangeReader implements AsyncIterableIterator<LogEntry>, LiveReader
   private wake: (() => void) | null = null
   private tail: Promise<unknown> = Promise.resolve()
   private inFlight = 0
-  // Open while paging from the db; closed once live, exhausted or finished.
   private cursorPages: PageCursor | undefined
 
   constructor(
@@ -126,7 +124,7 @@ export class ChangeReader implements AsyncIterableIterator<LogEntry>, LiveReader
   private stopPaging(): void {
     const pages = this.cursorPages
     this.cursorPages = undefined
-    // Never rejects (the cursor swallows its close error); nothing waits on it.
+    // Never rejects.
     void pages?.close()
   }
 
@@ -170,7 +168,7 @@ export class ChangeReader implements AsyncIterableIterator<LogEntry>, LiveReader
         this.cursorPages ??= this.src.pages(this.cursor)
         page = await this.cursorPages.read(this.src.length(), want)
       } catch (err) {
-        // return() meanwhile closed the cursor under the read: that ends the reader, quietly.
+        // return() closed the cursor under the read.
         if (this.finished) return { value: undefined, done: true }
         this.finish()
         throw err
