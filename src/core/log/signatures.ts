@@ -143,6 +143,29 @@ export function checkSignatures(nodes: Incoming[], signatures: readonly NodeSign
   for (const s of signatures) byWriter.set(toHex(s.writer), s)
   const newKeys = new Map<string, { writer: Uint8Array; key: WriterKey }>()
   const checks: Promise<void>[] = []
+  try {
+    checkEach(nodes, last, byWriter, keys, hash, ed25519, newKeys, checks)
+  } catch (err) {
+    // A later writer failed at once: the verifications already started must not reject unhandled.
+    for (const c of checks) c.catch(() => {})
+    throw err
+  }
+  const verified = checks.length === 1 ? checks[0] : Promise.all(checks).then(() => {})
+  // Awaited by the commit queue; never left to reject unhandled meanwhile.
+  verified.catch(() => {})
+  return { verified, newKeys }
+}
+
+function checkEach(
+  nodes: Incoming[],
+  last: Map<string, number>,
+  byWriter: Map<string, NodeSignature>,
+  keys: WriterKeys,
+  hash: HashFn,
+  ed25519: Ed25519,
+  newKeys: Map<string, { writer: Uint8Array; key: WriterKey }>,
+  checks: Promise<void>[],
+): void {
   for (const [hex, tip] of last) {
     const node = nodes[tip]
     const details = { writer: hex, seq: node.seq, index: tip }
@@ -165,10 +188,6 @@ export function checkSignatures(nodes: Incoming[], signatures: readonly NodeSign
       }),
     )
   }
-  const verified = checks.length === 1 ? checks[0] : Promise.all(checks).then(() => {})
-  // Awaited by the commit queue; never left to reject unhandled meanwhile.
-  verified.catch(() => {})
-  return { verified, newKeys }
 }
 
 /** Throws BAD_SIGNATURE unless every node of `nodes[tip]`'s writer before `tip` is in its past. */
