@@ -3,7 +3,8 @@
  * the log: honest frames, forged writers, bad signatures, signatures over
  * other bytes, replayed old signatures, truncated nodes, reordered nodes.
  * A log never stores a node no valid signature covers, refuses only with a
- * coded HyperEmitterError, and still takes every honest frame afterwards.
+ * coded HyperEmitterError (all or nothing, or writer by writer), and still
+ * takes every honest frame afterwards.
  */
 import fc from 'fast-check'
 import { MemoryLevel } from 'memory-level'
@@ -151,10 +152,11 @@ const step = fc.record({
   mutation: fc.constantFrom(...Object.keys(mutations)),
   pick: fc.nat(1000),
   withKey: fc.boolean(),
+  perWriter: fc.boolean(),
 })
 
 /** Through the wire encoding and decoder, then into the log as a session would hand it. */
-async function deliver(log: Log, frame: RawFrame, withKey: boolean): Promise<unknown> {
+async function deliver(log: Log, frame: RawFrame, withKey: boolean, perWriter = false): Promise<unknown> {
   const bytes = await signedNodes(
     frame.nodes,
     [],
@@ -166,7 +168,10 @@ async function deliver(log: Log, frame: RawFrame, withKey: boolean): Promise<unk
     s.key === undefined ? { writer: s.writer, signature: s.signature } : { writer: s.writer, signature: s.signature, key: { publicKey: s.key.publicKey, chain: s.key.chain } },
   )
   try {
-    await log.addMany(body.value.nodes, undefined, { signatures })
+    const refusals: unknown[] = []
+    await log.addMany(body.value.nodes, undefined, perWriter ? { signatures, onRefused: (r) => refusals.push(r.error) } : { signatures })
+    // Refusing writer by writer, each refusal carries a coded error too.
+    for (const e of refusals) expect(KNOWN_CODES.has((e as { code: string }).code) && isHyperEmitterError(e)).toBe(true)
     return undefined
   } catch (err) {
     return err
@@ -188,7 +193,7 @@ describe('Nodes frames with signatures (fast-check)', () => {
         try {
           for (const s of steps) {
             const frame = await mutations[s.mutation](honest[s.frame], s.pick)
-            const err = await deliver(log, frame, s.withKey)
+            const err = await deliver(log, frame, s.withKey, s.perWriter)
             if (err !== undefined) {
               expect(isHyperEmitterError(err), String(err)).toBe(true)
               expect(KNOWN_CODES.has((err as { code: string }).code)).toBe(true)

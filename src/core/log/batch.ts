@@ -206,7 +206,7 @@ export class BatchBuilder {
       batch.origins.push(req.origin)
       stored.push(entry)
     }
-    if (stored.length > 0) for (const [hex, known] of req.signed.newKeys) (batch.newKeys ??= new Map()).set(hex, known)
+    if (stored.length > 0) for (const [hex, known] of req.signed.newKeys) if (touched.has(hex)) (batch.newKeys ??= new Map()).set(hex, known)
     return stored
   }
 

@@ -327,8 +327,9 @@ export class Log implements SyncableLog {
    * Verifies and stores foreign nodes, in order, all or nothing, atomically
    * with whatever else is queued. Resolves to the entries actually stored
    * (duplicates skipped). Rejects with INVALID_NODE, MISSING_LINK,
-   * SEQ_MISMATCH, CLOSED, INVALID_ARGUMENT or STORAGE_FAILED, storing none.
-   * The log works on copies of `nodes`, unless `options.owned` says the
+   * SEQ_MISMATCH, CLOSED, INVALID_ARGUMENT or STORAGE_FAILED, storing none;
+   * with `options.onRefused`, refuses writer by writer instead and stores
+   * the rest (see AddOptions). The log works on copies of `nodes`, unless `options.owned` says the
    * caller hands them over and never writes to them again.
    */
   addMany(nodes: Uint8Array[], origin?: unknown, options?: AddOptions): Promise<LogEntry[]> {
@@ -342,6 +343,8 @@ export class Log implements SyncableLog {
     if (this.status === 'closing' || this.status === 'closed') return Promise.reject(closedError())
     const signatures = options?.signatures ?? []
     if (!Array.isArray(signatures)) return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'signatures must be an array'))
+    const onRefused = options?.onRefused
+    if (onRefused !== undefined && typeof onRefused !== 'function') return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'onRefused must be a function'))
     let nodes: Incoming[]
     let signed: SignatureCheck
     try {
@@ -354,12 +357,12 @@ export class Log implements SyncableLog {
       if (nodes.length === 0) return Promise.resolve([])
       // The writers' keys are known once open.
       if (this.state.identity === undefined) return this.open().then(() => this.enqueueAdd(raw, origin, single, options))
-      signed = checkSignatures(nodes, signatures, this.state.writerKeys, this.hash, this.ed25519)
+      signed = checkSignatures(nodes, signatures, this.state.writerKeys, this.hash, this.ed25519, onRefused !== undefined)
     } catch (err) {
       return Promise.reject(err)
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, signed, single, resolve, reject, result: undefined, failed: false })
+      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, signed, single, onRefused, resolve, reject, result: undefined, failed: false })
     })
   }
 

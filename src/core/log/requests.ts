@@ -4,12 +4,15 @@
  */
 import { PackedBytes } from '../bytes/packed.js'
 import type { WriterKey } from '../identity/writer-key.js'
-import type { LogEntry } from '../types.js'
+import type { LogEntry, Refusal } from '../types.js'
+import type { HyperEmitterError } from '../errors.js'
 
 /** What checking a request's signatures found: the verifications still running, and writer keys the log learns. */
 export interface SignatureCheck {
   verified: Promise<void>
   newKeys: Map<string, { writer: Uint8Array; key: WriterKey }>
+  /** Refusing writer by writer (see AddOptions.onRefused): the writers whose signature failed, once `verified` resolved. */
+  failed?: Map<string, HyperEmitterError>
 }
 
 /**
@@ -70,6 +73,8 @@ export interface AddRequest {
   /** The request's signatures being verified, and the writer keys it brings. */
   signed: SignatureCheck
   single: boolean
+  /** Refusing writer by writer (AddOptions.onRefused); undefined: all or nothing. */
+  onRefused: ((refusal: Refusal) => void) | undefined
   resolve: (result: any) => void
   reject: (err: unknown) => void
   result: LogEntry[] | undefined
