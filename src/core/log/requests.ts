@@ -40,6 +40,7 @@ export interface Incoming {
 
 export const APPEND = 0
 export const ADD = 1
+export const RUN = 2
 
 /** The values of an append request: an array, or values packed one after another (the emitter's). */
 export type Values = Uint8Array[] | PackedBytes
@@ -81,7 +82,16 @@ export interface AddRequest {
   failed: boolean
 }
 
-export type Request = AppendRequest | AddRequest
+/** Work on the db that no batch may interleave with (healing a fork): runs alone, between batches. */
+export interface RunRequest {
+  kind: typeof RUN
+  size: number
+  run: () => Promise<unknown>
+  resolve: (result: any) => void
+  reject: (err: unknown) => void
+}
+
+export type Request = AppendRequest | AddRequest | RunRequest
 
 export function rejectRequest(r: Request, err: unknown): void {
   if (r.kind === APPEND) r.sink.failed(err)

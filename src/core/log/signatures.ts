@@ -24,7 +24,7 @@ import type { Incoming, SignatureCheck } from './requests.js'
 import { eachRecord } from './store.js'
 
 const P_KEY = 0x70 // 'p'
-const P_SIGNATURE = 0x73 // 's'
+export const P_SIGNATURE = 0x73 // 's'
 const KEYS_START = Uint8Array.of(P_KEY)
 const KEYS_END = Uint8Array.of(P_KEY + 1)
 
