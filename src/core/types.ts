@@ -145,4 +145,10 @@ export interface SyncableLog {
   signaturesFor(entries: readonly LogEntry[], withKey?: (writerHex: string) => boolean): Promise<NodeSignature[]>
   /** Subscribe to committed batches; returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void
+  /** The key of a writer's node at its clock seq, where known (what a Clock's tips say). */
+  tipOf?(writerHex: string): Uint8Array | undefined
+  /** The key of `writer`'s node at `seq`, if held. */
+  keyAt?(writer: Uint8Array, seq: number): Promise<Uint8Array | undefined>
+  /** Moves this log's own nodes from `fromSeq` to a fresh chain (a fork of its writer healed; see Log.rechain). */
+  rechain?(fromSeq: number): Promise<{ from: Uint8Array; to: Uint8Array; fromSeq: number; moved: number } | undefined>
 }

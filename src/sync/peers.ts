@@ -5,6 +5,8 @@ import type { SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { limitInbound, type InboundLimits } from './inbound-limits.js'
 import { SyncSession, type SessionOptions } from './session.js'
+import type { RefusalInfo } from './refusals.js'
+import { toHex } from '../core/bytes/bytes.js'
 
 /**
  * Opens a channel to "tcp://host:port" or "ws(s)://host:port/path"; rejects
@@ -73,6 +75,9 @@ export interface PeerEventInfo {
   transport: FrameChannel['kind'] | 'unknown'
   direction: 'outgoing' | 'incoming'
 }
+
+/** Distinct refusals remembered so each is reported once (then forgotten all at once). */
+const MAX_REPORTED = 4096
 
 /** Longest close() waits for closed channels to release their sockets. */
 const RELEASE_WAIT_MS = 3000
@@ -545,29 +550,66 @@ export class PeerManager {
     session.on('accepted', () => status.emit('peer:connected', describe()))
     session.on('progress', (progress: { received: number; sent: number }) => status.emit('peer:progress', { ...describe(), ...progress }))
     session.on('synced', () => status.emit('peer:synced', { ...describe(), ...session.stats }))
+    session.on('refused', (refusal: RefusalInfo) => this.reportRefusal(refusal, describe))
+    session.on('ownFork', (seq: number) => this.healFork(seq))
     session.on('close', (err?: Error) => {
       status.emit('peer:disconnected', { ...describe(), error: err })
       if (err && !(this.closing && isClosedError(err))) {
         this.reported.add(err)
         status.emit('peer:error', { ...describe(), error: err })
-        this.reportFork(err, describe)
       }
     })
   }
 
-  /** Writers seen forked (hex:seq), so each fork is reported once. */
-  private readonly forks = new Set<string>()
+  /** Refusals and forks reported so far, so each is reported once, not per frame nor per reconnect. */
+  private readonly refusalsReported = new Set<string>()
 
   /**
-   * A peer sent a second node, validly signed, at a seq of a writer this log
-   * holds another node at (a copied db run twice): status 'fork', once.
+   * A writer's nodes were refused on a connection (status 'peer:refused'),
+   * and for a fork, two validly signed nodes of one writer at one seq (a
+   * copied db run twice), status 'fork' naming the writer: each once.
    */
-  private reportFork(err: Error, describe: () => PeerEventInfo): void {
-    if (!isHyperEmitterError(err, ErrorCodes.SEQ_MISMATCH) || err.details?.fork !== true) return
-    const { writer, seq } = err.details as { writer: string; seq: number }
-    if (this.forks.has(`${writer}:${seq}`)) return
-    this.forks.add(`${writer}:${seq}`)
-    this.options.status.emit('fork', { ...describe(), writer, seq, error: err })
+  private reportRefusal(refusal: RefusalInfo, describe: () => PeerEventInfo): void {
+    const status = this.options.status
+    // Bounded: a flood of distinct refusals forgets the oldest rather than growing.
+    if (this.refusalsReported.size >= MAX_REPORTED) this.refusalsReported.clear()
+    const key = `${refusal.by}:${refusal.writer}:${refusal.code}:${refusal.seq}`
+    if (!this.refusalsReported.has(key)) {
+      this.refusalsReported.add(key)
+      status.emit('peer:refused', { ...describe(), ...refusal })
+    }
+    if (!refusal.fork) return
+    const seq = refusal.error.details?.seq ?? refusal.seq
+    const fork = `fork:${refusal.writer}:${seq}`
+    if (this.refusalsReported.has(fork)) return
+    this.refusalsReported.add(fork)
+    status.emit('fork', { ...describe(), writer: refusal.writer, seq, error: refusal.error })
+  }
+
+  /** A fork of our own writer being healed: one at a time. */
+  private healing: Promise<void> | undefined
+
+  /**
+   * A peer proved the network holds a branch of our own writer we did not
+   * write here (a copy of this db wrote it): our own nodes from `seq` move to
+   * a new chain (Log.rechain; status 'rechained'), and every session starts
+   * over once, so clocks are exchanged afresh.
+   */
+  private healFork(seq: number): void {
+    if (this.healing !== undefined || this.closing || this.log.rechain === undefined) return
+    const rechain = this.log.rechain.bind(this.log)
+    this.healing = (async () => {
+      const moved = await rechain(seq)
+      if (moved === undefined || this.closing) return
+      this.options.status.emit('rechained', { from: toHex(moved.from), to: toHex(moved.to), fromSeq: moved.fromSeq, moved: moved.moved })
+      // Clean closes: the dialers reconnect at once, our outgoing peers through the usual backoff.
+      for (const session of [...this.incoming]) session.close()
+      for (const peer of this.outgoing.values()) peer.session?.close()
+    })()
+      .catch((err) => this.error(err))
+      .finally(() => {
+        this.healing = undefined
+      })
   }
 
   private error(err: unknown): void {
