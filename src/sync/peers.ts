@@ -6,7 +6,7 @@ import type { FrameChannel } from '../transport/channel.js'
 import { limitInbound, type InboundLimits } from './inbound-limits.js'
 import { SyncSession, type SessionOptions } from './session.js'
 import type { RefusalInfo } from './refusals.js'
-import { toHex } from '../core/bytes/bytes.js'
+import { ForkWatch } from './fork-watch.js'
 
 /**
  * Opens a channel to "tcp://host:port" or "ws(s)://host:port/path"; rejects
@@ -75,9 +75,6 @@ export interface PeerEventInfo {
   transport: FrameChannel['kind'] | 'unknown'
   direction: 'outgoing' | 'incoming'
 }
-
-/** Distinct refusals remembered so each is reported once (then forgotten all at once). */
-const MAX_REPORTED = 4096
 
 /** Longest close() waits for closed channels to release their sockets. */
 const RELEASE_WAIT_MS = 3000
@@ -180,6 +177,8 @@ export class PeerManager {
   private closing = false
   /** The log as every session sees it: heavy frames split, frames over the limits refused. */
   private readonly log: SyncableLog
+  /** Refusals and forks reported once each; forks of our own writer healed. */
+  private readonly forks: ForkWatch
 
   /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number, or a bad limit. */
   constructor(
@@ -187,6 +186,15 @@ export class PeerManager {
     private readonly options: PeerManagerOptions,
   ) {
     this.log = limitInbound(log, options.limits)
+    this.forks = new ForkWatch(this.log, options.status, {
+      closing: () => this.closing,
+      // Clean closes: the dialers reconnect at once, our outgoing peers through the usual backoff.
+      restart: () => {
+        for (const session of [...this.incoming]) session.close()
+        for (const peer of this.outgoing.values()) peer.session?.close()
+      },
+      error: (err) => this.error(err),
+    })
     for (const option of ['reconnectTimeout', 'maxReconnectTimeout'] as const) {
       const value = options[option]
       if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
@@ -550,8 +558,8 @@ export class PeerManager {
     session.on('accepted', () => status.emit('peer:connected', describe()))
     session.on('progress', (progress: { received: number; sent: number }) => status.emit('peer:progress', { ...describe(), ...progress }))
     session.on('synced', () => status.emit('peer:synced', { ...describe(), ...session.stats }))
-    session.on('refused', (refusal: RefusalInfo) => this.reportRefusal(refusal, describe))
-    session.on('ownFork', (seq: number) => this.healFork(seq))
+    session.on('refused', (refusal: RefusalInfo) => this.forks.refused(refusal, describe()))
+    session.on('ownFork', (seq: number) => this.forks.ownFork(seq))
     session.on('close', (err?: Error) => {
       status.emit('peer:disconnected', { ...describe(), error: err })
       if (err && !(this.closing && isClosedError(err))) {
@@ -559,57 +567,6 @@ export class PeerManager {
         status.emit('peer:error', { ...describe(), error: err })
       }
     })
-  }
-
-  /** Refusals and forks reported so far, so each is reported once, not per frame nor per reconnect. */
-  private readonly refusalsReported = new Set<string>()
-
-  /**
-   * A writer's nodes were refused on a connection (status 'peer:refused'),
-   * and for a fork, two validly signed nodes of one writer at one seq (a
-   * copied db run twice), status 'fork' naming the writer: each once.
-   */
-  private reportRefusal(refusal: RefusalInfo, describe: () => PeerEventInfo): void {
-    const status = this.options.status
-    // Bounded: a flood of distinct refusals forgets the oldest rather than growing.
-    if (this.refusalsReported.size >= MAX_REPORTED) this.refusalsReported.clear()
-    const key = `${refusal.by}:${refusal.writer}:${refusal.code}:${refusal.seq}`
-    if (!this.refusalsReported.has(key)) {
-      this.refusalsReported.add(key)
-      status.emit('peer:refused', { ...describe(), ...refusal })
-    }
-    if (!refusal.fork) return
-    const seq = refusal.error.details?.seq ?? refusal.seq
-    const fork = `fork:${refusal.writer}:${seq}`
-    if (this.refusalsReported.has(fork)) return
-    this.refusalsReported.add(fork)
-    status.emit('fork', { ...describe(), writer: refusal.writer, seq, error: refusal.error })
-  }
-
-  /** A fork of our own writer being healed: one at a time. */
-  private healing: Promise<void> | undefined
-
-  /**
-   * A peer proved the network holds a branch of our own writer we did not
-   * write here (a copy of this db wrote it): our own nodes from `seq` move to
-   * a new chain (Log.rechain; status 'rechained'), and every session starts
-   * over once, so clocks are exchanged afresh.
-   */
-  private healFork(seq: number): void {
-    if (this.healing !== undefined || this.closing || this.log.rechain === undefined) return
-    const rechain = this.log.rechain.bind(this.log)
-    this.healing = (async () => {
-      const moved = await rechain(seq)
-      if (moved === undefined || this.closing) return
-      this.options.status.emit('rechained', { from: toHex(moved.from), to: toHex(moved.to), fromSeq: moved.fromSeq, moved: moved.moved })
-      // Clean closes: the dialers reconnect at once, our outgoing peers through the usual backoff.
-      for (const session of [...this.incoming]) session.close()
-      for (const peer of this.outgoing.values()) peer.session?.close()
-    })()
-      .catch((err) => this.error(err))
-      .finally(() => {
-        this.healing = undefined
-      })
   }
 
   private error(err: unknown): void {
