@@ -8,6 +8,8 @@ import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import type { SyncableLog } from '../core/types.js'
 import type { RefusalInfo } from './refusals.js'
+import type { PeerEventInfo } from './peer.js'
+import type { SyncSession } from './session.js'
 
 /** Distinct refusals remembered so each is reported once (then forgotten all at once, so memory stays bounded). */
 const MAX_REPORTED = 4096
@@ -30,6 +32,12 @@ export class ForkWatch {
     private readonly status: TypedEmitter<StatusEvents>,
     private readonly host: ForkWatchHost,
   ) {}
+
+  /** Follows a session's refusals and forks of our own writer. */
+  watch(session: SyncSession, describe: () => PeerEventInfo): void {
+    session.on('refused', (refusal: RefusalInfo) => this.refused(refusal, describe()))
+    session.on('ownFork', (seq: number) => this.ownFork(seq))
+  }
 
   /**
    * A writer's nodes were refused on a connection (status 'peer:refused'),
