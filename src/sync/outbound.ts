@@ -41,8 +41,10 @@ export class Outbound {
   private catchUpCount = 0
   /** Entries cut off the last frame (it had to end where every writer's last node is signed): sent first next. */
   private carry: LogEntry[] = []
-  /** Writers whose key this session has sent. */
+  /** Writers whose key this session has sent: every writer it sent nodes of. */
   private readonly keysSent = new Set<string>()
+  /** Writers the peer refused. */
+  private readonly refusedWriters = new Set<string>()
   private liveQueue: LogEntry[] = []
   private refetch = false
   private pumping = false
@@ -99,9 +101,16 @@ export class Outbound {
     this.pump()
   }
 
-  /** The peer refused `writerHex` (a Refused frame): nothing more of it goes to this peer. */
-  refusedByPeer(writerHex: string): void {
+  /**
+   * The peer refused `writerHex` (a Refused frame): nothing more of it goes
+   * to this peer. False when we never sent it that writer, or it was
+   * refused already (a peer's word on anything else is ignored).
+   */
+  refusedByPeer(writerHex: string): boolean {
+    if (!this.keysSent.has(writerHex) || this.refusedWriters.has(writerHex)) return false
+    this.refusedWriters.add(writerHex)
     this.remote.refuse(writerHex)
+    return true
   }
 
   /**

@@ -294,7 +294,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     const error = new HyperEmitterError(code, `peer refused writer ${writer} from seq ${seq}: ${truncate(refused.message, 1024)}`, {
       details: { writer, seq, remoteCode: truncate(refused.code, 100), remote: this.channel.remote },
     })
-    this.outbound.refusedByPeer(writer)
+    if (!this.outbound.refusedByPeer(writer)) return
     // Whether it was a fork is the peer's to report: its own branch follows if so.
     this.emit('refused', { writer, seq, code, error, by: 'peer', fork: false })
   }

@@ -6,6 +6,9 @@
  */
 import type { Clock } from '../core/types.js'
 
+/** Db lookups one Clock may cost (a seq below our own): a Clock naming more writers gets the rest compared at our head only. */
+export const MAX_TIP_LOOKUPS = 1024
+
 /** Bytes of a key a Clock entry carries: enough to tell two nodes apart by chance never, small on the wire. */
 export const TIP_BYTES = 8
 
@@ -36,12 +39,14 @@ export function sameTip(tip: Uint8Array, key: Uint8Array): boolean {
 export async function divergedWriters(log: TipSource, remote: Clock, tips: Tips, writerOf: (hex: string) => Uint8Array | undefined): Promise<string[]> {
   const ours = log.clock()
   const out: string[] = []
+  let lookups = 0
   for (const [hex, tip] of tips) {
     const seq = remote.get(hex) ?? 0
     const have = ours.get(hex) ?? 0
     if (seq < 1 || seq > have) continue
     let key = seq === have ? log.tipOf(hex) : undefined
     if (key === undefined) {
+      if (++lookups > MAX_TIP_LOOKUPS) continue
       const writer = writerOf(hex)
       if (writer === undefined) continue
       key = await log.keyAt(writer, seq)
