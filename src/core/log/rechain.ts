@@ -15,8 +15,9 @@ import { compareBytes, readUint64BE, toHex, uint64BE } from '../bytes/bytes.js'
 import { encodeNode, KEY_BYTES } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import { newChain, nodeMessage, type WriterKey, writerIdOf } from '../identity/writer-key.js'
-import type { HashFn } from '../types.js'
+import type { HashFn, LogEntry } from '../types.js'
 import { ChunkSequence } from './chunk.js'
+import { ChunkCursor } from './cursor.js'
 import {
   CHUNKS_END,
   clockKey,
@@ -75,7 +76,13 @@ export async function rechain(db: AbstractLevel<any, any, any>, store: ChunkStor
   const forkChange = await changeOfSeq(sub, own, fromSeq)
   if (forkChange === undefined) throw storageFailed(`no run of the writer index holds our seq ${fromSeq}`, undefined)
   const head = await store.chunkAt(forkChange, 'Could not read the chunk a fork starts in')
-  const tail = await store.readPage(head.first - 1, state.changes)
+  const cursor = new ChunkCursor(store, head.first)
+  let tail: LogEntry[]
+  try {
+    tail = await cursor.read(state.changes, Infinity)
+  } finally {
+    await cursor.close()
+  }
 
   const oldKey = state.identity.key
   const newKey: WriterKey = { publicKey: oldKey.publicKey, chain: newChain() }
