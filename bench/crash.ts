@@ -73,6 +73,8 @@ async function read(dir: string): Promise<void> {
   const opened = performance.now()
   // Process-wide: LevelDB's compaction thread counts too, main-thread work alone would not show it.
   const cpu = process.cpuUsage()
+  // Off-CPU time: page faults that went to disk, blocks read, and how often the process waited or was preempted.
+  const usage = process.resourceUsage()
   // GC pauses, to tell them from waits on the db or the OS.
   let gcMs = 0
   let maxGcMs = 0
@@ -101,6 +103,7 @@ async function read(dir: string): Promise<void> {
   }
   const done = performance.now()
   const { user, system } = process.cpuUsage(cpu)
+  const after = process.resourceUsage()
   gc.disconnect()
   await e.close()
   printJson({
@@ -112,6 +115,10 @@ async function read(dir: string): Promise<void> {
     gcMs: round(gcMs),
     maxGcMs: round(maxGcMs),
     peakRssMb: peakRssMb(),
+    majorFaults: after.majorPageFault - usage.majorPageFault,
+    fsReadBlocks: after.fsRead - usage.fsRead,
+    waits: after.voluntaryContextSwitches - usage.voluntaryContextSwitches,
+    preempted: after.involuntaryContextSwitches - usage.involuntaryContextSwitches,
     pauses: pauses.sort((a, b) => b[1] - a[1]).slice(0, 10),
     // LevelDB's own log lines since this process opened the db, ms from the read's start (negative: during open).
     leveldb: leveldbActivity(dir, wallStart - 1000, wallStart + Math.round(opened - start)).slice(0, 40),
@@ -186,6 +193,11 @@ async function main(): Promise<void> {
       ofQuiet: Math.round((crash.readMs / quiet.readMs) * 100) / 100,
       peakRssMb: crash.peakRssMb,
       // With BENCH_CRASH_DETAIL=1: each read's longest pauses [at ms, ms] and LevelDB's log lines [at ms, text] beside them.
+      // Off-CPU causes of each read: page faults that read the disk, blocks read, waits, preemptions (crash, quiet).
+      majorFaults: [crash.majorFaults, quiet.majorFaults],
+      fsReadBlocks: [crash.fsReadBlocks, quiet.fsReadBlocks],
+      waits: [crash.waits, quiet.waits],
+      preempted: [crash.preempted, quiet.preempted],
       ...(process.env.BENCH_CRASH_DETAIL ? { crashDetail: { pauses: crash.pauses, leveldb: crash.leveldb }, quietDetail: { pauses: quiet.pauses, leveldb: quiet.leveldb } } : {}),
     })
   } finally {
