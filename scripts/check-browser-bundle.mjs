@@ -1,8 +1,8 @@
 // Bundles each browser entry the way an app's bundler would (esbuild,
 // platform browser, code splitting on as Vite, Rollup and webpack have it)
-// and fails if anything Node-only got in: a `node:` import, `net`, `fs` or
-// `ws`. Reads esbuild's metafile, so a module counts only if the bundle
-// really contains it. Prints each entry's size, minified and gzipped, beside
+// and fails if anything Node-only got in (a `node:` import, `net`, `fs` or
+// `ws`) or abstract-level and its buffer polyfill. Reads esbuild's metafile,
+// so a module counts only if the bundle really contains it. Prints each entry's size, minified and gzipped, beside
 // its budget (issue 18's targets). Run by `npm test` and `npm run build`;
 // `node scripts/check-browser-bundle.mjs src/x.ts` checks one.
 //
@@ -17,8 +17,10 @@ import * as esbuild from 'esbuild'
 const ENTRIES = process.argv[2] ? [[process.argv[2], undefined]] : [['src/browser.ts', 90], ['src/lean.ts', 80]]
 // Node built-ins the browser build must never reach, by bare or node: name.
 const FORBIDDEN_BUILTINS = ['net', 'fs', 'tls', 'http', 'https', 'child_process', 'dgram', 'worker_threads', 'stream', 'crypto', 'os', 'path']
-// Packages that only make sense in Node (ws is the Node WebSocket server/client).
-const FORBIDDEN_PACKAGES = ['ws', 'classic-level', 'node-gyp-build']
+// Packages that only make sense in Node (ws is the Node WebSocket server/client),
+// and abstract-level with the buffer polyfill it pulls: the entries store through
+// their own db (src/core/db/, src/browser/idb.ts).
+const FORBIDDEN_PACKAGES = ['ws', 'classic-level', 'node-gyp-build', 'abstract-level', 'buffer']
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`
 
 let failed = false
@@ -97,7 +99,7 @@ async function check(entry, budget) {
     for (const [name, bytes] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${kb(bytes).padStart(10)}  ${name}`)
   }
   if (problems.length > 0) {
-    console.error(`The browser bundle of ${entry} pulls in Node-only code:`)
+    console.error(`The browser bundle of ${entry} pulls in code it must not (Node-only, or abstract-level):`)
     for (const p of problems) console.error(`  - ${p}`)
     return false
   }
