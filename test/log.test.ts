@@ -66,7 +66,8 @@ function logRecords(db: Db) {
 /** A writer id whose signatures the logs' add()/addMany() can make (see signingAdds). */
 const randomWriter = poolWriter
 
-beforeAll(() => fillWriterPool(60))
+// Each backend's tests take a dozen or so random writers.
+beforeAll(() => fillWriterPool(20 * backends.length))
 
 afterEach(() => {
   for (const factory of factories) factory.cleanup()
