@@ -6,6 +6,9 @@ import { PackedBytes } from '../src/core/bytes/packed.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/bytes/hash.js'
 import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log/log.js'
+import { ChunkCursor } from '../src/core/log/cursor.js'
+import { openSublevel } from '../src/core/log/format.js'
+import { ChunkStore } from '../src/core/log/store.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
 import { captureChunkRecords, dbFactories, ownsBuffer, spyBatch, spyIterators } from './helpers/dbs.js'
 import { collectGarbage } from './helpers/gc.js'
@@ -660,6 +663,24 @@ describe.each(backends)('Log on $label', (backend) => {
     await log.append(enc('later'))
     expect((await pending).value?.change).toBe(3001)
     await live.return!()
+  })
+
+  it('a cursor closes its db iterator once left idle, and reads on from where it stopped', async () => {
+    const db = backend.create()
+    const log = await openLog(db)
+    for (let b = 0; b < 4; b++) await Promise.all(Array.from({ length: 300 }, (_, i) => log.append(enc(`${b}:${i}`))))
+    const iterators = spyIterators(db)
+    const cursor = new ChunkCursor(new ChunkStore(openSublevel(db)), 1, 1)
+    const first = await cursor.read(log.length, 450)
+    // The core's memory db iterates its own store, out of the spy's sight (and holds nothing native).
+    const seen = iterators.opened > 0
+    if (seen) expect(iterators.open).toBe(1)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(iterators.open).toBe(0)
+    const rest = await cursor.read(log.length, 10_000)
+    expect([...first, ...rest].map((e) => e.change)).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1))
+    await cursor.close()
+    expect(iterators.open).toBe(0)
   })
 
   it('read() goes on past commits made after its db iterator opened', async () => {

@@ -13,6 +13,8 @@ import { type ChunkStore, READ_PAGE } from './store.js'
 const FAILURE = 'Could not read the change index'
 
 type Rows = Array<[Uint8Array, Uint8Array]>
+/** An iterator left unread this long is closed (it pins LevelDB's files); the next read opens another. */
+const IDLE_MS = 5000
 
 /**
  * Entries from a change on, a page at a time, through one iterator:
@@ -26,17 +28,20 @@ export class ChunkCursor {
   private rows: Rows = []
   private at = 0
   private closed = false
+  private idle: ReturnType<typeof setTimeout> | undefined
 
   /** `next` is the first change to read. */
   constructor(
     private readonly store: ChunkStore,
     private next: number,
+    private readonly idleMs = IDLE_MS,
   ) {}
 
   /** Entries from the cursor on, up to change `last`, at most `max`. Rejects STORAGE_FAILED. */
   async read(last: number, max: number): Promise<LogEntry[]> {
     const out: LogEntry[] = []
     const end = Math.min(last, this.next + max - 1)
+    clearTimeout(this.idle)
     try {
       while (this.next <= end && !this.closed) {
         let chunk = this.chunk
@@ -47,13 +52,24 @@ export class ChunkCursor {
       await this.close()
       throw err instanceof HyperEmitterError ? err : storageFailed(FAILURE, err)
     }
+    if (this.it !== undefined && !this.closed) {
+      this.idle = setTimeout(() => void this.release(), this.idleMs)
+      ;(this.idle as { unref?: () => void }).unref?.()
+    }
     return out
   }
 
   /** Ends the iterator; the cursor reads nothing after. */
   async close(): Promise<void> {
     this.closed = true
+    await this.release()
+  }
+
+  /** Closes the iterator, not the cursor. */
+  private async release(): Promise<void> {
+    clearTimeout(this.idle)
     this.rows = []
+    this.at = 0
     const it = this.it
     this.it = undefined
     await it?.close().catch(() => {})
