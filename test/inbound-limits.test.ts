@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { ErrorCodes } from '../src/core/errors.js'
 import { encodeNode } from '../src/core/codec/node.js'
 import { ClockEntrySchema, ClockSchema, FrameSchema } from '../src/gen/hyperemitter/v1/sync_pb.js'
-import { countLinks, limitInbound } from '../src/sync/inbound-limits.js'
+import { countLinks, DEFAULT_MAX_LINKS_PER_NODE, limitInbound } from '../src/sync/inbound-limits.js'
+import { MAX_LINKS_PER_APPEND } from '../src/core/codec/node.js'
 import { ackFrame, clockFrame, clockFromWire, decodeFrame, pingFrame, pongFrame } from '../src/sync/protocol.js'
 import { makeLog } from './session-helpers.js'
 
@@ -87,10 +88,20 @@ describe('limitInbound', () => {
 
   it('refuses a frame over maxNodesPerFrame or with a node over maxLinksPerNode, storing nothing', async () => {
     const log = await makeLog()
-    const limited = limitInbound(log, { maxNodesPerFrame: 2, maxLinksPerNode: 3 })
+    const limited = limitInbound(log, { maxNodesPerFrame: 2, maxLinksPerNode: MAX_LINKS_PER_APPEND })
     await expect(limited.addMany([node(0), node(0), node(0)])).rejects.toMatchObject({ code: ErrorCodes.LIMIT_EXCEEDED })
-    await expect(limited.addMany([node(4)])).rejects.toMatchObject({ code: ErrorCodes.LIMIT_EXCEEDED, details: { maxLinksPerNode: 3 } })
+    await expect(limited.addMany([node(MAX_LINKS_PER_APPEND + 1)])).rejects.toMatchObject({
+      code: ErrorCodes.LIMIT_EXCEEDED,
+      details: { maxLinksPerNode: MAX_LINKS_PER_APPEND },
+    })
+    // By default: twice the links a log ever writes, far below the thousands a 4 MiB frame could carry.
+    await expect(limitInbound(log).addMany([node(0), node(DEFAULT_MAX_LINKS_PER_NODE + 1)])).rejects.toMatchObject({ code: ErrorCodes.LIMIT_EXCEEDED, details: { index: 1 } })
+    expect(DEFAULT_MAX_LINKS_PER_NODE).toBe(2 * MAX_LINKS_PER_APPEND)
     expect(log.length).toBe(0)
     await log.close()
+  })
+
+  it('refuses a maxLinksPerNode below what honest nodes carry', () => {
+    expect(() => limitInbound({} as never, { maxLinksPerNode: MAX_LINKS_PER_APPEND - 1 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_ARGUMENT }))
   })
 })
