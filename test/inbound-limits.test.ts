@@ -6,6 +6,7 @@ import { ClockEntrySchema, ClockSchema, FrameSchema } from '../src/gen/hyperemit
 import { countLinks, DEFAULT_MAX_LINKS_PER_NODE, limitInbound } from '../src/sync/inbound-limits.js'
 import { MAX_LINKS_PER_APPEND } from '../src/core/codec/node.js'
 import { ackFrame, clockFrame, clockFromWire, decodeFrame, pingFrame, pongFrame } from '../src/sync/protocol.js'
+import { clockFrameLimit, readClockFrame } from '../src/sync/clock-frame.js'
 import { makeLog } from './session-helpers.js'
 
 const writer = (i: number) => {
@@ -55,6 +56,29 @@ describe('Clock frames', () => {
   it('keep only the writers we hold when given our clock', () => {
     const entries = [1, 2, 3].map((i) => create(ClockEntrySchema, { writer: writer(i), seq: BigInt(i) }))
     expect(clockFromWire(entries, 16, new Map([[hex(2), 9]]))).toEqual(new Map([[hex(2), 2]]))
+  })
+
+  it('read on arrival and filtered by fingerprint: what clockFromWire keeps, however the fingerprints collide', () => {
+    // writer(i) share their first 4 bytes (one fingerprint); random ones do not.
+    const random = Array.from({ length: 50 }, () => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex'))
+    const peer = new Map<string, number>([...Array.from({ length: 20 }, (_, i) => [hex(i), i + 1] as [string, number]), ...random.map((h, i) => [h, 100 + i] as [string, number])])
+    const ours = new Map<string, number>([[hex(3), 1], [hex(17), 50], [random[7], 1], [random[42], 9], [hex(999), 4], ['ff'.repeat(16), 2]])
+    const bytes = clockFrame(peer)
+    const wire = readClockFrame(bytes, 1000)
+    expect(wire.size).toBe(70)
+    const expected = clockFromWire(entriesOf(decodeFrame(bytes)), 16, ours)
+    expect(wire.filter(ours, 16)).toEqual(expected)
+    expect(expected).toEqual(new Map([[hex(3), 4], [hex(17), 18], [random[7], 107], [random[42], 142]]))
+    // A writer of another length is malformed even when nobody holds it.
+    const short = new Uint8Array([0x12, 6, 0x0a, 4, 0x0a, 2, 1, 2])
+    expect(() => readClockFrame(short, 10).filter(ours, 16)).toThrow(expect.objectContaining({ code: ErrorCodes.PROTOCOL_ERROR }))
+    expect(() => readClockFrame(bytes, 69)).toThrow(expect.objectContaining({ code: ErrorCodes.LIMIT_EXCEEDED }))
+  })
+
+  it('fit clockFrameLimit(maxClockWriters) whatever their seqs, so a larger frame can be refused from its length', () => {
+    const most = new Map(Array.from({ length: 300 }, () => [Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex'), Number.MAX_SAFE_INTEGER] as [string, number]))
+    expect(clockFrame(most).length).toBeLessThanOrEqual(clockFrameLimit(300))
+    expect(clockFrame(most).length).toBeGreaterThan(clockFrameLimit(300) - 300 * 2)
   })
 })
 
