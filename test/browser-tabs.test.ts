@@ -7,6 +7,7 @@ import { MemoryLevel } from 'memory-level'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { BrowserHyperEmitter, HyperEmitter as BrowserEmitter } from '../src/browser.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
+import { toHex } from '../src/core/bytes/bytes.js'
 import { Log } from '../src/core/log/log.js'
 import { SyncSession } from '../src/sync/session.js'
 import { connectBroadcast, listenBroadcast } from '../src/transport/broadcast.js'
@@ -242,8 +243,8 @@ describe('tabs: one log, one writer, in place', () => {
   })
 })
 
-describe('SyncSession.storedByPeer', () => {
-  it("follows the peer's clock and its acks of our nodes, and fires 'stored' as it grows", async () => {
+describe('SyncSession over a broadcast channel to a slow peer', () => {
+  it("sends only what the peer's clock lacks, and a live node once the peer's db lets it through", async () => {
     const name = `stored-${process.pid}-${Date.now()}`
     const accepted: Array<(c: any) => void> = []
     const hostChannel = new Promise<any>((resolve) => accepted.push(resolve))
@@ -274,8 +275,6 @@ describe('SyncSession.storedByPeer', () => {
     const host = await hostChannel
     const mine = new SyncSession(ours, client)
     const peer = new SyncSession(theirs, host)
-    const stored: number[] = []
-    mine.on('stored', (seq: number) => void stored.push(seq))
     cleanups.push(() => {
       mine.close()
       peer.close()
@@ -283,17 +282,21 @@ describe('SyncSession.storedByPeer', () => {
     mine.start()
     peer.start()
     await mine.synced
-    // The peer's clock said 2, its ack of the catch-up frame made it 3.
-    await until(() => mine.storedByPeer === 3, 10_000, 'the catch-up ack')
-    expect(stored).toEqual([2, 3])
+    // The peer's clock said 2: the catch-up carried seq 3 alone.
+    await until(() => peer.stats.nodesReceived === 1, 10_000, 'the catch-up')
+    expect(mine.stats.nodesSent).toBe(1)
+    const ourWriter = toHex(ours.writer)
+    expect(theirs.clock().get(ourWriter)).toBe(3)
 
     held = new Promise<void>((resolve) => (gate = resolve))
     await ours.append(Uint8Array.of(9))
     await sleep(200)
-    expect(mine.storedByPeer).toBe(3)
+    expect(theirs.clock().get(ourWriter)).toBe(3)
+    expect(peer.stats.nodesReceived).toBe(1)
     held = undefined
     gate!()
-    await until(() => mine.storedByPeer === 4, 10_000, 'the live ack')
-    expect(stored).toEqual([2, 3, 4])
+    await until(() => peer.stats.nodesReceived === 2, 10_000, 'the live node')
+    expect(theirs.clock().get(ourWriter)).toBe(4)
+    expect(mine.stats.nodesSent).toBe(2)
   })
 })

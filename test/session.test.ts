@@ -626,7 +626,7 @@ describe('SyncSession', () => {
       await until(() => peer.of('synced').length === 1, 5000, 'synced')
       peer.channel.pause()
       await appendMany(A, 400, 'live-')
-      const queueLen = (session as unknown as { liveQueue: unknown[] }).liveQueue.length
+      const queueLen = (session as unknown as { outbound: { liveQueue: unknown[] } }).outbound.liveQueue.length
       expect(queueLen).toBeLessThanOrEqual(50)
       peer.channel.resume()
       let acked = 0
