@@ -8,6 +8,7 @@ import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
 import { toHex, view } from '../core/bytes/bytes.js'
 import { VarintReader } from '../core/bytes/varint.js'
+import type { Frame } from '../gen/hyperemitter/v1/sync_pb.js'
 
 /** Frame field 2 (Clock), length-delimited. */
 export const TAG_CLOCK = (2 << 3) | 2
@@ -25,6 +26,9 @@ export function clockFrameLimit(maxWriters: number): number {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** A received frame as a session queues it: a Clock as read by readClockFrame(), others decoded. */
+export type SessionFrame = Exclude<Frame['body'], { case: 'clock' } | { case: undefined }> | { case: 'clock'; value: WireClock }
 
 /** A received Clock frame: entries as offsets into its bytes, read on demand. */
 export class WireClock {

@@ -51,9 +51,9 @@ export class PeerProof {
     this.accepting = options.accepting === true
   }
 
-  /** Our Handshake, the session's first frame. */
-  handshakeFrame(): Uint8Array {
-    return handshakeFrame(this.wantLive, this.challenge)
+  /** Our Handshake, the session's first frame: with the largest frame we take, `maxFrameSize`. */
+  handshakeFrame(maxFrameSize: number): Uint8Array {
+    return handshakeFrame(this.wantLive, this.challenge, PROTOCOL_VERSION, maxFrameSize)
   }
 
   /** Checks the peer's Handshake; resolves to the session's mode: live when both sides want it. */

@@ -9,7 +9,8 @@ import type { LogEntry, NodeSignature, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { FrameBuilder } from './frame-builder.js'
 import type { FrameSender } from './frame-sender.js'
-import { clockFromWire, encodeSignature, nodesFrame, syncedFrame, type FrameOf } from './protocol.js'
+import type { WireClock } from './clock-frame.js'
+import { encodeSignature, nodesFrame, syncedFrame } from './protocol.js'
 import type { RemoteClock } from './remote-clock.js'
 import { protocolError } from './session-errors.js'
 import type { SessionLimits, SessionStats } from './session-options.js'
@@ -49,6 +50,8 @@ export class Outbound {
   /** Frames being signed: a clean close lets them leave first. */
   private signingFrames = 0
   private ownHex?: string
+  /** The largest frame the peer said (in its Handshake) it takes. */
+  private peerMaxFrameSize = Infinity
 
   constructor(
     private readonly log: OutboundLog,
@@ -72,9 +75,15 @@ export class Outbound {
     return this.nodesAcked === this.stats.nodesSent
   }
 
+  /** The peer's Handshake said it takes frames of at most `bytes` (0: it did not say): none we build is bigger. */
+  peerTakes(bytes: number): void {
+    if (bytes > 0) this.peerMaxFrameSize = bytes
+  }
+
   /** The peer's Clock: starts the first catch-up, and in live mode follows the log. */
-  start(clock: FrameOf<'clock'>, live: boolean): void {
-    for (const [writer, seq] of clockFromWire(clock.entries, this.log.writer.byteLength, this.log.clock())) {
+  start(clock: WireClock, live: boolean): void {
+    // Only writers we hold: we have nothing of the others to send.
+    for (const [writer, seq] of clock.filter(this.log.clock(), this.log.writer.byteLength)) {
       this.remote.mark(writer, seq)
     }
     // Subscribe before the snapshot: anything committed from here on is either
@@ -232,7 +241,8 @@ export class Outbound {
   private newFrame(): FrameBuilder {
     const budget = this.limits.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
     this.ownHex ??= toHex(this.log.writer)
-    return new FrameBuilder(this.ownHex, this.limits.maxFrameBytes, Math.max(1, budget), this.channel.maxFrameSize - 1, (w) => this.remote.hexOf(w))
+    const hard = Math.min(this.channel.maxFrameSize, this.peerMaxFrameSize) - 1
+    return new FrameBuilder(this.ownHex, Math.min(this.limits.maxFrameBytes, hard), Math.max(1, budget), hard, (w) => this.remote.hexOf(w))
   }
 
   /** The next entry cut off the frame before, if any. */
