@@ -370,6 +370,44 @@ describe('emits fired together', () => {
     expect(await storedFroms(e, 1)).toEqual(['z'])
   })
 
+  it('calls the callbacks of one turn once each, in emit order, after the listener had the events; one that throws stops none of the others', async () => {
+    const e = track(HyperEmitter(null, SCHEMA))
+    await e.ready()
+    const order: string[] = []
+    e.on('Hello', (m: { from: string }) => {
+      order.push(`listener ${m.from}`)
+    })
+    const runners = process.listeners('unhandledRejection')
+    process.removeAllListeners('unhandledRejection')
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const all = new Promise<void>((resolve) => {
+        for (let i = 0; i < 5; i++) {
+          e.emit('Hello', { from: String(i) }, (err) => {
+            order.push(`callback ${i} ${err === null ? 'ok' : 'failed'}`)
+            if (i === 1) throw new Error('a callback that throws')
+            if (i === 4) resolve()
+          })
+        }
+      })
+      // A failing emit in the same turn reaches its own callback only.
+      const refused = new Promise<Error | null>((resolve) => e.emit('Nope', {}, resolve))
+      await all
+      expect(((await refused) as HyperEmitterError).code).toBe(ErrorCodes.UNKNOWN_EVENT)
+      expect(order).toEqual([
+        ...[0, 1, 2, 3, 4].map((i) => `listener ${i}`),
+        ...[0, 1, 2, 3, 4].map((i) => `callback ${i} ok`),
+      ])
+      await vi.waitFor(() => expect(unhandled.map((r) => (r as Error).message)).toEqual(['a callback that throws']))
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      for (const l of runners) process.on('unhandledRejection', l)
+    }
+    expect(() => e.emit('Hello', { from: 'x' }, 'not a function' as never)).toThrow(/callback must be a function/)
+  })
+
   it('in a failed batch, a callback emit does not hide the failure of a promise emit nobody handles', async () => {
     const { db, spy } = countedDb()
     const e = track(HyperEmitter(db, SCHEMA))

@@ -278,6 +278,17 @@ describe.each(backends)('Log on $label', (backend) => {
     expect(await b.has(sha256(otherValue))).toBe(false)
   })
 
+  it("covers a writer's earlier nodes through other writers' nodes between them", async () => {
+    const log = await openLog()
+    const [w1, w2] = [randomWriter(), randomWriter()]
+    const a1 = foreign(w1, 1, [])
+    const b1 = foreign(w2, 1, [a1.key])
+    const a2 = foreign(w1, 2, [b1.key])
+    // a1 is in a2's past only through b1, another writer's node.
+    expect((await log.addMany([a1.bytes, b1.bytes, a2.bytes])).map((e) => e.seq)).toEqual([1, 1, 2])
+    expect(log.clock()).toEqual(new Map([[toHex(w1), 2], [toHex(w2), 1]]))
+  })
+
   it('refuses missing links, seq gaps, forks and own-writer forgeries, storing nothing', async () => {
     const log = await openLog()
     const w = randomWriter()
@@ -292,6 +303,8 @@ describe.each(backends)('Log on $label', (backend) => {
     await expectCode(log.addMany([n1.bytes, foreign(w, 3, [n1.key]).bytes]), ErrorCodes.SEQ_MISMATCH) // gap
     // Out of order: the signature over the last node cannot cover the one before.
     await expectCode(log.addMany([n2.bytes, n1.bytes]), ErrorCodes.BAD_SIGNATURE)
+    // Two of the writer's nodes at seq 2: the signature over the last covers only the chain it ends.
+    await expectCode(log.addMany([n1.bytes, foreign(w, 2, [n1.key], enc('sibling')).bytes, foreign(w, 2, [n1.key]).bytes]), ErrorCodes.BAD_SIGNATURE)
     expect(log.length).toBe(0)
     expect(await log.has(n1.key)).toBe(false)
     expect(log.clock().size).toBe(0)

@@ -278,15 +278,14 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
    * them all or none.
    */
   emit<K extends keyof E & string>(name: K, message: PlainInput<E[K]>, cb?: Callback): Promise<void> {
-    return cb === undefined ? this.append(name, message, false) : withCallback(this.append(name, message, true), cb)
-  }
-
-  /** `observed`: the outcome goes to a callback. */
-  private append(name: string, message: unknown, observed: boolean): Promise<void> {
-    if (this.closing) return Promise.reject(closedError())
-    if (typeof name !== 'string' || name === '') return Promise.reject(invalidArgument('event name must be a non-empty string'))
-    if (typeof message === 'function') return Promise.reject(invalidArgument('emit(name, message, [cb]): the message is a function; the callback goes after the message'))
-    return this.emits.add(name, message, observed)
+    if (cb !== undefined && typeof cb !== 'function') throw invalidArgument('callback must be a function')
+    if (this.closing) return withCallback(Promise.reject(closedError()), cb)
+    if (typeof name !== 'string' || name === '') return withCallback(Promise.reject(invalidArgument('event name must be a non-empty string')), cb)
+    if (typeof message === 'function') {
+      return withCallback(Promise.reject(invalidArgument('emit(name, message, [cb]): the message is a function; the callback goes after the message')), cb)
+    }
+    // The callback goes with the emit's group, which calls it without a promise reaction of its own.
+    return this.emits.add(name, message, cb)
   }
 
   /**

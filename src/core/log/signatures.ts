@@ -12,7 +12,7 @@
  *   p + writer(16)   -> chain(16) || public key(32)   each writer the log holds nodes of
  *   s + change(8 BE) -> signature(64)                  a received node its writer signed
  */
-import { readUint64BE, toHex } from '../bytes/bytes.js'
+import { equalBytes, readUint64BE, toHex } from '../bytes/bytes.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import { type Ed25519, PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../identity/ed25519.js'
 import { CHAIN_BYTES, isBound, nodeMessage, type WriterKey } from '../identity/writer-key.js'
@@ -177,6 +177,7 @@ function checkCoverage(nodes: Incoming[], tip: number, details: Record<string, u
   let uncovered = 0
   for (let i = 0; i < tip; i++) if (nodes[i].writerHex === writer) uncovered++
   if (uncovered === 0) return
+  if (chainCovers(nodes, tip, uncovered)) return
   // Walk back from the tip through links within the request.
   const past = new KeySet()
   // The tip itself too: a copy of it earlier in the request is covered.
@@ -193,4 +194,26 @@ function checkCoverage(nodes: Incoming[], tip: number, details: Record<string, u
     if (n.writerHex === writer) uncovered--
     for (const link of n.links) past.add(link)
   }
+}
+
+/**
+ * The usual frame: the writer's nodes before `tip` end in a chain where each
+ * is linked by the one after it (the next node, or the tip), all of them the
+ * same writer's. Then each is in the tip's past with no key set at all; any
+ * other shape returns false and goes the general way.
+ */
+function chainCovers(nodes: Incoming[], tip: number, uncovered: number): boolean {
+  let later = nodes[tip]
+  for (let i = tip - 1; i >= 0 && uncovered > 0; i--) {
+    const n = nodes[i]
+    if (n.writerHex !== later.writerHex || !linksTo(later.links, n.key)) return false
+    uncovered--
+    later = n
+  }
+  return uncovered === 0
+}
+
+function linksTo(links: Uint8Array[], key: Uint8Array): boolean {
+  for (const link of links) if (equalBytes(link, key)) return true
+  return false
 }
