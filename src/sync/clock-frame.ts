@@ -1,176 +1,112 @@
 /**
  * Clock frames read by hand. A peer's Clock may name tens of thousands of
- * writers, and only those this log holds matter: one pass on arrival checks
- * its shape and count into offsets, and filtering against our clock skips
- * unknown writers by a 32-bit fingerprint, so they cost no string or object.
+ * writers, and only those this log holds matter: read on arrival into
+ * offsets, then filtered against our clock by a 32-bit writer fingerprint,
+ * so unknown writers cost no string or object.
  */
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
 import { toHex, view } from '../core/bytes/bytes.js'
 import { VarintReader } from '../core/bytes/varint.js'
+import { WRITER_BYTES } from '../core/codec/node.js'
 import type { Frame } from '../gen/hyperemitter/v1/sync_pb.js'
+import { protocolError } from './session-errors.js'
 
 /** Frame field 2 (Clock), length-delimited. */
 export const TAG_CLOCK = (2 << 3) | 2
 
-/**
- * Most bytes one clock entry takes as this protocol writes it: its tag and
- * length, a 16-byte writer field and a seq of up to 2^53 (8 varint bytes).
- */
-const MAX_ENTRY_BYTES = 2 + (2 + 16) + (1 + 8)
-
-/** Largest Clock frame naming at most `maxWriters` writers: a peer's Clock over it is refused from its length, before it is read. */
+/** Largest Clock frame of `maxWriters` writers as this protocol writes them (an entry: tags, lengths, writer, a seq up to 2^53). */
 export function clockFrameLimit(maxWriters: number): number {
-  // The frame's own tag and a length of up to 5 varint bytes.
-  return 6 + maxWriters * MAX_ENTRY_BYTES
+  return 6 + maxWriters * (2 + 2 + WRITER_BYTES + 1 + 8)
 }
-
-const EMPTY = new Uint8Array(0)
 
 /** A received frame as a session queues it: a Clock as read by readClockFrame(), others decoded. */
 export type SessionFrame = Exclude<Frame['body'], { case: 'clock' } | { case: undefined }> | { case: 'clock'; value: WireClock }
 
-/** A received Clock frame: entries as offsets into its bytes, read on demand. */
+/** A received Clock: each entry's writer offset into the frame, and its seq. */
 export class WireClock {
   constructor(
     private readonly bytes: Uint8Array,
-    /** Per entry: where its writer starts (-1: none given) and its length. */
-    private readonly writerAt: Int32Array,
-    private readonly writerLength: Uint16Array,
-    private readonly seqs: Float64Array,
+    private readonly writers: number[],
+    private readonly seqs: number[],
   ) {}
 
-  get size(): number {
-    return this.seqs.length
-  }
-
-  /** The entries as the generated Clock message holds them (writers as views). */
+  // As the generated Clock message holds them (writers as views).
   entries(): Array<{ $typeName: 'hyperemitter.v1.ClockEntry'; writer: Uint8Array; seq: bigint }> {
-    const out = []
-    for (let i = 0; i < this.seqs.length; i++) {
-      out.push({ $typeName: 'hyperemitter.v1.ClockEntry' as const, writer: this.writer(i), seq: BigInt(this.seqs[i]) })
-    }
-    return out
+    return this.seqs.map((seq, i) => ({ $typeName: 'hyperemitter.v1.ClockEntry' as const, writer: view(this.bytes, this.writers[i], WRITER_BYTES), seq: BigInt(seq) }))
   }
 
-  /**
-   * The peer's clock for the writers `known` holds (highest seq per writer);
-   * throws PROTOCOL_ERROR for an entry whose writer is not `writerBytes` long.
-   * Costs one fingerprint lookup per entry, and a hex string only for
-   * writers that match one of ours.
-   */
-  filter(known: Clock, writerBytes: number): Clock {
+  // The peer's clock for the writers `known` holds, highest seq each; a hex string only where fingerprints match.
+  filter(known: Clock): Clock {
     const fingerprints = new Set<number>()
     for (const hex of known.keys()) fingerprints.add(parseInt(hex.slice(0, 8), 16))
     const clock: Clock = new Map()
-    const bytes = this.bytes
-    for (let i = 0; i < this.seqs.length; i++) {
-      const at = this.writerAt[i]
-      if (at < 0 || this.writerLength[i] !== writerBytes) {
-        throw protocolError(`malformed clock entry (writer of ${at < 0 ? 0 : this.writerLength[i]} bytes, seq ${this.seqs[i]})`)
-      }
-      const fingerprint = ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0
-      if (!fingerprints.has(fingerprint)) continue
-      const writer = toHex(this.writer(i))
-      if (!known.has(writer)) continue
-      const seq = this.seqs[i]
-      if ((clock.get(writer) ?? 0) < seq) clock.set(writer, seq)
-    }
+    const b = this.bytes
+    this.writers.forEach((at, i) => {
+      if (!fingerprints.has(((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0)) return
+      const writer = toHex(view(b, at, WRITER_BYTES))
+      if (known.has(writer) && (clock.get(writer) ?? 0) < this.seqs[i]) clock.set(writer, this.seqs[i])
+    })
     return clock
-  }
-
-  private writer(i: number): Uint8Array {
-    const at = this.writerAt[i]
-    return at < 0 ? EMPTY : view(this.bytes, at, this.writerLength[i])
   }
 }
 
 /**
  * Reads a Frame holding only a Clock (any field order, unknown fields
- * skipped, as protobuf allows). Throws PROTOCOL_ERROR for bytes that are not
- * that, LIMIT_EXCEEDED past `maxWriters` entries (counted before any is read).
+ * skipped, as protobuf allows). Throws PROTOCOL_ERROR for other bytes or a
+ * writer that is not WRITER_BYTES long, LIMIT_EXCEEDED past `maxWriters` entries.
  */
 export function readClockFrame(bytes: Uint8Array, maxWriters: number): WireClock {
   const reader = new VarintReader(bytes, 1)
   const length = reader.next()
   if (bytes[0] !== TAG_CLOCK || length < 0 || reader.pos + length !== bytes.length) throw protocolError(`malformed clock frame of ${bytes.length} bytes`)
-  const start = reader.pos
-  let count = 0
-  for (let pos = start; pos < bytes.length; ) {
-    const field = nextField(reader, pos, bytes.length)
-    if (field.number === 1 && field.from >= 0 && ++count > maxWriters) {
-      throw new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `clock names more than maxClockWriters (${maxWriters}) writers`, {
-        details: { maxClockWriters: maxWriters },
-      })
-    }
-    pos = field.next
-  }
-  const writerAt = new Int32Array(count)
-  const writerLength = new Uint16Array(count)
-  const seqs = new Float64Array(count)
+  const writers: number[] = []
+  const seqs: number[] = []
   const inner = new VarintReader(bytes)
-  let i = 0
-  for (let pos = start; pos < bytes.length; ) {
-    const outer = nextField(reader, pos, bytes.length)
-    pos = outer.next
-    if (outer.number !== 1 || outer.from < 0) continue
-    // The entry's bounds, kept: nextField() reuses its result object.
-    const entryEnd = outer.to
-    let writer = -1
-    let length = 0
-    let seq = 0
-    for (let at = outer.from; at < entryEnd; ) {
-      const f = nextField(inner, at, entryEnd)
-      if (f.number === 1 && f.from >= 0) {
-        writer = f.from
-        length = Math.min(f.to - f.from, 0xffff)
-      } else if (f.number === 2 && f.from < 0) {
-        seq = f.value
-      }
-      at = f.next
+  for (let pos = reader.pos; pos < bytes.length; ) {
+    const entry = nextField(reader, pos, bytes.length)
+    pos = entry.next
+    if (entry.number !== 1 || entry.from < 0) continue
+    if (seqs.length === maxWriters) {
+      throw new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `clock names more than maxClockWriters (${maxWriters}) writers`, { details: { maxClockWriters: maxWriters } })
     }
-    writerAt[i] = writer
-    writerLength[i] = length
-    seqs[i++] = seq
+    // Kept: nextField() reuses its result object.
+    const end = entry.to
+    let writer = -1
+    let seq = 0
+    for (let at = entry.from; at < end; ) {
+      const f = nextField(inner, at, end)
+      at = f.next
+      if (f.number === 1 && f.from >= 0) writer = f.to - f.from === WRITER_BYTES ? f.from : -2
+      else if (f.number === 2 && f.from < 0) seq = f.value
+    }
+    if (writer < 0) throw protocolError(`malformed clock entry (no writer of ${WRITER_BYTES} bytes)`)
+    writers.push(writer)
+    seqs.push(seq)
   }
-  return new WireClock(bytes, writerAt, writerLength, seqs)
+  return new WireClock(bytes, writers, seqs)
 }
 
-/** One field's number and bounds: a length-delimited one's bytes [from, to), a varint's value (from = -1). */
-const field = { number: 0, from: 0, to: 0, value: 0, next: 0 }
+/** A field's number, then a length-delimited one's bytes [from, to) or a varint's value (from = -1). */
+const scanned = { number: 0, from: 0, to: 0, value: 0, next: 0 }
 
-/**
- * The field at `pos` (before `end`), in a shared object overwritten by the
- * next call. Throws PROTOCOL_ERROR for a truncated field, a varint past 2^53
- * or a wire type other than varint, length, 32 and 64 bits.
- */
-function nextField(reader: VarintReader, pos: number, end: number): typeof field {
+/** The field at `pos`, in `scanned` (overwritten by the next call); PROTOCOL_ERROR when truncated, past 2^53 or of a group wire type. */
+function nextField(reader: VarintReader, pos: number, end: number): typeof scanned {
   reader.pos = pos
   reader.end = end
   const tag = reader.next()
   const wire = tag % 8
-  field.number = Math.floor(tag / 8)
-  if (tag < 0 || field.number === 0) throw protocolError('malformed field tag in a clock frame')
-  field.from = field.to = -1
-  field.value = 0
-  if (wire === 0) {
-    field.value = reader.next()
-    if (field.value < 0) throw protocolError('malformed varint in a clock frame')
-    field.next = reader.pos
-  } else if (wire === 2) {
-    const length = reader.next()
-    if (length < 0 || reader.pos + length > end) throw protocolError('truncated field in a clock frame')
-    field.from = reader.pos
-    field.to = field.next = reader.pos + length
-  } else if (wire === 1 || wire === 5) {
-    field.next = reader.pos + (wire === 1 ? 8 : 4)
-    if (field.next > end) throw protocolError('truncated field in a clock frame')
-  } else {
-    throw protocolError(`wire type ${wire} in a clock frame`)
+  scanned.number = Math.floor(tag / 8)
+  scanned.from = scanned.to = -1
+  scanned.value = wire === 0 ? reader.next() : 0
+  const length = wire === 2 ? reader.next() : wire === 1 ? 8 : wire === 5 ? 4 : 0
+  scanned.next = reader.pos + (wire === 0 ? 0 : length)
+  if (tag < 0 || scanned.number === 0 || scanned.value < 0 || length < 0 || scanned.next > end || (wire > 2 && wire !== 5)) {
+    throw protocolError(`malformed field (tag ${tag}) in a clock frame`)
   }
-  return field
-}
-
-function protocolError(message: string): HyperEmitterError {
-  return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, message)
+  if (wire === 2) {
+    scanned.from = reader.pos
+    scanned.to = scanned.next
+  }
+  return scanned
 }

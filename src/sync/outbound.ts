@@ -83,7 +83,7 @@ export class Outbound {
   /** The peer's Clock: starts the first catch-up, and in live mode follows the log. */
   start(clock: WireClock, live: boolean): void {
     // Only writers we hold: we have nothing of the others to send.
-    for (const [writer, seq] of clock.filter(this.log.clock(), this.log.writer.byteLength)) {
+    for (const [writer, seq] of clock.filter(this.log.clock())) {
       this.remote.mark(writer, seq)
     }
     // Subscribe before the snapshot: anything committed from here on is either
