@@ -51,7 +51,7 @@ export class PeerProof {
     this.accepting = options.accepting === true
   }
 
-  /** Our Handshake, the session's first frame: with the largest frame we take, `maxFrameSize`. */
+  /** Our Handshake, the session's first frame. */
   handshakeFrame(maxFrameSize: number): Uint8Array {
     return handshakeFrame(this.wantLive, this.challenge, PROTOCOL_VERSION, maxFrameSize)
   }

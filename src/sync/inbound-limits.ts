@@ -19,7 +19,7 @@ const TAG_LINK = 0x1a
 export interface InboundLimits {
   /** Most nodes in one Nodes frame (default 8192). */
   maxNodesPerFrame?: number
-  /** Most links one received node may carry (default 64; at least MAX_LINKS_PER_APPEND, 32, what honest nodes carry). */
+  /** Most links one received node may carry (default 64, at least 32). */
   maxLinksPerNode?: number
 }
 

@@ -50,7 +50,7 @@ export class Outbound {
   /** Frames being signed: a clean close lets them leave first. */
   private signingFrames = 0
   private ownHex?: string
-  /** The largest frame the peer said (in its Handshake) it takes. */
+  // The largest frame the peer's Handshake said it takes.
   private peerMaxFrameSize = Infinity
 
   constructor(
@@ -75,7 +75,7 @@ export class Outbound {
     return this.nodesAcked === this.stats.nodesSent
   }
 
-  /** The peer's Handshake said it takes frames of at most `bytes` (0: it did not say): none we build is bigger. */
+  /** The peer takes frames of at most `bytes` (0: not said). */
   peerTakes(bytes: number): void {
     if (bytes > 0) this.peerMaxFrameSize = bytes
   }

@@ -80,9 +80,8 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private handshakeSeen = false
   private clockSent = false
   private gotClock = false
-  /** A Clock frame arrived (handled or not yet). */
+  // A Clock arrived (handled or not); we lowered the channel's frame limit until one does.
   private clockReceived = false
-  /** We lowered the channel's incoming limit to a Clock's until the peer's Clock arrives. */
   private clockLimited = false
 
   /** Wires the session to `channel`; throws INVALID_ARGUMENT for a bad option. Nothing is sent until start(). */
@@ -258,18 +257,14 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     }
   }
 
-  /**
-   * The peer was accepted (a hub's 'handshake' listeners just lifted its
-   * pre-authentication limit): until its Clock is in, the next frame can
-   * only be that Clock, so a bigger one is refused from its length.
-   */
+  // Just accepted (a hub's 'handshake' listener lifted its pre-auth limit): the next frame can only be its Clock.
   private limitUntilClock(): void {
     if (this.clockReceived || this.channel.setMaxIncomingFrameSize === undefined) return
     this.clockLimited = true
     this.channel.setMaxIncomingFrameSize(Math.min(this.channel.maxFrameSize, clockFrameLimit(this.maxClockWriters)))
   }
 
-  /** A Clock frame, read on arrival: frames after it may be of any size again (once we had lowered it). */
+  // Read on arrival: frames after it may be of any size again.
   private readClock(bytes: Uint8Array): SessionFrame {
     this.clockReceived = true
     if (this.clockLimited) {

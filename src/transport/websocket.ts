@@ -388,9 +388,7 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
       // A peer over a bound (one that stopped reading, say) would never read our close frame either.
       if (live && typeof terminate === 'function' && isHyperEmitterError(err, ErrorCodes.LIMIT_EXCEEDED)) terminate.call(ws)
       else if (err !== undefined && socket && !socket.destroyed && typeof socket.end === 'function' && typeof socket.destroy === 'function') {
-        // Closed for an error (also when `ws` refused a message and is already closing): the close
-        // frame goes out, then the socket, without waiting for the peer's close frame; meanwhile
-        // `ws` would read and drop all the peer still sends, such as the rest of an oversize message.
+        // Our close frame out, then the socket: `ws` would read (and drop) all the peer sends until its close frame.
         socket.end(() => socket.destroy!())
         this.terminateAfterGrace(() => socket.destroy!())
       } else if (live && typeof terminate === 'function') {
