@@ -72,13 +72,19 @@ describe('Clock frames', () => {
     // A writer of another length, or none, is malformed even when nobody holds it.
     expect(() => readClockFrame(new Uint8Array([0x12, 6, 0x0a, 4, 0x0a, 2, 1, 2]), 10)).toThrow(expect.objectContaining({ code: ErrorCodes.PROTOCOL_ERROR }))
     expect(() => readClockFrame(new Uint8Array([0x12, 4, 0x0a, 2, 0x10, 1]), 10)).toThrow(expect.objectContaining({ code: ErrorCodes.PROTOCOL_ERROR }))
+    // So is a tip that is not TIP_BYTES (8) long.
+    const badTip = new Uint8Array([0x12, 25, 0x0a, 23, 0x0a, 16, ...writer(3), 0x1a, 5, 1, 2, 3, 4, 5])
+    expect(() => readClockFrame(badTip, 10)).toThrow(expect.objectContaining({ code: ErrorCodes.PROTOCOL_ERROR }))
     expect(() => readClockFrame(bytes, 69)).toThrow(expect.objectContaining({ code: ErrorCodes.LIMIT_EXCEEDED }))
   })
 
   it('fit clockFrameLimit(maxClockWriters) whatever their seqs, so a larger frame can be refused from its length', () => {
     const most = new Map(Array.from({ length: 300 }, () => [Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex'), Number.MAX_SAFE_INTEGER] as [string, number]))
-    expect(clockFrame(most).length).toBeLessThanOrEqual(clockFrameLimit(300))
-    expect(clockFrame(most).length).toBeGreaterThan(clockFrameLimit(300) - 300 * 2)
+    // With tips, as a log sends it.
+    const frame = clockFrame(most, () => new Uint8Array(32).fill(7))
+    expect(frame.length).toBeLessThanOrEqual(clockFrameLimit(300))
+    expect(frame.length).toBeGreaterThan(clockFrameLimit(300) - 300 * 2)
+    expect(readClockFrame(frame, 300).tips(new Map([...most].slice(0, 2))).size).toBe(2)
   })
 })
 
