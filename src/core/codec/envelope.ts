@@ -92,7 +92,8 @@ const RECENT_NAMES = 8
 
 function decodeName(bytes: Uint8Array, start: number, end: number): string {
   const length = end - start
-  for (const recent of recentNames) {
+  for (let r = 0; r < recentNames.length; r++) {
+    const recent = recentNames[r]
     const b = recent.bytes
     if (b.length !== length) continue
     let i = 0

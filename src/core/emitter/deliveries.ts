@@ -173,12 +173,18 @@ export class Deliveries {
       wanted.add(subscription.name)
     }
     const keep = wanted && ((name: string) => wanted.has(this.canonical(name)))
-    for (const entry of entries) {
+    // Indexed loops over a copy: until V8 optimises them, for-of loops make
+    // an iterator result per step, and these run per event. Subscriptions
+    // added or closed meanwhile take nothing of this batch either way.
+    const subscriptions = [...this.subscriptions]
+    const count = subscriptions.length
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]
       const delivery = this.toDeliveryIf(entry, keep)
       if (delivery === null) {
-        for (const subscription of this.subscriptions) subscription.pass(entry.change)
+        for (let s = 0; s < count; s++) subscriptions[s].pass(entry.change)
       } else if (delivery !== undefined) {
-        for (const subscription of this.subscriptions) subscription.push(delivery)
+        for (let s = 0; s < count; s++) subscriptions[s].push(delivery)
       }
     }
   }

@@ -134,7 +134,7 @@ export class BatchBuilder {
         }
       } else {
         // Exact unless some are refused or duplicates; the heads after them are a guess.
-        for (const n of req.nodes) bytesLeft += varintLength(n.bytes.length) + n.bytes.length
+        for (let i = 0; i < req.nodes.length; i++) bytesLeft += varintLength(req.nodes[i].bytes.length) + req.nodes[i].bytes.length
         sizedLinks = heads.length + 1
       }
     }
@@ -179,7 +179,8 @@ export class BatchBuilder {
     const touched = batch.foreignWriters()
     const keys = batch.foreignKeys()
     let writerState: { writer: Uint8Array; seq: number } | undefined
-    for (const n of accepted) {
+    for (let i = 0; i < accepted.length; i++) {
+      const n = accepted[i]
       const at = batch.chunks.reserve(n.bytes.length, batch.change + 1)
       batch.chunks.current!.buffer.set(n.bytes, at)
       batch.chunks.current!.pushKey(n.key)
