@@ -2,11 +2,10 @@
  * hyperemitter for Node: `HyperEmitter(db, schema, opts)`, callable with or
  * without `new`, typed by event name when given protoc-gen-es message schemas.
  */
-import type { DescMessage } from '@bufbuild/protobuf'
 import { callable } from './core/callable.js'
-import type { Db, EventMap, SchemaStream } from './core/emitter.js'
+import type { EmitterKind, EventsOf, HyperEmitterConstructor as GenericConstructor } from './core/constructor.js'
+import type { EventMap } from './core/emitter.js'
 import type { ReplicationOptions as HyperEmitterOptions } from './sync/replicated.js'
-import type { EventMapOf, SchemaSource } from './core/codec/schema.js'
 import { NodeHyperEmitter } from './node/emitter.js'
 
 export * from './core/index.js'
@@ -18,16 +17,12 @@ export type { ReplicationOptions, ConnectOptions, EventPeerMessage, DiscoveredPe
 export type { Peer, PeerState, IncomingPeer, Authenticate } from './sync/peers.js'
 export { nodeSha256 } from './node/hash.js'
 
-export interface HyperEmitterConstructor {
-  /** Typed by the given generated message schemas: emit/on check names and shapes. */
-  new <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: HyperEmitterOptions): NodeHyperEmitter<EventMapOf<S>>
-  new <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions): NodeHyperEmitter<E>
-  new <E extends EventMap = EventMap>(options: HyperEmitterOptions): NodeHyperEmitter<E>
-  <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: HyperEmitterOptions): NodeHyperEmitter<EventMapOf<S>>
-  <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions): NodeHyperEmitter<E>
-  <E extends EventMap = EventMap>(options: HyperEmitterOptions): NodeHyperEmitter<E>
-  readonly prototype: NodeHyperEmitter
+/** NodeHyperEmitter as a function of its event map, for HyperEmitterConstructor. */
+interface NodeEmitterKind extends EmitterKind {
+  readonly instance: NodeHyperEmitter<EventsOf<this>>
 }
+
+export type HyperEmitterConstructor = GenericConstructor<NodeEmitterKind, HyperEmitterOptions>
 
 /** The emitter class; `HyperEmitter(...)` and `new HyperEmitter(...)` both construct. */
 export const HyperEmitter = callable(NodeHyperEmitter) as unknown as HyperEmitterConstructor

@@ -1,50 +1,29 @@
-import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
+/**
+ * PeerManager: every replication session of one log, outgoing (dialed,
+ * remembered, reconnected with backoff) and incoming (accepted, authenticated).
+ */
+import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
 import type { StatusEvents } from '../core/emitter.js'
 import type { SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { limitInbound, type InboundLimits } from './inbound-limits.js'
+import { backoffDelay, checkPeerOptions, Peer, type Authenticate, type Dial, type KnownPeerStore, type PeerEventInfo, type PeerState } from './peer.js'
+import { PeerStatus } from './peer-status.js'
 import { SyncSession, type SessionOptions } from './session.js'
 
-/**
- * Opens a channel to "tcp://host:port" or "ws(s)://host:port/path"; rejects
- * CONNECTION_FAILED. With `publicOnly` (an address a remote announced), it
- * refuses one that is or resolves to a private address.
- */
-export type Dial = (address: string, options: { token?: string; publicOnly?: boolean }) => Promise<FrameChannel>
-
-/** What an authenticate hook sees of a peer that connects to us. */
-export interface IncomingPeer {
-  transport: FrameChannel['kind']
-  remote: string
-  /** The remote's writer id (hex), bound to `publicKey`. */
-  writer: string
-  /** The remote's Ed25519 public key (hex), proven: it signed our fresh challenge. */
-  publicKey: string
-  /** The token from its Identity ('' when none). */
-  token: string
-  /** The HTTP upgrade request, for WebSocket peers (a Node http.IncomingMessage). */
-  request?: unknown
-}
-
-export type Authenticate = (peer: IncomingPeer) => boolean | Promise<boolean>
-
-/** A remembered peer, as the store gives it back at start-up. */
-export interface KnownPeerRecord {
-  address: string
-  /** Unix ms of the last completed catch-up with it (0: never). */
-  lastSynced: number
-  /** The token it was last dialed with, if one was stored. */
-  token?: string
-}
-
-/** Where outgoing peers are remembered across restarts (the db's `hyperemitter-peers` sublevel). */
-export interface KnownPeerStore {
-  list(): Promise<KnownPeerRecord[]>
-  /** Store the peer (replacing what was stored for `address`): with `token` if given, without one otherwise. */
-  remember(address: string, lastSynced: number, token?: string): Promise<void>
-  forget(address: string): Promise<void>
-}
+export {
+  backoffDelay,
+  checkPeerOptions,
+  Peer,
+  type Authenticate,
+  type Dial,
+  type IncomingPeer,
+  type KnownPeerRecord,
+  type KnownPeerStore,
+  type PeerEventInfo,
+  type PeerState,
+} from './peer.js'
 
 export interface PeerManagerOptions {
   dial: Dial
@@ -64,94 +43,11 @@ export interface PeerManagerOptions {
   onChange?: (peer: Peer) => void
 }
 
-export type PeerState = 'connecting' | 'connected' | 'synced' | 'reconnecting' | 'closed'
-
-/** Status event payload describing one peer. */
-export interface PeerEventInfo {
-  address?: string
-  id?: string
-  transport: FrameChannel['kind'] | 'unknown'
-  direction: 'outgoing' | 'incoming'
-}
-
-/** Longest close() waits for closed channels to release their sockets. */
-const RELEASE_WAIT_MS = 3000
-
 /** Codes that no retry can fix: give up instead of hammering the peer. */
 const PERMANENT = new Set<string>([ErrorCodes.UNAUTHORIZED, ErrorCodes.VERSION_MISMATCH])
 
-/** A peer this emitter dialed: reconnected with backoff until close. */
-export class Peer {
-  state: PeerState = 'connecting'
-  /** The remote's writer id, once a handshake was seen. */
-  id: string | undefined
-  session: SyncSession | undefined
-  /**
-   * Resolves at the end of the first completed catch-up with this peer;
-   * rejects (CLOSED, UNAUTHORIZED, VERSION_MISMATCH) if the peer is given up
-   * or the emitter closes before that.
-   */
-  readonly synced: Promise<void>
-  /** Reconnect attempts since the last completed catch-up. */
-  attempt = 0
-  timer: ReturnType<typeof setTimeout> | undefined
-  /** @internal */
-  resolveSynced!: () => void
-  /** @internal */
-  rejectSynced!: (err: Error) => void
-  /** @internal Kept in the store (with its token) so a restart reconnects; connect()'s `remember` option. */
-  remember = true
-  /** @internal A record of this peer is in the store (it came from there, or was saved since). */
-  stored = false
-  /** @internal Dialed at start-up with what the store held for it (the application gave it no token since). */
-  restored = false
-  /** @internal Unix ms of the last completed catch-up (0: never), as stored. */
-  lastSynced = 0
-  /** @internal Announced by a remote, not given by the application: never stored, and dialed only at public addresses unless allowed. */
-  discovered = false
-  /** @internal Refuse to reach it at a private address (see Dial). */
-  publicOnly = false
-
-  constructor(
-    readonly address: string,
-    /** Credentials for the remote's authenticate hook (a later connect() with a token replaces it). */
-    public token: string | undefined,
-  ) {
-    this.synced = new Promise((resolve, reject) => {
-      this.resolveSynced = resolve
-      this.rejectSynced = reject
-    })
-    // Callers that never await `synced` must not see an unhandled rejection.
-    this.synced.catch(() => {})
-  }
-
-  /** True while connected and caught up with the peer. */
-  get isSynced(): boolean {
-    return this.state === 'synced'
-  }
-}
-
-/** Throws INVALID_ARGUMENT unless `token` is a string and `remember` a boolean (each may be undefined). */
-export function checkPeerOptions(token: unknown, remember: unknown): void {
-  if (token !== undefined && typeof token !== 'string') {
-    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `token must be a string, got ${typeof token}`, { details: { option: 'token' } })
-  }
-  if (remember !== undefined && typeof remember !== 'boolean') {
-    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `remember must be a boolean, got ${typeof remember}`, {
-      details: { option: 'remember' },
-    })
-  }
-}
-
-/**
- * The next reconnect delay: full jitter over an exponentially growing cap,
- * `random() * min(max, base * 2^attempt)` ms, so peers that lost the same hub
- * at the same instant spread their retries instead of storming it together.
- */
-export function backoffDelay(attempt: number, base: number, max: number, random: () => number): number {
-  const cap = Math.min(max, base * 2 ** Math.min(attempt, 52))
-  return Math.round(random() * cap)
-}
+/** Longest close() waits for closed channels to release their sockets. */
+const RELEASE_WAIT_MS = 3000
 
 /**
  * Owns every replication session of one log: outgoing peers (dialed,
@@ -166,8 +62,8 @@ export class PeerManager {
   private readonly incoming = new Set<SyncSession>()
   /** Addresses given up on for good, with the error code, until dialed again. */
   readonly failed = new Map<string, string>()
-  /** Errors a session already reported on status, so a retry does not report them twice. */
-  private readonly reported = new WeakSet<object>()
+  /** Sessions' lives as status events. */
+  private readonly report: PeerStatus
   /** Every channel not yet released, so close() can wait for their sockets. */
   private readonly channels = new Set<FrameChannel>()
   /** Store writes, one after the other (a later write of a peer must land last); close() waits for them. */
@@ -182,6 +78,7 @@ export class PeerManager {
     private readonly options: PeerManagerOptions,
   ) {
     this.log = limitInbound(log, options.limits)
+    this.report = new PeerStatus(options.status, () => this.closing)
     for (const option of ['reconnectTimeout', 'maxReconnectTimeout'] as const) {
       const value = options[option]
       if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
@@ -328,7 +225,7 @@ export class PeerManager {
     const describe = (): PeerEventInfo => ({ id: session.remoteWriter, transport: channel.kind, direction: 'incoming' })
     this.incoming.add(session)
     if (info.authenticated) session.once('handshake', info.authenticated)
-    this.watch(session, describe)
+    this.report.watch(session, describe)
     session.on('close', () => this.incoming.delete(session))
     session.start()
     return session
@@ -443,7 +340,7 @@ export class PeerManager {
     const session = new SyncSession(this.log, channel, { ...this.options.session, token: peer.token })
     peer.session = session
     const describe = (): PeerEventInfo => ({ address: peer.address, id: peer.id, transport: channel.kind, direction: 'outgoing' })
-    this.watch(session, describe)
+    this.report.watch(session, describe)
     let accepted = false
     const up = new Promise<void>((resolve, reject) => {
       session.on('handshake', (writer: string) => {
@@ -495,7 +392,7 @@ export class PeerManager {
       return
     }
     // Dial failures have no session to report them: do it here, once.
-    if (!this.reported.has(error)) this.options.status.emit('peer:error', { address: peer.address, id: peer.id, error })
+    this.report.attemptFailed(peer.address, peer.id, error)
     this.scheduleReconnect(peer)
   }
 
@@ -539,37 +436,6 @@ export class PeerManager {
     }, delay)
   }
 
-  /** Forward a session's life to status events. */
-  private watch(session: SyncSession, describe: () => PeerEventInfo): void {
-    const status = this.options.status
-    session.on('accepted', () => status.emit('peer:connected', describe()))
-    session.on('progress', (progress: { received: number; sent: number }) => status.emit('peer:progress', { ...describe(), ...progress }))
-    session.on('synced', () => status.emit('peer:synced', { ...describe(), ...session.stats }))
-    session.on('close', (err?: Error) => {
-      status.emit('peer:disconnected', { ...describe(), error: err })
-      if (err && !(this.closing && isClosedError(err))) {
-        this.reported.add(err)
-        status.emit('peer:error', { ...describe(), error: err })
-        this.reportFork(err, describe)
-      }
-    })
-  }
-
-  /** Writers seen forked (hex:seq), so each fork is reported once. */
-  private readonly forks = new Set<string>()
-
-  /**
-   * A peer sent a second node, validly signed, at a seq of a writer this log
-   * holds another node at (a copied db run twice): status 'fork', once.
-   */
-  private reportFork(err: Error, describe: () => PeerEventInfo): void {
-    if (!isHyperEmitterError(err, ErrorCodes.SEQ_MISMATCH) || err.details?.fork !== true) return
-    const { writer, seq } = err.details as { writer: string; seq: number }
-    if (this.forks.has(`${writer}:${seq}`)) return
-    this.forks.add(`${writer}:${seq}`)
-    this.options.status.emit('fork', { ...describe(), writer, seq, error: err })
-  }
-
   private error(err: unknown): void {
     this.options.status.emit('error', err instanceof Error ? err : new Error(String(err)))
   }
@@ -593,10 +459,6 @@ function refusedKnown(peer: Peer, err: HyperEmitterError): HyperEmitterError {
 
 function isPermanent(err: Error): err is HyperEmitterError {
   return err instanceof HyperEmitterError && PERMANENT.has(err.code)
-}
-
-function isClosedError(err: Error): boolean {
-  return err instanceof HyperEmitterError && err.code === ErrorCodes.CLOSED
 }
 
 /** Sessions leave the manager's sets when they close, so any session passed here is still open. */
