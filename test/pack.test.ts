@@ -17,7 +17,9 @@ const BUILD_TIMEOUT = 120_000
 const STEP_TIMEOUT = 60_000
 /** tsc checks the shipped declarations and @types/node too: over ten seconds on a busy machine. */
 const TSC_TIMEOUT = 120_000
-const MAX_PACKED_BYTES = 400_000
+// 400 kB was issue 18's mark; refusals per writer and fork healing (issue 14)
+// added about 25 kB of code across the three builds (ESM, CJS, browser).
+const MAX_PACKED_BYTES = 430_000
 
 /** The README's first ```js block after "## Quick start", verbatim. */
 function quickStart(readme: string): string {

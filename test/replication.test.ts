@@ -382,7 +382,7 @@ describe.each(transports)('replication over $name', (T) => {
     expect(seen).toEqual([await friend.getPublicKey(), await stranger.getPublicKey()])
   })
 
-  it('a tampered, forged or badly signed node is refused with its code, nothing of it is stored, and the hub keeps serving', async () => {
+  it('a tampered, forged or badly signed node is refused with its code (Refused, or an Error for garbage), nothing of it is stored, and the hub keeps serving', async () => {
     const hub = make()
     const { port } = await hub.listen(0, HOST)
     await hub.emit('Hello', { from: 'hub', message: 'x' })
@@ -415,20 +415,35 @@ describe.each(transports)('replication over $name', (T) => {
     ]
     const before = { length: logOf(hub).length, heads: heads(hub) }
     const errors: any[] = []
+    const refusals: any[] = []
     hub.status.on('peer:error', (i: any) => errors.push(i.error))
+    hub.status.on('peer:refused', (i: any) => refusals.push(i))
     for (const c of cases) {
       const raw = await T.raw(port)
       await rawHandshake(raw, attacker)
       await raw.next('clock')
       raw.send(clockFrame(new Map()))
       raw.send(c.frame)
-      const error = await raw.next('error')
-      expect(error.code, c.what).toBe(c.code)
-      await within(raw.closed, 10_000, 'disconnect after a bad node')
+      if (c.code === ErrorCodes.INVALID_NODE) {
+        // Garbage: the peer is disconnected.
+        const error = await raw.next('error')
+        expect(error.code, c.what).toBe(c.code)
+        await within(raw.closed, 10_000, 'disconnect after a bad node')
+      } else {
+        // A refused writer: told with Refused, the connection stays up.
+        const refused = await raw.next('refused')
+        expect(refused.code, c.what).toBe(c.code)
+        expect(raw.frames.some((f) => f.case === 'error'), c.what).toBe(false)
+        raw.destroy()
+      }
       expect(logOf(hub).length, c.what).toBe(before.length)
       expect(heads(hub), c.what).toEqual(before.heads)
     }
-    expect(errors.map((e) => e.code)).toEqual(cases.map((c) => c.code))
+    expect(errors.filter((e) => e.code !== ErrorCodes.CONNECTION_FAILED).map((e) => e.code)).toEqual([ErrorCodes.INVALID_NODE])
+    // Each refusal once, not per connection: one per writer, code and seq.
+    const keys = refusals.map((r) => `${r.writer}:${r.code}:${r.seq}`)
+    expect(new Set(keys).size).toBe(keys.length)
+    expect(refusals.every((r) => r.by === 'us' && r.code === ErrorCodes.BAD_SIGNATURE)).toBe(true)
 
     // Still up, still serving; and the forged node never blocks its real writer.
     await source.emit('Hello', { from: 'src', message: 'after the forgery' })

@@ -33,7 +33,7 @@ describe('PlainOf', () => {
     expectTypeOf<F['handshake']>().toEqualTypeOf<PlainOf<typeof HandshakeSchema> | undefined>()
     expectTypeOf<F>().not.toHaveProperty('body')
     expectTypeOf<keyof F>().toEqualTypeOf<'handshake' | 'clock' | 'nodes' | 'synced' | 'ack' | 'error' | 'ping' | 'pong' | 'identity' | 'refused'>()
-    expectTypeOf<PlainOf<typeof ClockSchema>['entries']>().toEqualTypeOf<{ writer: Uint8Array; seq: bigint }[]>()
+    expectTypeOf<PlainOf<typeof ClockSchema>['entries']>().toEqualTypeOf<{ writer: Uint8Array; seq: bigint; tip: Uint8Array }[]>()
     const c = Codecs.fromSync([FrameSchema])
     const f = c.decode('Frame', c.encode('Frame', { ping: { nonce: 7 } })) as F
     expect(f.ping?.nonce).toBe(7n)

@@ -1,3 +1,4 @@
+import { REFUSED_GRACE_NODES } from '../src/sync/refusals.js'
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
@@ -297,14 +298,19 @@ describe('SyncSession', () => {
   })
 
   describe('misbehaving peers', () => {
-    it('refuses a tampered node with the log error, tells the peer, and stores nothing of the frame', async () => {
+    it("refuses a tampered node's writer with a Refused frame, stores nothing of it, stays up and takes other writers", async () => {
       const src = await makeLog()
       await appendMany(src, 3, 'x')
       const good = (await allEntries(src)).map((e) => e.bytes)
+      const other = await makeLog()
+      await appendMany(other, 2, 'other')
+      const otherNodes = (await allEntries(other)).map((e) => e.bytes)
       const L = await makeLog()
       await appendMany(L, 2, 'own')
       const before = L.clock()
-      const { peer, closed } = withRawPeer(L)
+      const { session, peer } = withRawPeer(L)
+      const refusals: unknown[] = []
+      session.on('refused', (r) => refusals.push(r))
       await peer.handshake(src)
       peer.emptyClock()
       // The log hashes what it receives, so a flipped value byte yields another
@@ -312,14 +318,28 @@ describe('SyncSession', () => {
       // past holds the original, does not cover it.
       const tampered = good[0].slice()
       tampered[tampered.length - 1] ^= 0x01
-      peer.send(await signedNodes([tampered, good[1], good[2]], [src]))
-      const err = await within(closed, 5000, 'close')
-      expect(isHyperEmitterError(err, ErrorCodes.BAD_SIGNATURE)).toBe(true)
-      await until(() => peer.of('error').length === 1, 5000, 'error frame')
-      expect(peer.of('error')[0].code).toBe(ErrorCodes.BAD_SIGNATURE)
-      expect(L.clock()).toEqual(before)
-      expect(L.length).toBe(2)
-      expect(peer.of('ack')).toHaveLength(0)
+      peer.send(await signedNodes([tampered, good[1], good[2], ...otherNodes], [src, other]))
+      await until(() => peer.of('refused').length === 1, 5000, 'refused frame')
+      const refused = peer.of('refused')[0]
+      expect(refused.code).toBe(ErrorCodes.BAD_SIGNATURE)
+      expect(toHex(refused.writer)).toBe(src.writerId)
+      expect(refused.seq).toBe(1n)
+      // The other writer of the same frame landed; the refused one did not.
+      await until(() => L.length === 4, 5000, "the other writer's nodes")
+      expect(L.clock()).toEqual(new Map([...before, [other.writerId, 2]]))
+      // Every node is acked, refused ones too: the sender's flow control must not stall.
+      await until(() => peer.of('ack').reduce((n, a) => n + Number(a.count), 0) === 5, 5000, 'acks')
+      // More of the refused writer (in flight when it was refused) is dropped quietly; the session stays up.
+      peer.send(await signedNodes(good, [src]))
+      await appendMany(other, 1, 'more')
+      const more = (await allEntries(other)).map((e) => e.bytes).slice(2)
+      peer.send(await signedNodes(more, [other]))
+      await until(() => L.length === 5, 5000, 'a later frame of the other writer')
+      expect(peer.of('refused')).toHaveLength(1)
+      expect(peer.of('error')).toHaveLength(0)
+      expect(peer.closed).toBe(false)
+      expect(refusals).toEqual([expect.objectContaining({ writer: src.writerId, seq: 1, code: ErrorCodes.BAD_SIGNATURE, by: 'us', fork: false })])
+      session.close()
     })
 
     it('refuses an undecodable node with INVALID_NODE', async () => {
@@ -339,7 +359,7 @@ describe('SyncSession', () => {
       expect(L.length).toBe(0)
     })
 
-    it('refuses a node whose link is missing with MISSING_LINK', async () => {
+    it('refuses a node whose link is missing with a Refused MISSING_LINK, and stays up', async () => {
       const X = await makeLog()
       await appendMany(X, 2, 'x')
       const Y = await makeLog()
@@ -347,17 +367,38 @@ describe('SyncSession', () => {
       await within(c.closedB, 5000, 'copy X to Y')
       const y1 = await Y.append(new Uint8Array([7])) // Y's seq 1, linking X's heads
       const L = await makeLog()
-      const { peer, closed } = withRawPeer(L)
+      const { session, peer } = withRawPeer(L)
       await peer.handshake(Y)
       peer.emptyClock()
       peer.send(await signedNodes([y1.bytes], [Y]))
-      expect(isHyperEmitterError(await within(closed, 5000, 'close'), ErrorCodes.MISSING_LINK)).toBe(true)
-      await until(() => peer.of('error').length === 1, 5000, 'error frame')
-      expect(peer.of('error')[0].code).toBe(ErrorCodes.MISSING_LINK)
+      await until(() => peer.of('refused').length === 1, 5000, 'refused frame')
+      expect(peer.of('refused')[0].code).toBe(ErrorCodes.MISSING_LINK)
       expect(L.length).toBe(0)
+      expect(peer.closed).toBe(false)
+      session.close()
     })
 
-    it('refuses a node that skips seqs with SEQ_MISMATCH, keeping the frames stored before it', async () => {
+    it('refuses a node that skips seqs with a Refused SEQ_MISMATCH, keeping the frames stored before it', async () => {
+      const X = await makeLog()
+      await appendMany(X, 1, 'x')
+      const [x1] = await allEntries(X)
+      const skipping = encodeNode({ writer: X.writer, seq: 5, links: [x1.key], value: new Uint8Array([1]) })
+      const L = await makeLog()
+      const { session, peer } = withRawPeer(L)
+      await peer.handshake(X)
+      peer.emptyClock()
+      peer.send(await signedNodes([x1.bytes], [X]))
+      peer.send(await signedNodes([skipping], [X]))
+      await until(() => peer.of('refused').length === 1, 5000, 'refused frame')
+      expect(peer.of('refused')[0].code).toBe(ErrorCodes.SEQ_MISMATCH)
+      expect(peer.of('refused')[0].seq).toBe(5n)
+      expect(L.length).toBe(1)
+      await until(() => peer.of('ack').reduce((n, a) => n + Number(a.count), 0) === 2, 5000, 'acks')
+      expect(peer.of('error')).toHaveLength(0)
+      session.close()
+    })
+
+    it('disconnects a peer that keeps sending a refused writer past what could have been in flight', async () => {
       const X = await makeLog()
       await appendMany(X, 1, 'x')
       const [x1] = await allEntries(X)
@@ -366,14 +407,15 @@ describe('SyncSession', () => {
       const { peer, closed } = withRawPeer(L)
       await peer.handshake(X)
       peer.emptyClock()
-      peer.send(await signedNodes([x1.bytes], [X]))
-      peer.send(await signedNodes([skipping], [X]))
-      expect(isHyperEmitterError(await within(closed, 5000, 'close'), ErrorCodes.SEQ_MISMATCH)).toBe(true)
-      await until(() => peer.of('error').length === 1, 5000, 'error frame')
-      expect(peer.of('error')[0].code).toBe(ErrorCodes.SEQ_MISMATCH)
-      expect(L.length).toBe(1)
-      // The peer is told what was stored before the failure.
-      expect(peer.of('ack').reduce((n, a) => n + Number(a.count), 0)).toBe(1)
+      const frame = await signedNodes([skipping], [X])
+      peer.send(frame)
+      await until(() => peer.of('refused').length === 1, 5000, 'refused frame')
+      // One node a frame: the grace (REFUSED_GRACE_NODES) is passed after that many frames; bounded loop.
+      const many = await signedNodes(Array.from({ length: 4096 }, () => skipping), [X])
+      for (let i = 0; i < REFUSED_GRACE_NODES / 4096 + 2 && !peer.closed; i++) peer.send(many)
+      const err = await within(closed, 10_000, 'close')
+      expect(isHyperEmitterError(err, ErrorCodes.PROTOCOL_ERROR)).toBe(true)
+      expect(L.length).toBe(0)
     })
 
     it('version mismatch: both sides end with VERSION_MISMATCH naming both versions', async () => {

@@ -364,7 +364,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     )
   }
 
-  /** This emitter's writer id (hex), stable across restarts on the same db. */
+  /** This emitter's writer id (hex), stable across restarts on the same db, unless a fork of it was healed (status 'rechained'). */
   getId(cb?: Callback<string>): Promise<string> {
     return withCallback(
       this.readyPromise.then(() => this.log.writerId),

@@ -9,6 +9,7 @@ import type { AbstractLevel } from 'abstract-level'
 export type Db = AbstractLevel<any, any, any>
 
 import type { WriterKey } from './identity/writer-key.js'
+import type { HyperEmitterError } from './errors.js'
 
 /** A synchronous hash: SHA-256 of `data`, as a new 32-byte array (the log keeps it as the node's key). */
 export type HashFn = (data: Uint8Array) => Uint8Array
@@ -84,6 +85,28 @@ export interface AddOptions {
    * there (see NodeSignature); a node none covers is refused, BAD_SIGNATURE.
    */
   signatures?: readonly NodeSignature[]
+  /**
+   * Refuse writer by writer instead of all or nothing: a writer whose
+   * signature fails, or whose node forks, leaves a gap or links a node not
+   * held, has its nodes of the request from that one on refused (none
+   * stored; nodes of others linking them are refused too) and is told here,
+   * once per writer, before the promise resolves with what was stored.
+   * Undecodable nodes still reject the whole request (INVALID_NODE).
+   */
+  onRefused?: (refusal: Refusal) => void
+}
+
+/**
+ * A writer's nodes a log refused, from `seq` on: none of the request's nodes
+ * of the writer at or above it were stored (held duplicates below it were
+ * skipped); `error.details.seq` names the node that failed.
+ */
+export interface Refusal {
+  writer: Uint8Array
+  writerHex: string
+  seq: number
+  /** BAD_SIGNATURE, SEQ_MISMATCH (details.fork: true for a fork) or MISSING_LINK. */
+  error: HyperEmitterError
 }
 
 /** The narrow view of the log the sync layer uses. */
@@ -122,4 +145,10 @@ export interface SyncableLog {
   signaturesFor(entries: readonly LogEntry[], withKey?: (writerHex: string) => boolean): Promise<NodeSignature[]>
   /** Subscribe to committed batches; returns an unsubscribe function. */
   onChange(listener: ChangeListener): () => void
+  /** The key of a writer's node at its clock seq, where known (what a Clock's tips say). */
+  tipOf?(writerHex: string): Uint8Array | undefined
+  /** The key of `writer`'s node at `seq`, if held. */
+  keyAt?(writer: Uint8Array, seq: number): Promise<Uint8Array | undefined>
+  /** Moves this log's own nodes from `fromSeq` to a fresh chain (a fork of its writer healed; see Log.rechain). */
+  rechain?(fromSeq: number): Promise<{ from: Uint8Array; to: Uint8Array; fromSeq: number; moved: number } | undefined>
 }

@@ -60,6 +60,9 @@ export function limitInbound(log: SyncableLog, limits: InboundLimits = {}): Sync
     clock: () => log.clock(),
     readMissingPages: (remote) => log.readMissingPages(remote),
     onChange: (listener) => log.onChange(listener),
+    tipOf: log.tipOf && ((hex) => log.tipOf!(hex)),
+    keyAt: log.keyAt && ((writer, seq) => log.keyAt!(writer, seq)),
+    rechain: log.rechain && ((fromSeq) => log.rechain!(fromSeq)),
     addMany(nodes: Uint8Array[], origin?: unknown, options?: AddOptions) {
       if (nodes.length > maxNodesPerFrame) {
         return Promise.reject(limitExceeded(`a frame of ${nodes.length} nodes is over maxNodesPerFrame (${maxNodesPerFrame})`, { maxNodesPerFrame }))

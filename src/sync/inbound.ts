@@ -6,7 +6,8 @@
 import { toHex } from '../core/bytes/bytes.js'
 import { sha256 } from '../core/bytes/hash.js'
 import { isBound, type WriterKey } from '../core/identity/writer-key.js'
-import type { NodeSignature, SyncableLog } from '../core/types.js'
+import type { NodeSignature, Refusal, SyncableLog } from '../core/types.js'
+import type { Refusals } from './refusals.js'
 import type { NodesSignature } from '../gen/hyperemitter/v1/sync_pb.js'
 import type { FrameChannel } from '../transport/channel.js'
 import type { FrameSender } from './frame-sender.js'
@@ -36,6 +37,8 @@ export interface InboundHost {
   peerEnded(): void
   /** Nodes were stored from the peer. */
   progress(): void
+  /** The log refused a writer's nodes of a frame (the rest of the frame was stored). */
+  refused(refusal: Refusal): void
 }
 
 export class Inbound {
@@ -58,6 +61,7 @@ export class Inbound {
     /** The `origin` of what this session stores: its own onChange listener skips those. */
     private readonly origin: unknown,
     private readonly host: InboundHost,
+    private readonly refusals: Refusals,
   ) {}
 
   /** Handling or storing frames, or paused for them: the peer's answers may wait behind ours. */
@@ -90,8 +94,10 @@ export class Inbound {
    * Hands a Nodes frame to the log; resolves once fewer than
    * MAX_STORES_IN_FLIGHT frames are being stored.
    */
-  async store(nodes: Uint8Array[], wire: readonly NodesSignature[]): Promise<void> {
-    if (nodes.length === 0) return
+  async store(received: Uint8Array[], wire: readonly NodesSignature[]): Promise<void> {
+    if (received.length === 0) return
+    // Writers refused on this connection: their nodes still in flight are dropped unread (and acked).
+    const nodes = this.refusals.filter(received, (w) => this.remote.hexOf(w))
     // The peer holds what it sends; recording it first keeps other sessions'
     // relays of the same nodes from being sent back while we store them.
     // Frames carry runs of one writer's nodes: mark once per run, at its highest seq.
@@ -112,8 +118,9 @@ export class Inbound {
     this.storing.push(
       // Every channel hands the session a frame of its own (see frame-copy.ts
       // and memory.ts): its nodes can go to the log without another copy.
-      this.log.addMany(nodes, this.origin, { owned: true, signatures: this.withPeerKeys(wire) }).then(
-        () => this.onStored(nodes.length),
+      // Refused writer by writer: one writer's bad branch never stops the others.
+      this.log.addMany(nodes, this.origin, { owned: true, signatures: this.withPeerKeys(wire), onRefused: (r) => this.host.refused(r) }).then(
+        () => this.onStored(received.length),
         (err) => {
           this.storing.shift()
           if (!this.host.closed) this.host.fail(storeError(err))

@@ -4,12 +4,13 @@
  * Sends stop at `maxInFlight` unacked nodes and at the channel's mark.
  */
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
-import { toHex } from '../core/bytes/bytes.js'
+import { fromHex, toHex } from '../core/bytes/bytes.js'
 import type { LogEntry, NodeSignature, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { FrameBuilder } from './frame-builder.js'
 import type { FrameSender } from './frame-sender.js'
-import { clockFromWire, encodeSignature, nodesFrame, syncedFrame, type FrameOf } from './protocol.js'
+import { clockFromWire, encodeSignature, nodesFrame, syncedFrame, tipsFromWire, type FrameOf } from './protocol.js'
+import { divergedWriters } from './tips.js'
 import type { RemoteClock } from './remote-clock.js'
 import { protocolError } from './session-errors.js'
 import type { SessionLimits, SessionStats } from './session-options.js'
@@ -28,7 +29,7 @@ export interface OutboundHost {
   progress(): void
 }
 
-type OutboundLog = Pick<SyncableLog, 'writer' | 'clock' | 'readMissingPages' | 'signaturesFor' | 'onChange'>
+type OutboundLog = Pick<SyncableLog, 'writer' | 'clock' | 'readMissingPages' | 'signaturesFor' | 'onChange' | 'tipOf' | 'keyAt'>
 
 export class Outbound {
   private nodesAcked = 0
@@ -40,8 +41,10 @@ export class Outbound {
   private catchUpCount = 0
   /** Entries cut off the last frame (it had to end where every writer's last node is signed): sent first next. */
   private carry: LogEntry[] = []
-  /** Writers whose key this session has sent. */
+  /** Writers whose key this session has sent: every writer it sent nodes of. */
   private readonly keysSent = new Set<string>()
+  /** Writers the peer refused. */
+  private readonly refusedWriters = new Set<string>()
   private liveQueue: LogEntry[] = []
   private refetch = false
   private pumping = false
@@ -49,6 +52,8 @@ export class Outbound {
   /** Frames being signed: a clean close lets them leave first. */
   private signingFrames = 0
   private ownHex?: string
+  /** The peer's Clock came: catch-up reads follow the remote clock from then on. */
+  private started = false
 
   constructor(
     private readonly log: OutboundLog,
@@ -72,16 +77,52 @@ export class Outbound {
     return this.nodesAcked === this.stats.nodesSent
   }
 
-  /** The peer's Clock: starts the first catch-up, and in live mode follows the log. */
-  start(clock: FrameOf<'clock'>, live: boolean): void {
-    for (const [writer, seq] of clockFromWire(clock.entries, this.log.writer.byteLength, this.log.clock())) {
-      this.remote.mark(writer, seq)
+  /**
+   * The peer's Clock: starts the first catch-up, and in live mode follows
+   * the log. A writer whose tip there is not our node at that seq (a fork)
+   * is sent from its start: the peer skips what it holds and refuses the
+   * first node that differs, which names the fork exactly.
+   */
+  async start(clock: FrameOf<'clock'>, live: boolean): Promise<void> {
+    this.started = true
+    const seqs = clockFromWire(clock.entries, this.log.writer.byteLength, this.log.clock())
+    for (const [writer, seq] of seqs) this.remote.mark(writer, seq)
+    const log = this.log
+    if (log.tipOf !== undefined && log.keyAt !== undefined) {
+      const source = { clock: () => log.clock(), tipOf: (hex: string) => log.tipOf!(hex), keyAt: (w: Uint8Array, s: number) => log.keyAt!(w, s) }
+      for (const hex of await divergedWriters(source, seqs, tipsFromWire(clock.entries, seqs), fromHex)) this.remote.lower(hex, 0)
+      if (this.host.closed) return
     }
     // Subscribe before the snapshot: anything committed from here on is either
     // in the catch-up read or in the live queue (deduped by the remote clock).
     if (live) this.unsubscribe = this.log.onChange(this.onLogChange)
     this.startCatchUp()
     this.catchUpIsInitial = true
+    this.pump()
+  }
+
+  /**
+   * The peer refused `writerHex` (a Refused frame): nothing more of it goes
+   * to this peer. False when we never sent it that writer, or it was
+   * refused already (a peer's word on anything else is ignored).
+   */
+  refusedByPeer(writerHex: string): boolean {
+    if (!this.keysSent.has(writerHex) || this.refusedWriters.has(writerHex)) return false
+    this.refusedWriters.add(writerHex)
+    this.remote.refuse(writerHex)
+    return true
+  }
+
+  /**
+   * We refused the peer's branch of `writerHex` after `seq` (a fork): it
+   * gets ours from there, so the copy that wrote the other branch sees the
+   * fork for itself.
+   */
+  resendFrom(writerHex: string, seq: number): void {
+    this.remote.lower(writerHex, seq)
+    // Before the peer's Clock, the first catch-up reads it from there anyway.
+    if (!this.started) return
+    this.refetch = true
     this.pump()
   }
 

@@ -1,18 +1,17 @@
 /**
  * Reports sessions' lives on an emitter's status events (peer:connected,
- * progress, synced, disconnected, error, fork), each error and fork once.
+ * progress, synced, disconnected, error), each error once. Refusals and
+ * forks: fork-watch.ts.
  */
 import type { StatusEvents } from '../core/emitter.js'
 import type { TypedEmitter } from '../core/emitter/typed-emitter.js'
-import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
+import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { PeerEventInfo } from './peer.js'
 import type { SyncSession } from './session.js'
 
 export class PeerStatus {
   /** Errors a session already reported on status, so a retry does not report them twice. */
   private readonly reported = new WeakSet<object>()
-  /** Writers seen forked (hex:seq), so each fork is reported once. */
-  private readonly forks = new Set<string>()
 
   constructor(
     private readonly status: TypedEmitter<StatusEvents>,
@@ -31,7 +30,6 @@ export class PeerStatus {
       if (err && !(this.closing() && isClosedError(err))) {
         this.reported.add(err)
         status.emit('peer:error', { ...describe(), error: err })
-        this.reportFork(err, describe)
       }
     })
   }
@@ -39,18 +37,6 @@ export class PeerStatus {
   /** An attempt failed before a session was up: 'peer:error' unless its session reported it already. */
   attemptFailed(address: string, id: string | undefined, error: Error): void {
     if (!this.reported.has(error)) this.status.emit('peer:error', { address, id, error })
-  }
-
-  /**
-   * A peer sent a second node, validly signed, at a seq of a writer this log
-   * holds another node at (a copied db run twice): status 'fork', once.
-   */
-  private reportFork(err: Error, describe: () => PeerEventInfo): void {
-    if (!isHyperEmitterError(err, ErrorCodes.SEQ_MISMATCH) || err.details?.fork !== true) return
-    const { writer, seq } = err.details as { writer: string; seq: number }
-    if (this.forks.has(`${writer}:${seq}`)) return
-    this.forks.add(`${writer}:${seq}`)
-    this.status.emit('fork', { ...describe(), writer, seq, error: err })
   }
 }
 

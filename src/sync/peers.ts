@@ -11,6 +11,7 @@ import { limitInbound, type InboundLimits } from './inbound-limits.js'
 import { backoffDelay, checkPeerOptions, Peer, type Authenticate, type Dial, type KnownPeerStore, type PeerEventInfo, type PeerState } from './peer.js'
 import { PeerStatus } from './peer-status.js'
 import { SyncSession, type SessionOptions } from './session.js'
+import { ForkWatch } from './fork-watch.js'
 
 export {
   backoffDelay,
@@ -71,6 +72,8 @@ export class PeerManager {
   private closing = false
   /** The log as every session sees it: heavy frames split, frames over the limits refused. */
   private readonly log: SyncableLog
+  /** Refusals and forks reported once each; forks of our own writer healed. */
+  private readonly forks: ForkWatch
 
   /** Throws INVALID_ARGUMENT for a reconnect delay that is not a positive number, or a bad limit. */
   constructor(
@@ -79,6 +82,15 @@ export class PeerManager {
   ) {
     this.log = limitInbound(log, options.limits)
     this.report = new PeerStatus(options.status, () => this.closing)
+    this.forks = new ForkWatch(this.log, options.status, {
+      closing: () => this.closing,
+      // Clean closes: the dialers reconnect at once, our outgoing peers through the usual backoff.
+      restart: () => {
+        for (const session of [...this.incoming]) session.close()
+        for (const peer of this.outgoing.values()) peer.session?.close()
+      },
+      error: (err) => this.error(err),
+    })
     for (const option of ['reconnectTimeout', 'maxReconnectTimeout'] as const) {
       const value = options[option]
       if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
@@ -226,6 +238,7 @@ export class PeerManager {
     this.incoming.add(session)
     if (info.authenticated) session.once('handshake', info.authenticated)
     this.report.watch(session, describe)
+    this.forks.watch(session, describe)
     session.on('close', () => this.incoming.delete(session))
     session.start()
     return session
@@ -341,6 +354,7 @@ export class PeerManager {
     peer.session = session
     const describe = (): PeerEventInfo => ({ address: peer.address, id: peer.id, transport: channel.kind, direction: 'outgoing' })
     this.report.watch(session, describe)
+    this.forks.watch(session, describe)
     let accepted = false
     const up = new Promise<void>((resolve, reject) => {
       session.on('handshake', (writer: string) => {

@@ -7,6 +7,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { ErrorCodes, HyperEmitterError, type ErrorCode } from '../core/errors.js'
 import type { Clock } from '../core/types.js'
+import { TIP_BYTES, type Tips } from './tips.js'
 import { fromHex, toHex, view } from '../core/bytes/bytes.js'
 import { VarintReader, varintLength, writeVarint } from '../core/bytes/varint.js'
 import {
@@ -191,12 +192,14 @@ function decodeClockFrame(bytes: Uint8Array, maxWriters: number): ClockEntry[] {
   forEachField(bytes, start, bytes.length, (field, at, end) => {
     if (field !== 1 || at < 0) return
     let writer: Uint8Array = EMPTY
+    let tip: Uint8Array = EMPTY
     let seq = 0n
     forEachField(bytes, at, end, (f, from, to, value) => {
       if (f === 1 && from >= 0) writer = view(bytes, from, to - from)
       else if (f === 2 && from < 0) seq = BigInt(value)
+      else if (f === 3 && from >= 0) tip = view(bytes, from, to - from)
     })
-    entries.push({ $typeName: 'hyperemitter.v1.ClockEntry', writer: writer as ClockEntry['writer'], seq })
+    entries.push({ $typeName: 'hyperemitter.v1.ClockEntry', writer: writer as ClockEntry['writer'], seq, tip: tip as ClockEntry['tip'] })
   })
   return entries
 }
@@ -259,14 +262,19 @@ export function refusedFrame(writer: Uint8Array, seq: number, code: string, mess
   })
 }
 
-/** Clock frame: writer -> highest seq held; throws INVALID_ARGUMENT for a key that is not hex. */
-export function clockFrame(clock: Clock): Uint8Array {
+/**
+ * Clock frame: writer -> highest seq held, with the first TIP_BYTES of the
+ * key at that seq where `tipOf` knows it; throws INVALID_ARGUMENT for a key
+ * that is not hex.
+ */
+export function clockFrame(clock: Clock, tipOf: (writerHex: string) => Uint8Array | undefined = () => undefined): Uint8Array {
   const entries = []
   for (const [writer, seq] of clock) {
     const bytes = fromHex(writer)
     // The log's own clock keys are hex by construction; a bad one is a bug upstream.
     if (!bytes) throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `clock key is not hex: ${truncate(writer, 40)}`)
-    entries.push(create(ClockEntrySchema, { writer: bytes, seq: BigInt(seq) }))
+    const tip = tipOf(writer)
+    entries.push(create(ClockEntrySchema, { writer: bytes, seq: BigInt(seq), tip: tip === undefined ? EMPTY : tip.subarray(0, TIP_BYTES) }))
   }
   return encodeFrame({ case: 'clock', value: create(ClockSchema, { entries }) })
 }
@@ -392,6 +400,22 @@ export function clockFromWire(entries: readonly { writer: Uint8Array; seq: bigin
     if ((clock.get(writer) ?? 0) < seq) clock.set(writer, seq)
   }
   return clock
+}
+
+/**
+ * The tips of a wire Clock (writer hex -> TIP_BYTES), for writers in
+ * `clock` (what clockFromWire() kept); entries without one are left out.
+ * Throws PROTOCOL_ERROR for a tip of another length.
+ */
+export function tipsFromWire(entries: readonly { writer: Uint8Array; tip: Uint8Array }[], clock: Clock): Tips {
+  const tips: Tips = new Map()
+  for (const entry of entries) {
+    if (entry.tip.byteLength === 0) continue
+    if (entry.tip.byteLength !== TIP_BYTES) throw new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, `clock tip of ${entry.tip.byteLength} bytes, expected ${TIP_BYTES}`)
+    const writer = toHex(entry.writer)
+    if (clock.has(writer)) tips.set(writer, entry.tip.slice())
+  }
+  return tips
 }
 
 /**

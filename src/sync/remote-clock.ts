@@ -27,6 +27,16 @@ export class RemoteClock {
     if ((this.seqs.get(writer) ?? 0) < seq) this.seqs.set(writer, seq)
   }
 
+  /** The peer holds another branch of `writer` after `seq`: ours is to be sent from there. */
+  lower(writer: string, seq: number): void {
+    if ((this.seqs.get(writer) ?? 0) > seq) this.seqs.set(writer, seq)
+  }
+
+  /** The peer refused `writer`: nothing more of it goes to this peer. */
+  refuse(writer: string): void {
+    this.seqs.set(writer, Infinity)
+  }
+
   has(entry: LogEntry): boolean {
     return (this.seqs.get(this.hexOf(entry.writer)) ?? 0) >= entry.seq
   }

@@ -4,6 +4,7 @@
  */
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import { DEFAULT_MAX_CLOCK_WRITERS } from './protocol.js'
+import type { RefusalInfo } from './refusals.js'
 
 export interface SessionOptions {
   /** Keep streaming new nodes after catch-up (default true); false on either side: one catch-up, then close. */
@@ -64,6 +65,10 @@ export interface SessionEvents {
   progress: (progress: { received: number; sent: number }) => void
   /** Both directions of the first catch-up finished. */
   synced: () => void
+  /** A writer's nodes were refused on this connection, by us or by the peer: once per writer and direction. */
+  refused: (refusal: RefusalInfo) => void
+  /** The peer sent a validly signed node of our own writer at a seq we wrote another node at: a copy of this db forked it (see Log.rechain). */
+  ownFork: (seq: number) => void
   /** The session ended; `err` says why unless it was a clean close. Fires once. */
   close: (err?: Error) => void
   /** The error the session is closing with, just before 'close'. */

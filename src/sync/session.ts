@@ -11,7 +11,9 @@
  */
 import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../core/errors.js'
 import { TypedEmitter } from '../core/emitter/typed-emitter.js'
-import type { SyncableLog } from '../core/types.js'
+import type { Refusal, SyncableLog } from '../core/types.js'
+import { equalBytes, toHex } from '../core/bytes/bytes.js'
+import { Refusals } from './refusals.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { FrameSender } from './frame-sender.js'
 import { PeerProof } from './handshake.js'
@@ -19,7 +21,7 @@ import { Inbound } from './inbound.js'
 import { KeepAlive } from './keep-alive.js'
 import { closeWhenFlushed } from './linger.js'
 import { Outbound } from './outbound.js'
-import { clockFrame, decodeFrame, errorCodeFromWire, errorFrame, pongFrame, safeNumber, truncate, type FrameBody } from './protocol.js'
+import { clockFrame, decodeFrame, errorCodeFromWire, errorFrame, pongFrame, refusedFrame, safeNumber, truncate, type FrameBody, type FrameOf } from './protocol.js'
 import { RemoteClock } from './remote-clock.js'
 import { asSessionError, protocolError } from './session-errors.js'
 import { sessionLimits, type SessionEvents, type SessionOptions, type SessionStats } from './session-options.js'
@@ -61,6 +63,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private readonly inbound: Inbound
   private readonly outbound: Outbound
   private readonly keepAlive: KeepAlive
+  private readonly refusals = new Refusals()
 
   private started = false
   private closed = false
@@ -110,11 +113,12 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         this.checkSynced()
       },
       acked: () => this.maybeFinishOneShot(),
+      refused: (r: Refusal) => this.onRefused(r),
     }
     const remote = new RemoteClock()
     this.sender = new FrameSender(channel, this.stats)
     this.proof = new PeerProof(log, host, options)
-    this.inbound = new Inbound(log, channel, this.sender, this.stats, remote, this, host)
+    this.inbound = new Inbound(log, channel, this.sender, this.stats, remote, this, host, this.refusals)
     this.outbound = new Outbound(log, channel, this.sender, this.stats, remote, limits, this, host)
     this.keepAlive = new KeepAlive(limits.keepAliveInterval, this.stats, this.sender, host)
     this.synced = new Promise<void>((resolve, reject) => {
@@ -211,6 +215,9 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       case 'ack':
         this.outbound.onAck(safeNumber(body.value.count, 'ack count'))
         return
+      case 'refused':
+        this.onPeerRefused(body.value)
+        return
       default:
         // Clock, Nodes and Synced must be handled strictly in arrival order.
         this.inbound.enqueue(body)
@@ -226,7 +233,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       case 'identity':
         if (!(await this.proof.onIdentity(body.value))) return
         this.emit('handshake', this.proof.remoteWriter!)
-        this.sender.send(clockFrame(this.log.clock()))
+        this.sender.send(clockFrame(this.log.clock(), (hex) => this.log.tipOf?.(hex)))
         this.clockSent = true
         return
       case 'clock':
@@ -235,7 +242,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
         this.gotClock = true
         this.emit('accepted')
         if (this.closed) return
-        this.outbound.start(body.value, this.live)
+        await this.outbound.start(body.value, this.live)
         return
       case 'nodes':
         if (!this.clockSent) throw protocolError('nodes before our clock was sent')
@@ -258,6 +265,38 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.gotSynced = true
     this.inbound.flushAck()
     this.checkSynced()
+  }
+
+  // ---- refusals ----------------------------------------------------------------
+
+  /**
+   * Our log refused a writer's nodes from the peer: tell the peer (once per
+   * writer on this connection) and keep going. A fork of a writer not ours:
+   * the peer gets our branch from the fork. A fork of our own writer,
+   * validly signed: a copy of this db wrote the network's branch ('ownFork').
+   */
+  private onRefused(r: Refusal): void {
+    if (this.closed || !this.refusals.refuse(r.writerHex)) return
+    const forkSeq = r.error.details?.fork === true && typeof r.error.details.seq === 'number' ? r.error.details.seq : undefined
+    this.sender.send(refusedFrame(r.writer, r.seq, r.error.code, r.error.message))
+    this.emit('refused', { writer: r.writerHex, seq: r.seq, code: r.error.code, error: r.error, by: 'us', fork: forkSeq !== undefined })
+    if (forkSeq === undefined) return
+    if (equalBytes(r.writer, this.log.writer)) this.emit('ownFork', forkSeq)
+    else this.outbound.resendFrom(r.writerHex, forkSeq - 1)
+  }
+
+  /** The peer refused our nodes of a writer: nothing more of it goes there on this connection. */
+  private onPeerRefused(refused: FrameOf<'refused'>): void {
+    if (refused.writer.byteLength !== this.log.writer.byteLength) throw protocolError(`refused names a writer of ${refused.writer.byteLength} bytes`)
+    const seq = safeNumber(refused.seq, 'refused seq')
+    const writer = toHex(refused.writer)
+    const code = errorCodeFromWire(refused.code)
+    const error = new HyperEmitterError(code, `peer refused writer ${writer} from seq ${seq}: ${truncate(refused.message, 1024)}`, {
+      details: { writer, seq, remoteCode: truncate(refused.code, 100), remote: this.channel.remote },
+    })
+    if (!this.outbound.refusedByPeer(writer)) return
+    // Whether it was a fork is the peer's to report: its own branch follows if so.
+    this.emit('refused', { writer, seq, code, error, by: 'peer', fork: false })
   }
 
   // ---- completion ----------------------------------------------------------------

@@ -13,7 +13,7 @@ import { CHAIN_BYTES, newChain, type WriterKey, writerIdOf } from './writer-key.
 
 type Sub = AbstractSublevel<any, any, Uint8Array, Uint8Array>
 
-const IDENTITY_KEY = Uint8Array.of(0x69) // 'i'
+export const IDENTITY_KEY = Uint8Array.of(0x69) // 'i'
 
 /** A log's writer: its id, the key and chain it is bound to, and a signer. */
 export interface Identity {

@@ -9,9 +9,9 @@ import { varintLength } from '../bytes/varint.js'
 import { KEY_BYTES, type NodeHead, nodeSize, WRITER_BYTES, writeNodeWithValue } from '../codec/node.js'
 import type { HashFn, LogEntry } from '../types.js'
 import { type Allocate, ChunkSequence } from './chunk.js'
-import { clockKey, encodeHeadsRecord, HEADS_KEY, KEY_CHECKPOINT, numberedKey, P_CHUNK, P_KEYS, type PutOp, type Sub, writerIndexKey } from './format.js'
+import { clockKey, clockRecord, encodeHeadsRecord, HEADS_KEY, KEY_CHECKPOINT, numberedKey, P_CHUNK, P_KEYS, type PutOp, type Sub, writerIndexKey } from './format.js'
 import { LazyKeySet } from './keyset.js'
-import { type AddRequest, APPEND, type AppendRequest, type Incoming, type Request, valueSize, valueSource, valueStart } from './requests.js'
+import { ADD, type AddRequest, APPEND, type AppendRequest, type Incoming, type Request, valueSize, valueSource, valueStart } from './requests.js'
 import type { LogState } from './state.js'
 import { signatureOp, WriterKeys } from './signatures.js'
 import type { WriterKey } from '../identity/writer-key.js'
@@ -63,7 +63,7 @@ export class PendingBatch {
   runWriter: Uint8Array | undefined
   runSeq: number
   /** Foreign writers touched, with their new seq, and the keys stored: made when a foreign request comes. */
-  touched: Map<string, { writer: Uint8Array; seq: number }> | undefined
+  touched: Map<string, { writer: Uint8Array; seq: number; key: Uint8Array }> | undefined
   keys: LazyKeySet | undefined
   /** Keys of writers first stored by this batch. */
   newKeys: Map<string, { writer: Uint8Array; key: WriterKey }> | undefined
@@ -88,7 +88,10 @@ export class PendingBatch {
     this.appendFields = { writer, seq: 0, links: heads }
   }
 
-  foreignWriters(): Map<string, { writer: Uint8Array; seq: number }> {
+  /** The key of this writer's last node in the batch, once it has one. */
+  ownTip: Uint8Array | undefined
+
+  foreignWriters(): Map<string, { writer: Uint8Array; seq: number; key: Uint8Array }> {
     return (this.touched ??= new Map())
   }
 
@@ -132,7 +135,7 @@ export class BatchBuilder {
           bytesLeft += varintLength(size) + size
           sizedLinks = 1
         }
-      } else {
+      } else if (req.kind === ADD) {
         // Exact unless some are refused or duplicates; the heads after them are a guess.
         for (let i = 0; i < req.nodes.length; i++) bytesLeft += varintLength(req.nodes[i].bytes.length) + req.nodes[i].bytes.length
         sizedLinks = heads.length + 1
@@ -167,6 +170,7 @@ export class BatchBuilder {
       batch.runSeq = seq
       const entry = new AppendedEntry(key, writer, seq, heads.length, valueLength, bytes, ++batch.change)
       batch.heads = [key]
+      batch.ownTip = key
       batch.entries.push(entry)
       batch.origins.push(undefined)
       req.result = entry
@@ -178,7 +182,7 @@ export class BatchBuilder {
     const stored: LogEntry[] = []
     const touched = batch.foreignWriters()
     const keys = batch.foreignKeys()
-    let writerState: { writer: Uint8Array; seq: number } | undefined
+    let writerState: { writer: Uint8Array; seq: number; key: Uint8Array } | undefined
     for (let i = 0; i < accepted.length; i++) {
       const n = accepted[i]
       const at = batch.chunks.reserve(n.bytes.length, batch.change + 1)
@@ -195,19 +199,23 @@ export class BatchBuilder {
         batch.ops.push(signatureOp(this.sub, entry.change, n.signature))
       }
       // Our own nodes, written by a copy of this db: our chain goes on after them.
-      if (n.writerHex === this.state.writerHex) batch.ownSeq = n.seq
+      if (n.writerHex === this.state.writerHex) {
+        batch.ownSeq = n.seq
+        batch.ownTip = n.key
+      }
       if (writerState === undefined || writerState.writer !== n.writer) {
         writerState = touched.get(n.writerHex)
-        if (writerState === undefined) touched.set(n.writerHex, (writerState = { writer: n.writer, seq: 0 }))
+        if (writerState === undefined) touched.set(n.writerHex, (writerState = { writer: n.writer, seq: 0, key: n.key }))
       }
       writerState.seq = n.seq
+      writerState.key = n.key
       keys.add(n.key)
       batch.heads = mergeHeads(batch.heads, n.links, n.key)
       batch.entries.push(entry)
       batch.origins.push(req.origin)
       stored.push(entry)
     }
-    if (stored.length > 0) for (const [hex, known] of req.signed.newKeys) (batch.newKeys ??= new Map()).set(hex, known)
+    if (stored.length > 0) for (const [hex, known] of req.signed.newKeys) if (touched.has(hex)) (batch.newKeys ??= new Map()).set(hex, known)
     return stored
   }
 
@@ -222,7 +230,7 @@ export class BatchBuilder {
     if (touched !== undefined && touched.size > 0) {
       // Foreign nodes moved the heads: local appends alone need no record (see format.ts).
       ops.push({ type: 'put', sublevel: sub, key: HEADS_KEY, value: encodeHeadsRecord(batch.change, batch.ownSeq, batch.heads) })
-      for (const { writer: w, seq } of touched.values()) ops.push({ type: 'put', sublevel: sub, key: clockKey(w), value: uint64BE(seq) })
+      for (const { writer: w, seq, key } of touched.values()) ops.push({ type: 'put', sublevel: sub, key: clockKey(w), value: clockRecord(seq, key) })
     }
     if (batch.newKeys !== undefined) for (const { writer, key } of batch.newKeys.values()) ops.push(WriterKeys.op(sub, writer, key))
     const unindexed = this.state.unindexed

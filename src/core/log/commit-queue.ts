@@ -11,7 +11,7 @@ import { ErrorCodes, HyperEmitterError } from '../errors.js'
 import type { BatchBuilder, PendingBatch } from './batch.js'
 import { storageFailed } from './format.js'
 import type { ChangeListeners } from './listeners.js'
-import { ADD, APPEND, type AppendRequest, type Incoming, type Request, rejectRequest } from './requests.js'
+import { ADD, APPEND, type AppendRequest, type Incoming, type Request, rejectRequest, RUN, type RunRequest } from './requests.js'
 import { type DbLock, loadCommittedElsewhere } from './shared.js'
 import type { LogState } from './state.js'
 import type { ChunkStore } from './store.js'
@@ -173,6 +173,10 @@ export class CommitQueue {
       const taken = ahead?.taken ?? this.take(false)
       const built = ahead?.batch
       ahead = undefined
+      if (taken.length === 1 && taken[0].kind === RUN) {
+        await this.runAlone(taken[0])
+        continue
+      }
       try {
         ahead = await this.commit(taken, built)
       } catch (err) {
@@ -203,6 +207,11 @@ export class CommitQueue {
     let n = 0
     while (i < q.length) {
       if (appendsOnly && q[i].kind !== APPEND) break
+      // Work that runs alone is taken alone.
+      if (q[i].kind === RUN) {
+        if (i === this.head) i++
+        break
+      }
       const size = q[i].size
       if (n > 0 && n + size > this.log.maxBatch) break
       n += size
@@ -222,6 +231,15 @@ export class CommitQueue {
       this.head = i
     }
     return taken
+  }
+
+  /** Runs `req` with no batch before it still being written. */
+  private async runAlone(req: RunRequest): Promise<void> {
+    try {
+      req.resolve(await req.run())
+    } catch (err) {
+      req.reject(err)
+    }
   }
 
   /** Requests taken ahead of a batch that failed: first in the queue again. */
@@ -249,6 +267,7 @@ export class CommitQueue {
           builder.appendValues(batch, req)
           continue
         }
+        if (req.kind !== ADD) continue
         // A foreign request: verify it alone against the batch so far, and only
         // then merge it, so its failure costs nobody else anything.
         let accepted: Incoming[]
@@ -286,6 +305,7 @@ export class CommitQueue {
     }
 
     for (const r of taken) {
+      if (r.kind === RUN) continue
       if (r.kind === APPEND) r.sink.appended(r.result!)
       else if (!r.failed) r.resolve(r.single ? (r.result![0] ?? null) : r.result!)
       // An old request's fields keep young objects alive until a full GC:
@@ -322,7 +342,13 @@ export class CommitQueue {
     state.lastWriter = batch.runWriter
     state.lastSeq = batch.runSeq
     if (batch.ownSeq > 0) state.clock.set(state.writerHex, batch.ownSeq)
-    if (batch.touched !== undefined) for (const [hex, { seq }] of batch.touched) state.clock.set(hex, seq)
+    if (batch.ownTip !== undefined) state.tips.set(state.writerHex, batch.ownTip)
+    if (batch.touched !== undefined) {
+      for (const [hex, { seq, key }] of batch.touched) {
+        state.clock.set(hex, seq)
+        state.tips.set(hex, key)
+      }
+    }
     if (batch.newKeys !== undefined) for (const [hex, { key }] of batch.newKeys) state.writerKeys.set(hex, key)
     if (batch.checkpoint) state.unindexed.clear()
     const entries = batch.entries

@@ -7,7 +7,9 @@
  *                                 changes from `first` (see chunk.ts)
  *   k + first(8 BE)            -> keys of changes first.. (key index checkpoint)
  *   w + writer(16) + seq(8 BE) -> change(8 BE)   (sparse: see below)
- *   l + writer(16)             -> seq(8 BE)       (clock of other writers)
+ *   l + writer(16)             -> seq(8 BE) || tip(32)  (clock of other writers;
+ *                                 tip: the key of the node at seq; dbs written
+ *                                 before tips hold the seq alone)
  *   h                          -> change(8 BE) || own seq(8 BE) || heads (32 each, sorted)
  *   m                          -> format version(1) || writer(16)
  *
@@ -79,6 +81,14 @@ export function clockKey(writer: Uint8Array): Uint8Array {
   k[0] = P_CLOCK
   k.set(writer, 1)
   return k
+}
+
+/** l record value: `seq` and the key of the writer's node at it. */
+export function clockRecord(seq: number, tip: Uint8Array): Uint8Array {
+  const v = new Uint8Array(8 + KEY_BYTES)
+  writeUint64BE(v, 0, seq)
+  v.set(tip, 8)
+  return v
 }
 
 /** The m record of a new log: the format version and a fresh random writer id. */

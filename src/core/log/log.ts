@@ -23,7 +23,9 @@ import { missingPages } from './missing.js'
 import { loadLog } from './open.js'
 import { ChangeReader, type ReaderSource } from './reader.js'
 import type { DbLock } from './shared.js'
-import { ADD, APPEND, type AppendSink, type Incoming, type SignatureCheck } from './requests.js'
+import { ADD, APPEND, type AppendSink, type Incoming, RUN, type SignatureCheck } from './requests.js'
+import { type Rechained, rechain } from './rechain.js'
+import { changeOfSeq } from './missing.js'
 import { HELD, LogState, UNKNOWN } from './state.js'
 import { ChunkStore } from './store.js'
 import { type LastWriter, lookupKeys, prepareIncoming, Verifier } from './verify.js'
@@ -32,6 +34,7 @@ import { attachSignatures, checkSignatures, storedSignature } from './signatures
 export { decodeNode, encodeNode } from '../codec/node.js'
 export type { NodeFields } from '../codec/node.js'
 export type { AppendSink } from './requests.js'
+export type { Rechained } from './rechain.js'
 export { COMMITTED_ELSEWHERE, type DbLock } from './shared.js'
 
 export interface LogOptions {
@@ -327,8 +330,9 @@ export class Log implements SyncableLog {
    * Verifies and stores foreign nodes, in order, all or nothing, atomically
    * with whatever else is queued. Resolves to the entries actually stored
    * (duplicates skipped). Rejects with INVALID_NODE, MISSING_LINK,
-   * SEQ_MISMATCH, CLOSED, INVALID_ARGUMENT or STORAGE_FAILED, storing none.
-   * The log works on copies of `nodes`, unless `options.owned` says the
+   * SEQ_MISMATCH, CLOSED, INVALID_ARGUMENT or STORAGE_FAILED, storing none;
+   * with `options.onRefused`, refuses writer by writer instead and stores
+   * the rest (see AddOptions). The log works on copies of `nodes`, unless `options.owned` says the
    * caller hands them over and never writes to them again.
    */
   addMany(nodes: Uint8Array[], origin?: unknown, options?: AddOptions): Promise<LogEntry[]> {
@@ -342,6 +346,8 @@ export class Log implements SyncableLog {
     if (this.status === 'closing' || this.status === 'closed') return Promise.reject(closedError())
     const signatures = options?.signatures ?? []
     if (!Array.isArray(signatures)) return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'signatures must be an array'))
+    const onRefused = options?.onRefused
+    if (onRefused !== undefined && typeof onRefused !== 'function') return Promise.reject(new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, 'onRefused must be a function'))
     let nodes: Incoming[]
     let signed: SignatureCheck
     try {
@@ -354,12 +360,12 @@ export class Log implements SyncableLog {
       if (nodes.length === 0) return Promise.resolve([])
       // The writers' keys are known once open.
       if (this.state.identity === undefined) return this.open().then(() => this.enqueueAdd(raw, origin, single, options))
-      signed = checkSignatures(nodes, signatures, this.state.writerKeys, this.hash, this.ed25519)
+      signed = checkSignatures(nodes, signatures, this.state.writerKeys, this.hash, this.ed25519, onRefused !== undefined)
     } catch (err) {
       return Promise.reject(err)
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, signed, single, resolve, reject, result: undefined, failed: false })
+      this.queue.push({ kind: ADD, size: nodes.length, nodes, origin, signed, single, onRefused, resolve, reject, result: undefined, failed: false })
     })
   }
 
@@ -381,6 +387,46 @@ export class Log implements SyncableLog {
    */
   onChange(listener: ChangeListener): () => void {
     return this.listeners.add(listener)
+  }
+
+  /** The key of `writerHex`'s node at its clock seq, where known (a db written before tips were kept may not know a writer's until its next node). */
+  tipOf(writerHex: string): Uint8Array | undefined {
+    return this.state.tips.get(writerHex)
+  }
+
+  /** The key of `writer`'s node at `seq`, or undefined when the log holds no such node. Rejects CLOSED, STORAGE_FAILED. */
+  async keyAt(writer: Uint8Array, seq: number): Promise<Uint8Array | undefined> {
+    await this.ready()
+    if (!(writer instanceof Uint8Array) || !Number.isSafeInteger(seq) || seq < 1) return undefined
+    const hex = toHex(writer)
+    if (seq > (this.state.clock.get(hex) ?? 0)) return undefined
+    if (seq === this.state.clock.get(hex) && this.state.tips.has(hex)) return this.state.tips.get(hex)
+    const change = await changeOfSeq(this.store.sub, writer, seq)
+    return change === undefined ? undefined : (await this.store.chunkAt(change, 'Could not read a node')).key(change).slice()
+  }
+
+  /**
+   * Heals a fork of this log's own writer: the network holds other nodes of
+   * it from `fromSeq` on (a copy of this db wrote them), so this log's own
+   * nodes from there move to a fresh chain of the same key, hence a new
+   * writer id, in place (see rechain.ts). Resolves what moved, or undefined
+   * when nothing could (nothing of ours from `fromSeq`, or another writer's
+   * node links one of ours there). Listeners hear nothing: the events were
+   * theirs already. Rejects INVALID_ARGUMENT, CLOSED or STORAGE_FAILED.
+   */
+  rechain(fromSeq: number): Promise<Rechained | undefined> {
+    if (this.status === 'closing' || this.status === 'closed') return Promise.reject(closedError())
+    return new Promise((resolve, reject) => {
+      const run = async (): Promise<Rechained | undefined> => {
+        const moved = await rechain(this.db, this.store, this.state, this.hash, this.opened().signer, fromSeq)
+        if (moved !== undefined) {
+          this.store.forget()
+          await this.load()
+        }
+        return moved
+      }
+      this.queue.push({ kind: RUN, size: 1, run, resolve, reject })
+    })
   }
 
   /** Keys of the nodes nobody links to, sorted by bytes. */

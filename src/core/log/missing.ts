@@ -136,6 +136,17 @@ async function* scanMissing(
 }
 
 /** One writer's missing range in the writer index, paged. */
+/** The change holding `writer`'s node at `seq` (which the log must hold: seq <= its clock), or undefined if no run holds it. Rejects STORAGE_FAILED. */
+export async function changeOfSeq(sub: Sub, writer: Uint8Array, seq: number): Promise<number | undefined> {
+  try {
+    const rows = await sub.iterator({ gte: writerIndexKey(writer, 0), lte: writerIndexKey(writer, seq), reverse: true, limit: 1 }).all()
+    if (rows.length === 0) return undefined
+    return readUint64BE(rows[0][1], 0) + (seq - writerIndexSeq(rows[0][0]))
+  } catch (err) {
+    throw storageFailed('Could not read the writer index', err)
+  }
+}
+
 class WriterCursor {
   private changes: number[] = []
   private index = 0

@@ -27,6 +27,7 @@ import {
 } from './format.js'
 import type { LogState } from './state.js'
 import { type ChunkStore, eachRecord } from './store.js'
+import { changeOfSeq } from './missing.js'
 
 /** How the log's key is found or made (see identity/stored-key.ts). */
 export interface KeyOptions {
@@ -58,9 +59,14 @@ export async function loadLog(db: AbstractLevel<any, any, any>, store: ChunkStor
     const writerHex = toHex(writer)
 
     const clock: Clock = new Map()
+    const tips = new Map<string, Uint8Array>()
     // One entry per writer ever seen: paged so a db with many writers never
     // materialises twice in memory.
-    await eachRecord(sub, CLOCK_START, CLOCK_END, (k, v) => clock.set(toHex(k.subarray(1)), readUint64BE(v, 0)))
+    await eachRecord(sub, CLOCK_START, CLOCK_END, (k, v) => {
+      const hex = toHex(k.subarray(1))
+      clock.set(hex, readUint64BE(v, 0))
+      if (v.length >= 8 + KEY_BYTES) tips.set(hex, v.slice(8, 8 + KEY_BYTES))
+    })
 
     // The key index: the checkpoints, then the chunks after the last one
     // (whose keys the next checkpoint will hold).
@@ -99,14 +105,22 @@ export async function loadLog(db: AbstractLevel<any, any, any>, store: ChunkStor
       if (!equalBytes(entry.writer, writer)) throw storageFailed(`The node at change ${changes} should be this log's own`, undefined)
       ownSeq = entry.seq
       heads = [entry.key.slice()]
+      tips.set(writerHex, entry.key.slice())
     }
-    if (ownSeq > 0) clock.set(writerHex, ownSeq)
+    if (ownSeq > 0) {
+      clock.set(writerHex, ownSeq)
+      if (!tips.has(writerHex)) {
+        const change = await changeOfSeq(sub, writer, ownSeq)
+        if (change !== undefined) tips.set(writerHex, (await store.chunkAt(change, 'Could not read our last node')).key(change).slice())
+      }
+    }
 
     state.writer = writer
     state.writerHex = writerHex
     state.changes = changes
     state.heads = heads
     state.clock = clock
+    state.tips = tips
     state.lastWriter = undefined
     state.recent.reset(changes)
   } catch (err) {

@@ -4,12 +4,15 @@
  */
 import { PackedBytes } from '../bytes/packed.js'
 import type { WriterKey } from '../identity/writer-key.js'
-import type { LogEntry } from '../types.js'
+import type { LogEntry, Refusal } from '../types.js'
+import type { HyperEmitterError } from '../errors.js'
 
 /** What checking a request's signatures found: the verifications still running, and writer keys the log learns. */
 export interface SignatureCheck {
   verified: Promise<void>
   newKeys: Map<string, { writer: Uint8Array; key: WriterKey }>
+  /** Refusing writer by writer (see AddOptions.onRefused): the writers whose signature failed, once `verified` resolved. */
+  failed?: Map<string, HyperEmitterError>
 }
 
 /**
@@ -37,6 +40,7 @@ export interface Incoming {
 
 export const APPEND = 0
 export const ADD = 1
+export const RUN = 2
 
 /** The values of an append request: an array, or values packed one after another (the emitter's). */
 export type Values = Uint8Array[] | PackedBytes
@@ -70,13 +74,24 @@ export interface AddRequest {
   /** The request's signatures being verified, and the writer keys it brings. */
   signed: SignatureCheck
   single: boolean
+  /** Refusing writer by writer (AddOptions.onRefused); undefined: all or nothing. */
+  onRefused: ((refusal: Refusal) => void) | undefined
   resolve: (result: any) => void
   reject: (err: unknown) => void
   result: LogEntry[] | undefined
   failed: boolean
 }
 
-export type Request = AppendRequest | AddRequest
+/** Work on the db that no batch may interleave with (healing a fork): runs alone, between batches. */
+export interface RunRequest {
+  kind: typeof RUN
+  size: number
+  run: () => Promise<unknown>
+  resolve: (result: any) => void
+  reject: (err: unknown) => void
+}
+
+export type Request = AppendRequest | AddRequest | RunRequest
 
 export function rejectRequest(r: Request, err: unknown): void {
   if (r.kind === APPEND) r.sink.failed(err)

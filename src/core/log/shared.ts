@@ -39,6 +39,7 @@ export async function loadCommittedElsewhere(state: LogState, store: ChunkStore,
         writers.set(writerHex, writer)
       }
       state.clock.set(writerHex, e.seq)
+      state.tips.set(writerHex, e.key.slice())
       heads = mergeHeads(heads, e.links, e.key.slice())
       state.index.add(e.key, c)
       state.recent.add(e.key, c)

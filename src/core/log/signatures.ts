@@ -13,7 +13,7 @@
  *   s + change(8 BE) -> signature(64)                  a received node its writer signed
  */
 import { equalBytes, readUint64BE, toHex } from '../bytes/bytes.js'
-import { ErrorCodes, HyperEmitterError } from '../errors.js'
+import { ErrorCodes, HyperEmitterError, isHyperEmitterError } from '../errors.js'
 import { type Ed25519, PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../identity/ed25519.js'
 import { CHAIN_BYTES, isBound, nodeMessage, type WriterKey } from '../identity/writer-key.js'
 import type { Author, HashFn, LogEntry, NodeSignature } from '../types.js'
@@ -24,7 +24,7 @@ import type { Incoming, SignatureCheck } from './requests.js'
 import { eachRecord } from './store.js'
 
 const P_KEY = 0x70 // 'p'
-const P_SIGNATURE = 0x73 // 's'
+export const P_SIGNATURE = 0x73 // 's'
 const KEYS_START = Uint8Array.of(P_KEY)
 const KEYS_END = Uint8Array.of(P_KEY + 1)
 
@@ -135,14 +135,69 @@ function badSignature(message: string, details: Record<string, unknown>): HyperE
  * node of the writer in the past of its last one. Marks each signed node's
  * `signature`. Throws BAD_SIGNATURE for what it can tell at once; the
  * returned promise rejects BAD_SIGNATURE for a signature that does not verify.
+ * With `perWriter`, never throws or rejects: each failing writer lands in
+ * the check's `failed` (its key is not learnt) and the rest go on.
  */
-export function checkSignatures(nodes: Incoming[], signatures: readonly NodeSignature[], keys: WriterKeys, hash: HashFn, ed25519: Ed25519): SignatureCheck {
+export function checkSignatures(
+  nodes: Incoming[],
+  signatures: readonly NodeSignature[],
+  keys: WriterKeys,
+  hash: HashFn,
+  ed25519: Ed25519,
+  perWriter = false,
+): SignatureCheck {
   const last = new Map<string, number>()
   for (let i = 0; i < nodes.length; i++) last.set(nodes[i].writerHex, i)
   const byWriter = new Map<string, NodeSignature>()
   for (const s of signatures) byWriter.set(toHex(s.writer), s)
   const newKeys = new Map<string, { writer: Uint8Array; key: WriterKey }>()
   const checks: Promise<void>[] = []
+  if (perWriter) {
+    const failed = new Map<string, HyperEmitterError>()
+    for (const [hex, tip] of last) {
+      const one = new Map([[hex, tip]])
+      const started: Promise<void>[] = []
+      try {
+        checkEach(nodes, one, byWriter, keys, hash, ed25519, newKeys, started)
+      } catch (err) {
+        failed.set(hex, err as HyperEmitterError)
+        newKeys.delete(hex)
+        continue
+      }
+      for (const c of started) {
+        checks.push(
+          c.catch((err) => {
+            failed.set(hex, isHyperEmitterError(err) ? err : badSignature(`the signature of writer ${hex} could not be checked`, { writer: hex }))
+            newKeys.delete(hex)
+          }),
+        )
+      }
+    }
+    return { verified: Promise.all(checks).then(() => {}), newKeys, failed }
+  }
+  try {
+    checkEach(nodes, last, byWriter, keys, hash, ed25519, newKeys, checks)
+  } catch (err) {
+    // A later writer failed at once: the verifications already started must not reject unhandled.
+    for (const c of checks) c.catch(() => {})
+    throw err
+  }
+  const verified = checks.length === 1 ? checks[0] : Promise.all(checks).then(() => {})
+  // Awaited by the commit queue; never left to reject unhandled meanwhile.
+  verified.catch(() => {})
+  return { verified, newKeys }
+}
+
+function checkEach(
+  nodes: Incoming[],
+  last: Map<string, number>,
+  byWriter: Map<string, NodeSignature>,
+  keys: WriterKeys,
+  hash: HashFn,
+  ed25519: Ed25519,
+  newKeys: Map<string, { writer: Uint8Array; key: WriterKey }>,
+  checks: Promise<void>[],
+): void {
   for (const [hex, tip] of last) {
     const node = nodes[tip]
     const details = { writer: hex, seq: node.seq, index: tip }
@@ -165,10 +220,6 @@ export function checkSignatures(nodes: Incoming[], signatures: readonly NodeSign
       }),
     )
   }
-  const verified = checks.length === 1 ? checks[0] : Promise.all(checks).then(() => {})
-  // Awaited by the commit queue; never left to reject unhandled meanwhile.
-  verified.catch(() => {})
-  return { verified, newKeys }
 }
 
 /** Throws BAD_SIGNATURE unless every node of `nodes[tip]`'s writer before `tip` is in its past. */

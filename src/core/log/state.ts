@@ -24,6 +24,8 @@ export class LogState {
   /** Highest change number committed. */
   changes = 0
   clock: Clock = new Map()
+  /** Writer hex -> key of its node at its clock seq (its tip), where known: what tells two copies at one seq apart. */
+  tips = new Map<string, Uint8Array>()
   heads: Uint8Array[] = []
   // The node stored last (at change `changes`), so the next batch can
   // continue its writer-index run; unknown after open, which only costs one

@@ -15,7 +15,7 @@ export const READ_PAGE = 512
 const LOAD_PAGE = 256
 
 export class ChunkStore {
-  /** Chunks never change once written, so the last one read stays valid. */
+  /** Chunks change only when a fork is healed (forget()), so the last one read stays valid. */
   private lastRead: Chunk | undefined
 
   constructor(readonly sub: Sub) {}
@@ -33,6 +33,11 @@ export class ChunkStore {
     if (chunk === undefined || !chunk.has(change)) throw storageFailed(`${failure}: change ${change} is missing`, undefined)
     this.lastRead = chunk
     return chunk
+  }
+
+  /** Forgets the chunk read last: the chunks were rewritten (see rechain.ts). */
+  forget(): void {
+    this.lastRead = undefined
   }
 
   /** The number of the last change stored (0 for an empty log), read off the last chunk's key. */

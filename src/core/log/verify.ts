@@ -7,7 +7,7 @@ import { equalBytes, toHex } from '../bytes/bytes.js'
 import type { Slab } from '../bytes/slab.js'
 import { decodeCanonicalNode, decodeNode, encodedNodeSize, isCanonical, writeNode } from '../codec/node.js'
 import { ErrorCodes, HyperEmitterError } from '../errors.js'
-import type { HashFn } from '../types.js'
+import type { HashFn, Refusal } from '../types.js'
 import type { PendingBatch } from './batch.js'
 import type { Chunk } from './chunk.js'
 import { KeySet, LazyKeySet } from './keyset.js'
@@ -75,7 +75,8 @@ export class Verifier {
     await req.signed.verified
     const lookup = this.keysOnlyTheDbKnows(req.nodes, batch)
     const inDb = lookup === undefined ? undefined : await lookupKeys(this.state, this.store, lookup)
-    return this.acceptable(req.nodes, batch, inDb)
+    if (req.onRefused === undefined) return this.acceptable(req.nodes, batch, inDb)
+    return this.acceptableByWriter(req.nodes, batch, inDb, req.signed.failed, req.onRefused)
   }
 
   /** A writer's seq as of the batch so far. */
@@ -162,6 +163,99 @@ export class Verifier {
       accepted.push(n)
     }
     return accepted
+  }
+
+  /** Whether a key is held, as of the node being checked (`held`: the request's nodes taken so far). */
+  private heldCheck(batch: PendingBatch, inDb: KeySet | undefined, held: LazyKeySet): (key: Uint8Array) => boolean {
+    const state = this.state
+    // Not nearby(): the node just before may have been refused.
+    return (key) =>
+      held.has(key) ||
+      batch.hasKey(key) ||
+      includesKey(batch.heads, key) ||
+      state.locate(key) === HELD ||
+      (inDb !== undefined && inDb.has(key))
+  }
+
+  /**
+   * Pass 2, writer by writer: a writer's first node that fails (or that
+   * links a refused node) refuses it and all its later nodes of the request,
+   * and so do the writers whose signature failed, and every writer whose
+   * nodes of the request are not all taken (its signature covers its last
+   * node only, which a relay must hold to pass the others on).
+   */
+  private acceptableByWriter(
+    nodes: Incoming[],
+    batch: PendingBatch,
+    inDb: KeySet | undefined,
+    failed: Map<string, HyperEmitterError> | undefined,
+    onRefused: (refusal: Refusal) => void,
+  ): Incoming[] {
+    const held = new LazyKeySet()
+    const isHeld = this.heldCheck(batch, inDb, held)
+    const refused = new Map<string, Refusal>()
+    const refuse = (n: Incoming, error: HyperEmitterError): void => {
+      if (!refused.has(n.writerHex)) refused.set(n.writerHex, { writer: n.writer, writerHex: n.writerHex, seq: n.seq, error })
+    }
+    const seqs = new Map<string, number>()
+    const taken: Array<Incoming | undefined> = []
+    for (let index = 0; index < nodes.length; index++) {
+      const n = nodes[index]
+      taken.push(undefined)
+      if (refused.has(n.writerHex)) continue
+      const signatureError = failed?.get(n.writerHex)
+      if (signatureError !== undefined) {
+        refuse(n, signatureError)
+        continue
+      }
+      const seq = seqs.get(n.writerHex) ?? this.clockAt(batch, n.writerHex)
+      if (n.seq <= seq) {
+        // Held already (a duplicate, skipped) or another node with this seq (a fork).
+        if (isHeld(n.key)) held.add(n.key)
+        else refuse(n, seqMismatch(n, index, seq, 'fork'))
+        continue
+      }
+      if (n.seq !== seq + 1) {
+        refuse(n, seqMismatch(n, index, seq, 'gap'))
+        continue
+      }
+      const missing = n.links.find((link) => !isHeld(link))
+      if (missing !== undefined) {
+        const hex = toHex(missing)
+        refuse(n, new HyperEmitterError(ErrorCodes.MISSING_LINK, `node ${index} links to ${hex}, which this log does not hold`, { details: { index, link: hex, writer: n.writerHex, seq: n.seq } }))
+        continue
+      }
+      held.add(n.key)
+      seqs.set(n.writerHex, n.seq)
+      taken[index] = n
+    }
+    if (refused.size > 0) dropRefused(nodes, taken, refused, refuse)
+    for (const r of refused.values()) onRefused(r)
+    return refused.size === 0 ? (taken as Incoming[]) : taken.filter((n): n is Incoming => n !== undefined)
+  }
+}
+
+/**
+ * A refused writer's earlier nodes of the request go too (its signature
+ * covers its last node only), and with them whatever links a dropped node:
+ * repeated until nothing more falls.
+ */
+function dropRefused(nodes: Incoming[], taken: Array<Incoming | undefined>, refused: Map<string, Refusal>, refuse: (n: Incoming, error: HyperEmitterError) => void): void {
+  const dropped = new KeySet()
+  for (let changed = true; changed; ) {
+    changed = false
+    for (let index = 0; index < nodes.length; index++) {
+      const n = taken[index]
+      if (n === undefined) continue
+      const already = refused.get(n.writerHex)
+      if (already === undefined && !n.links.some((l) => dropped.has(l))) continue
+      // From the lowest seq not stored: nothing of the writer at or above it came in.
+      if (already !== undefined) already.seq = Math.min(already.seq, n.seq)
+      else refuse(n, new HyperEmitterError(ErrorCodes.MISSING_LINK, `node ${index} links to a node refused in the same request`, { details: { index, writer: n.writerHex, seq: n.seq } }))
+      dropped.add(n.key)
+      taken[index] = undefined
+      changed = true
+    }
   }
 }
 

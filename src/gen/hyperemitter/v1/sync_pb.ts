@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hyperemitter/v1/sync.proto.
  */
 export const file_hyperemitter_v1_sync: GenFile = /*@__PURE__*/
-  fileDesc("ChpoeXBlcmVtaXR0ZXIvdjEvc3luYy5wcm90bxIPaHlwZXJlbWl0dGVyLnYxIrUDCgVGcmFtZRIvCgloYW5kc2hha2UYASABKAsyGi5oeXBlcmVtaXR0ZXIudjEuSGFuZHNoYWtlSAASJwoFY2xvY2sYAiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuQ2xvY2tIABInCgVub2RlcxgDIAEoCzIWLmh5cGVyZW1pdHRlci52MS5Ob2Rlc0gAEikKBnN5bmNlZBgEIAEoCzIXLmh5cGVyZW1pdHRlci52MS5TeW5jZWRIABIjCgNhY2sYBSABKAsyFC5oeXBlcmVtaXR0ZXIudjEuQWNrSAASJwoFZXJyb3IYBiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuRXJyb3JIABIlCgRwaW5nGAcgASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBpbmdIABIlCgRwb25nGAggASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBvbmdIABItCghpZGVudGl0eRgJIAEoCzIZLmh5cGVyZW1pdHRlci52MS5JZGVudGl0eUgAEisKB3JlZnVzZWQYCiABKAsyGC5oeXBlcmVtaXR0ZXIudjEuUmVmdXNlZEgAQgYKBGJvZHkiUgoJSGFuZHNoYWtlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDAoEbGl2ZRgDIAEoCBIRCgljaGFsbGVuZ2UYBSABKAxKBAgCEANKBAgEEAUiVQoISWRlbnRpdHkSJwoDa2V5GAEgASgLMhouaHlwZXJlbWl0dGVyLnYxLldyaXRlcktleRIRCglzaWduYXR1cmUYAiABKAwSDQoFdG9rZW4YAyABKAkiNQoFQ2xvY2sSLAoHZW50cmllcxgBIAMoCzIbLmh5cGVyZW1pdHRlci52MS5DbG9ja0VudHJ5Ii0KCkNsb2NrRW50cnkSDgoGd3JpdGVyGAEgASgMEg8KA3NlcRgCIAEoBEICMAIiSwoFTm9kZXMSDQoFbm9kZXMYASADKAwSMwoKc2lnbmF0dXJlcxgCIAMoCzIfLmh5cGVyZW1pdHRlci52MS5Ob2Rlc1NpZ25hdHVyZSJcCg5Ob2Rlc1NpZ25hdHVyZRIOCgZ3cml0ZXIYASABKAwSEQoJc2lnbmF0dXJlGAIgASgMEicKA2tleRgDIAEoCzIaLmh5cGVyZW1pdHRlci52MS5Xcml0ZXJLZXkiGwoGU3luY2VkEhEKBWNvdW50GAEgASgEQgIwAiIYCgNBY2sSEQoFY291bnQYASABKARCAjACIiYKBUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSJJCgdSZWZ1c2VkEg4KBndyaXRlchgBIAEoDBIPCgNzZXEYAiABKARCAjACEgwKBGNvZGUYAyABKAkSDwoHbWVzc2FnZRgEIAEoCSIZCgRQaW5nEhEKBW5vbmNlGAEgASgEQgIwAiIZCgRQb25nEhEKBW5vbmNlGAEgASgEQgIwAmIGcHJvdG8z", [file_hyperemitter_v1_log]);
+  fileDesc("ChpoeXBlcmVtaXR0ZXIvdjEvc3luYy5wcm90bxIPaHlwZXJlbWl0dGVyLnYxIrUDCgVGcmFtZRIvCgloYW5kc2hha2UYASABKAsyGi5oeXBlcmVtaXR0ZXIudjEuSGFuZHNoYWtlSAASJwoFY2xvY2sYAiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuQ2xvY2tIABInCgVub2RlcxgDIAEoCzIWLmh5cGVyZW1pdHRlci52MS5Ob2Rlc0gAEikKBnN5bmNlZBgEIAEoCzIXLmh5cGVyZW1pdHRlci52MS5TeW5jZWRIABIjCgNhY2sYBSABKAsyFC5oeXBlcmVtaXR0ZXIudjEuQWNrSAASJwoFZXJyb3IYBiABKAsyFi5oeXBlcmVtaXR0ZXIudjEuRXJyb3JIABIlCgRwaW5nGAcgASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBpbmdIABIlCgRwb25nGAggASgLMhUuaHlwZXJlbWl0dGVyLnYxLlBvbmdIABItCghpZGVudGl0eRgJIAEoCzIZLmh5cGVyZW1pdHRlci52MS5JZGVudGl0eUgAEisKB3JlZnVzZWQYCiABKAsyGC5oeXBlcmVtaXR0ZXIudjEuUmVmdXNlZEgAQgYKBGJvZHkiUgoJSGFuZHNoYWtlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDAoEbGl2ZRgDIAEoCBIRCgljaGFsbGVuZ2UYBSABKAxKBAgCEANKBAgEEAUiVQoISWRlbnRpdHkSJwoDa2V5GAEgASgLMhouaHlwZXJlbWl0dGVyLnYxLldyaXRlcktleRIRCglzaWduYXR1cmUYAiABKAwSDQoFdG9rZW4YAyABKAkiNQoFQ2xvY2sSLAoHZW50cmllcxgBIAMoCzIbLmh5cGVyZW1pdHRlci52MS5DbG9ja0VudHJ5IjoKCkNsb2NrRW50cnkSDgoGd3JpdGVyGAEgASgMEg8KA3NlcRgCIAEoBEICMAISCwoDdGlwGAMgASgMIksKBU5vZGVzEg0KBW5vZGVzGAEgAygMEjMKCnNpZ25hdHVyZXMYAiADKAsyHy5oeXBlcmVtaXR0ZXIudjEuTm9kZXNTaWduYXR1cmUiXAoOTm9kZXNTaWduYXR1cmUSDgoGd3JpdGVyGAEgASgMEhEKCXNpZ25hdHVyZRgCIAEoDBInCgNrZXkYAyABKAsyGi5oeXBlcmVtaXR0ZXIudjEuV3JpdGVyS2V5IhsKBlN5bmNlZBIRCgVjb3VudBgBIAEoBEICMAIiGAoDQWNrEhEKBWNvdW50GAEgASgEQgIwAiImCgVFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiSQoHUmVmdXNlZBIOCgZ3cml0ZXIYASABKAwSDwoDc2VxGAIgASgEQgIwAhIMCgRjb2RlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkiGQoEUGluZxIRCgVub25jZRgBIAEoBEICMAIiGQoEUG9uZxIRCgVub25jZRgBIAEoBEICMAJiBnByb3RvMw", [file_hyperemitter_v1_log]);
 
 /**
  * One frame of the replication protocol. Over TCP each frame is prefixed with
@@ -204,6 +204,19 @@ export type ClockEntry = Message<"hyperemitter.v1.ClockEntry"> & {
    * @generated from field: uint64 seq = 2 [jstype = JS_NUMBER];
    */
   seq: bigint;
+
+  /**
+   * The first 8 bytes of the key of the sender's node of `writer` at `seq`.
+   * Two copies of one db run apart (a restored backup, a cloned profile)
+   * write different nodes at one seq: equal seqs with different tips are a
+   * fork. The side that holds at least `seq` compares; on a difference it
+   * sends the writer's chain from its start, the receiver skips what it
+   * holds and refuses the first node that forks (Refused, then its own
+   * branch goes back), so both see the fork point exactly. Empty: unknown.
+   *
+   * @generated from field: bytes tip = 3;
+   */
+  tip: Uint8Array;
 };
 
 /**
@@ -346,7 +359,12 @@ export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
 /**
  * The receiver refused a writer's nodes from `seq` on (a bad signature, a
  * fork, a missing link) and will drop them: the sender stops sending them on
- * this connection. Everything else keeps flowing.
+ * this connection. Everything else keeps flowing. A receiver refusing a fork
+ * sends its own branch of the writer from `seq`; a writer that gets a
+ * validly signed node of its own at a seq it wrote something else at moves
+ * its own nodes from there to a new chain (docs/signatures.md, "Forks").
+ * A peer that keeps sending a refused writer's nodes after a grace of
+ * in-flight frames is disconnected (PROTOCOL_ERROR).
  *
  * @generated from message hyperemitter.v1.Refused
  */
