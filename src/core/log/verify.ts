@@ -231,7 +231,8 @@ export class Verifier {
     }
     if (refused.size > 0) dropRefused(nodes, taken, refused, refuse)
     for (const r of refused.values()) onRefused(r)
-    return refused.size === 0 ? (taken as Incoming[]) : taken.filter((n): n is Incoming => n !== undefined)
+    // Duplicates leave holes too, refusals or not.
+    return taken.filter((n): n is Incoming => n !== undefined)
   }
 }
 
