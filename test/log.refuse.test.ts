@@ -66,6 +66,16 @@ describe('addMany with onRefused', () => {
     expect(await log.addMany(bNodes, undefined, { signatures: [bSig] })).toHaveLength(3)
   })
 
+  it('skips nodes it already holds and stores the rest, with nothing refused', async () => {
+    const log = await openLog()
+    await log.addMany(aNodes.slice(0, 2), undefined, { signatures: [await signatureOver(a, aNodes[1])] })
+    // A relay sends A's whole chain again, with its third node and B's.
+    const { stored, refused } = await addRefusing(log, [...aNodes, ...bNodes], [aSig, bSig])
+    expect(refused).toEqual([])
+    expect(stored.map((e) => [toHex(e.writer), e.seq])).toEqual([[a.writerId, 3], [b.writerId, 1], [b.writerId, 2], [b.writerId, 3]])
+    expect(log.clock()).toEqual(new Map([[a.writerId, 3], [b.writerId, 3]]))
+  })
+
   it('refuses a fork from the forking seq, and whatever links the refused nodes, keeping the rest', async () => {
     const log = await openLog()
     await log.addMany(aNodes.slice(0, 2), undefined, { signatures: [await signatureOver(a, aNodes[1])] })

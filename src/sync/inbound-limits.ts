@@ -4,7 +4,7 @@
  */
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { AddOptions, SyncableLog } from '../core/types.js'
-import { VarintReader } from '../core/bytes/varint.js'
+import { VARINT_MAX_BYTES } from '../core/bytes/varint.js'
 import { MAX_LINKS_PER_APPEND } from '../core/codec/node.js'
 
 /** Default most nodes in one Nodes frame: a sender's default maxInFlight, which caps its frames. */
@@ -93,9 +93,12 @@ export function countLinks(node: Uint8Array): number {
   if (node.length < 2 || node[0] !== TAG_WRITER) return 0
   let pos = 2 + node[1]
   if (node[pos] !== TAG_SEQ) return 0
-  const reader = new VarintReader(node, pos + 1)
-  if (reader.next() < 0) return 0
-  pos = reader.pos
+  // A node's seq: skipped here, its value checked where the node is decoded.
+  pos++
+  const seqEnd = Math.min(node.length, pos + VARINT_MAX_BYTES)
+  while (pos < seqEnd && node[pos] >= 0x80) pos++
+  if (pos >= seqEnd) return 0
+  pos++
   let links = 0
   while (pos + 1 < node.length && node[pos] === TAG_LINK) {
     links++

@@ -104,7 +104,8 @@ export class Inbound {
     // Frames carry runs of one writer's nodes: mark once per run, at its highest seq.
     let runWriter: Uint8Array | undefined
     let runSeq = 0
-    for (const node of nodes) {
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]
       const seq = peekNodeSeq(node)
       if (seq < 0) continue
       if (runWriter === undefined || !isNodeBy(node, runWriter)) {

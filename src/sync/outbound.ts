@@ -165,7 +165,7 @@ export class Outbound {
   private readonly onLogChange = (entries: LogEntry[], origin: unknown): void => {
     // Nodes this session stored came from the peer: never echo them.
     if (this.host.closed || origin === this.origin) return
-    for (const entry of entries) this.liveQueue.push(entry)
+    for (let i = 0; i < entries.length; i++) this.liveQueue.push(entries[i])
     if (this.liveQueue.length > this.limits.maxLiveQueue) {
       // Stop holding entries in memory; the log still has them.
       this.liveQueue = []
@@ -310,7 +310,7 @@ export class Outbound {
     }
     if (this.channel.closed || this.host.failed) return
     for (const s of signatures) if (s.key !== undefined) this.keysSent.add(this.remote.hexOf(s.writer))
-    for (const entry of send) this.remote.mark(this.remote.hexOf(entry.writer), entry.seq)
+    for (let i = 0; i < send.length; i++) this.remote.mark(this.remote.hexOf(send[i].writer), send[i].seq)
     if (initial) this.catchUpCount += send.length
     this.stats.nodesSent += send.length
     this.sender.send(nodesFrame(send.map((e) => e.bytes), signatures.map(encodeSignature)))

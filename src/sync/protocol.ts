@@ -289,8 +289,15 @@ export function peekNodeSeq(node: Uint8Array): number {
   if (node.byteLength < 2 || node[0] !== 0x0a || node[1] >= 0x80) return -1
   const end = 2 + node[1]
   if (end >= node.byteLength || node[end] !== 0x10) return -1
-  return new VarintReader(node, end + 1).next()
+  peekReader.reset(node, end + 1, node.length)
+  const seq = peekReader.next()
+  peekReader.bytes = EMPTY_NODE
+  return seq
 }
+
+// One cursor for peekNodeSeq(), which runs per received node.
+const EMPTY_NODE = new Uint8Array(0)
+const peekReader = new VarintReader(EMPTY_NODE)
 
 /** Whether a node peekNodeSeq() could read is by `writer`, compared in place. */
 export function isNodeBy(node: Uint8Array, writer: Uint8Array): boolean {

@@ -92,7 +92,8 @@ const RECENT_NAMES = 8
 
 function decodeName(bytes: Uint8Array, start: number, end: number): string {
   const length = end - start
-  for (const recent of recentNames) {
+  for (let r = 0; r < recentNames.length; r++) {
+    const recent = recentNames[r]
     const b = recent.bytes
     if (b.length !== length) continue
     let i = 0
@@ -117,8 +118,9 @@ function wellFormed(varint: number): number {
   return varint
 }
 
-// Where scan() found the payload: module level, as node.ts keeps its
-// cursor, so reading only the name allocates nothing.
+// Where scan() found the payload, and its cursor: module level, as node.ts
+// keeps its cursor, so reading only the name allocates nothing.
+const envelopeReader = new VarintReader(EMPTY)
 let payloadStart = -1
 let payloadEnd = -1
 
@@ -126,7 +128,8 @@ let payloadEnd = -1
 function scan(bytes: Uint8Array): string {
   let name = ''
   payloadStart = payloadEnd = -1
-  const reader = new VarintReader(bytes)
+  const reader = envelopeReader
+  reader.reset(bytes, 0, bytes.length)
   while (reader.pos < bytes.length) {
     const tag = wellFormed(reader.next())
     const field = Math.floor(tag / 8)
@@ -153,6 +156,7 @@ function scan(bytes: Uint8Array): string {
       throw invalid(`unsupported wire type ${wire}`)
     }
   }
+  reader.bytes = EMPTY
   return name
 }
 
@@ -170,11 +174,27 @@ export function decodeEnvelope(bytes: Uint8Array): EventEnvelope {
  * `keep` refuses the event's name: for readers that skip most events.
  */
 export function decodeEnvelopeIf(bytes: Uint8Array, keep: ((name: string) => boolean) | undefined): EventEnvelope | undefined {
+  const name = envelopeNameIf(bytes, keep)
+  return name === undefined ? undefined : { name, payload: keptPayload(bytes) }
+}
+
+/**
+ * decodeEnvelopeIf() without the envelope object, for the delivery path:
+ * the name (undefined when `keep` refuses it); the payload of those same
+ * `bytes` then comes from keptPayload().
+ */
+export function envelopeNameIf(bytes: Uint8Array, keep: ((name: string) => boolean) | undefined): string | undefined {
   const name = scan(bytes)
   // Read before keep(), which could decode another envelope.
   const start = payloadStart
   const end = payloadEnd
   if (keep !== undefined && !keep(name)) return undefined
-  const payload = start < 0 ? EMPTY : view(bytes, start, end - start)
-  return { name, payload }
+  payloadStart = start
+  payloadEnd = end
+  return name
+}
+
+/** The payload of the envelope envelopeNameIf() read last (`bytes`: the same), as a view. */
+export function keptPayload(bytes: Uint8Array): Uint8Array {
+  return payloadStart < 0 ? EMPTY : view(bytes, payloadStart, payloadEnd - payloadStart)
 }

@@ -160,13 +160,24 @@ function utf8Short(buf: Uint8Array, i: number, end: number): string | undefined 
  * caller wraps it as CODEC_FAILED.
  */
 export function decodePlain(plan: MessagePlan, bytes: Uint8Array): Record<string, unknown> {
-  const r = new Reader(bytes)
-  const ctor = plan.ctor ?? (plan.ctor = namedClass(plan.desc.name))
-  const obj = new ctor() as Record<string, unknown>
-  initDefaults(plan, obj)
-  readMessage(r, plan, obj, bytes.length, -1)
-  return obj
+  // One reader for every decode (nothing else runs during one): a reader per
+  // event was garbage a fresh process paid for.
+  const r = reader
+  r.reset(bytes, 0, bytes.length)
+  r.depth = 0
+  try {
+    const ctor = plan.ctor ?? (plan.ctor = namedClass(plan.desc.name))
+    const obj = new ctor() as Record<string, unknown>
+    initDefaults(plan, obj)
+    readMessage(r, plan, obj, bytes.length, -1)
+    return obj
+  } finally {
+    r.bytes = NO_BYTES
+  }
 }
+
+const NO_BYTES = new Uint8Array(0)
+const reader = new Reader(NO_BYTES)
 
 function namedClass(name: string): new () => object {
   const C = class {}

@@ -138,7 +138,7 @@ export class BatchBuilder {
         }
       } else if (req.kind === ADD) {
         // Exact unless some are refused or duplicates; the heads after them are a guess.
-        for (const n of req.nodes) bytesLeft += varintLength(n.bytes.length) + n.bytes.length
+        for (let i = 0; i < req.nodes.length; i++) bytesLeft += varintLength(req.nodes[i].bytes.length) + req.nodes[i].bytes.length
         sizedHeads = heads.length + 1
       }
     }
@@ -186,7 +186,8 @@ export class BatchBuilder {
     const touched = batch.foreignWriters()
     const keys = batch.foreignKeys()
     let writerState: { writer: Uint8Array; seq: number; key: Uint8Array } | undefined
-    for (const n of accepted) {
+    for (let i = 0; i < accepted.length; i++) {
+      const n = accepted[i]
       const at = batch.chunks.reserve(n.bytes.length, batch.change + 1)
       batch.chunks.current!.buffer.set(n.bytes, at)
       batch.chunks.current!.pushKey(n.key)

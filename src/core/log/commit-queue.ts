@@ -351,7 +351,9 @@ export class CommitQueue {
     }
     if (batch.newKeys !== undefined) for (const [hex, { key }] of batch.newKeys) state.writerKeys.set(hex, key)
     if (batch.checkpoint) state.unindexed.clear()
-    for (const e of batch.entries) {
+    const entries = batch.entries
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]
       state.index.add(e.key, e.change)
       state.recent.add(e.key, e.change)
       if (!batch.checkpoint) state.unindexed.keep(e.key)

@@ -265,6 +265,6 @@ function chainCovers(nodes: Incoming[], tip: number, uncovered: number): boolean
 }
 
 function linksTo(links: Uint8Array[], key: Uint8Array): boolean {
-  for (const link of links) if (equalBytes(link, key)) return true
+  for (let i = 0; i < links.length; i++) if (equalBytes(links[i], key)) return true
   return false
 }

@@ -108,7 +108,8 @@ export class Verifier {
         clock = this.clockAt(batch, clockHex)
       }
       if (n.seq <= clock && !batch.hasKey(n.key) && state.locate(n.key) === UNKNOWN) (lookup ??= []).push(n.key)
-      for (const link of n.links) {
+      for (let l = 0; l < n.links.length; l++) {
+        const link = n.links[l]
         if (this.nearby(nodes, index, link, batch) || state.locate(link) !== UNKNOWN) continue
         if (inRequest === undefined) {
           inRequest = new KeySet()
@@ -148,7 +149,8 @@ export class Verifier {
       // Our own writer's next nodes, signed with our key, are taken too: a
       // copy of this db wrote them (a restored backup catching up).
       if (n.seq !== lastSeq + 1) throw seqMismatch(n, index, lastSeq, 'gap')
-      for (const link of n.links) {
+      for (let l = 0; l < n.links.length; l++) {
+        const link = n.links[l]
         if (!isHeld(link, index)) {
           const hex = toHex(link)
           throw new HyperEmitterError(ErrorCodes.MISSING_LINK, `node ${index} links to ${hex}, which this log does not hold`, {
@@ -229,7 +231,8 @@ export class Verifier {
     }
     if (refused.size > 0) dropRefused(nodes, taken, refused, refuse)
     for (const r of refused.values()) onRefused(r)
-    return refused.size === 0 ? (taken as Incoming[]) : taken.filter((n): n is Incoming => n !== undefined)
+    // Duplicates leave holes too, refusals or not.
+    return taken.filter((n): n is Incoming => n !== undefined)
   }
 }
 
