@@ -104,3 +104,44 @@ test('a database another page is deleting makes the emitter close it instead of 
   expect(outcome.emitError).toBe('HYPEREMITTER_STORAGE_FAILED')
   expect(outcome.statusErrors).toContain('HYPEREMITTER_STORAGE_FAILED')
 })
+
+test('the default IndexedDB db and browser-level (prefix "") read and extend each other\'s log', async ({ page, site }) => {
+  await page.goto(site.harness)
+  await expect(page.locator('#state')).toHaveText('ready')
+  const outcome = await page.evaluate(async (schema) => {
+    const { hyperemitter, BrowserLevel } = globalThis as any
+    const name = `layout-${Date.now()}`
+    const level = () => new BrowserLevel(name, { prefix: '', keyEncoding: 'view', valueEncoding: 'view' })
+    // The first `n` events of the history (bounded: whatever arrived within 10 s).
+    const notes = async (emitter: any, n: number) => {
+      const out: string[] = []
+      const read = (async () => {
+        for await (const event of emitter.events({ from: 'beginning' })) if (out.push(event.payload.note) === n) break
+      })()
+      await Promise.race([read, new Promise((resolve) => setTimeout(resolve, 10_000))])
+      return out
+    }
+    // Written through browser-level, as this package's IndexedDB storage was before.
+    const first = hyperemitter.HyperEmitter(level(), schema)
+    await first.ready()
+    for (const note of ['a', 'b', 'c']) await first.emit('Blob', { note })
+    const writer = await first.getId()
+    await first.close()
+    // The entry's own IndexedDB db opens it: same writer, same history, and appends.
+    const second = hyperemitter.HyperEmitter({ name, schema, tabs: false })
+    await second.ready()
+    const seenBySecond = await notes(second, 3)
+    const sameWriter = (await second.getId()) === writer
+    await second.emit('Blob', { note: 'd' })
+    await second.close()
+    // And browser-level reads what it added.
+    const db = level()
+    const third = hyperemitter.HyperEmitter(db, schema)
+    await third.ready()
+    const seenByThird = await notes(third, 4)
+    await third.close()
+    await db.close()
+    return { seenBySecond, sameWriter, seenByThird }
+  }, SCHEMA)
+  expect(outcome).toEqual({ seenBySecond: ['a', 'b', 'c'], sameWriter: true, seenByThird: ['a', 'b', 'c', 'd'] })
+})

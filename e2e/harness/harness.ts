@@ -1,25 +1,29 @@
 // A bare page for tests and benchmarks that need the library in a real
 // browser without the demo's UI: it exposes the browser entry, browser-level
-// and the portable Log conformance cases on globalThis.
+// (to check the storage layout against) and the portable Log conformance
+// cases on globalThis.
 import { BrowserLevel } from 'browser-level'
 import * as hyperemitter from '../../src/browser.js'
+import { memoryDb } from '../../src/browser/storage.js'
+import type { IndexedDb } from '../../src/browser/idb.js'
 import { logCases, runCase, type Backend, type CaseResult } from '../../test/browser-conformance.js'
 
 let dbCounter = 0
 
-/**
- * browser-level (IndexedDB) as the browser entry sets it up (indexedDb(): its
- * pipelined batches), one fresh database per create().
- */
+/** IndexedDB as the browser entry opens it (indexedDb()), one fresh database per create(). */
 const indexedDbBackend: Backend = {
-  name: 'browser-level',
+  name: 'IndexedDB',
   create: () => hyperemitter.indexedDb(`conformance-${Date.now()}-${dbCounter++}`),
-  reopen: (db) => hyperemitter.indexedDb((db as BrowserLevel).location),
+  reopen: (db) => hyperemitter.indexedDb((db as unknown as IndexedDb).location),
 }
 
-async function runConformance(): Promise<CaseResult[]> {
+// The db the entry falls back to without IndexedDB; it keeps its data across close() and open().
+const memoryBackend: Backend = { name: 'memory fallback', create: memoryDb, reopen: (db) => db }
+
+/** The conformance cases on IndexedDB, or on the in-memory fallback. */
+async function runConformance(backend?: 'memory'): Promise<CaseResult[]> {
   const results: CaseResult[] = []
-  for (const c of logCases) results.push(await runCase(indexedDbBackend, c))
+  for (const c of logCases) results.push(await runCase(backend === 'memory' ? memoryBackend : indexedDbBackend, c))
   return results
 }
 

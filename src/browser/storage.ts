@@ -1,99 +1,29 @@
 /**
- * Browser storage: browser-level (IndexedDB) under the app's database name,
- * and IndexedDB failures turned into coded errors.
+ * Browser storage: IndexedDB under the app's database name (src/browser/idb.ts),
+ * memory where there is none, and IndexedDB failures turned into coded errors.
  */
-import { BrowserLevel } from 'browser-level'
-import { MemoryLevel } from 'memory-level'
 import type { Db } from '../core/emitter.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
+import { memoryDb as liteMemoryDb } from '../core/db/memory.js'
+import { IndexedDb } from './idb.js'
 
 /** Default IndexedDB database name. */
 export const DEFAULT_DB_NAME = 'hyperemitter'
 
-const VIEW = { keyEncoding: 'view', valueEncoding: 'view' } as const
-
 /**
- * A browser-level database named exactly `name` in IndexedDB (no prefix),
- * with view encodings, not yet open: what the browser entry uses by default.
- * Each batch is one IndexedDB transaction with its requests pipelined (see
- * FastBrowserLevel).
+ * The IndexedDB database named exactly `name` (no prefix), not yet open: what
+ * the browser entry uses by default. It has the part of abstract-level's API
+ * the emitter uses, and the record layout of browser-level with `prefix: ''`
+ * and view encodings, so `new BrowserLevel(name, { prefix: '' })` opens the
+ * same data with the whole API.
  */
 export function openIndexedDb(name: string): Db {
-  return new FastBrowserLevel(name, { prefix: '', ...VIEW })
+  return new IndexedDb(name) as unknown as Db
 }
 
 /** An in-memory database, where there is no IndexedDB. */
 export function memoryDb(): Db {
-  return new MemoryLevel({ storeEncoding: 'view', ...VIEW })
-}
-
-/**
- * browser-level, with batches that queue every request of the transaction at
- * once: IndexedDB runs the requests of one transaction in order anyway, and
- * waiting for each request's success before making the next (as
- * browser-level does) costs a round trip to the storage process per key.
- * Values are stored with buffers of their own (see exact()). Also closes
- * itself when another page wants to delete or upgrade the database, instead
- * of blocking it.
- */
-export class FastBrowserLevel extends BrowserLevel<Uint8Array, Uint8Array> {
-  /** Called when another page asked for a version change (delete/upgrade) and this db closed for it. */
-  onVersionChange: (() => void) | undefined
-
-  async _open(options: any): Promise<void> {
-    await (BrowserLevel.prototype as any)._open.call(this, options)
-    const idb = (this as any).db as IDBDatabase | null
-    if (idb) {
-      idb.onversionchange = () => {
-        this.onVersionChange?.()
-        void this.close().catch(() => {})
-      }
-    }
-  }
-
-  async _put(key: Uint8Array, value: Uint8Array, options: any): Promise<void> {
-    return (BrowserLevel.prototype as any)._put.call(this, key, exact(value), options)
-  }
-
-  async _batch(operations: any[], _options: any): Promise<void> {
-    const idb = (this as any).db as IDBDatabase
-    const storeName = this.location
-    const transaction = idb.transaction([storeName], 'readwrite')
-    const store = transaction.objectStore(storeName)
-    const done = new Promise<void>((resolve, reject) => {
-      transaction.oncomplete = () => resolve()
-      transaction.onabort = () => reject(transaction.error ?? new Error('the IndexedDB transaction was aborted'))
-    })
-    try {
-      for (const op of operations) {
-        if (op.type === 'del') store.delete(op.key)
-        else store.put(exact(op.value), op.key)
-      }
-      // Commit now rather than when the event loop gets round to it.
-      transaction.commit?.()
-    } catch (err) {
-      // A request that could not even be made (DataError...): nothing of the batch is kept.
-      try {
-        transaction.abort()
-      } catch {
-        // Already finished.
-      }
-      await done.catch(() => {})
-      throw err
-    }
-    return done
-  }
-}
-
-/**
- * `value` with a buffer of its own. IndexedDB stores a typed array by
- * structured clone, which copies the view's whole underlying ArrayBuffer: a
- * 100-byte view into a 64 KiB slab would cost 64 KiB of copying and disk.
- * (Keys are not affected: a binary key takes only the viewed bytes.)
- */
-function exact(value: unknown): unknown {
-  if (value instanceof Uint8Array && (value.byteOffset !== 0 || value.byteLength !== value.buffer.byteLength)) return value.slice()
-  return value
+  return liteMemoryDb() as unknown as Db
 }
 
 /**
@@ -101,7 +31,7 @@ function exact(value: unknown): unknown {
  * deletes or upgrades the database.
  */
 export function onVersionChange(db: Db, listener: () => void): void {
-  if (db instanceof FastBrowserLevel) db.onVersionChange = listener
+  if ((db as unknown) instanceof IndexedDb) (db as unknown as IndexedDb).onVersionChange = listener
 }
 
 /** The DOMException (or other error) at the bottom of a chain of causes. */

@@ -3,7 +3,6 @@
  * Log and a schema, with no runtime APIs; the Node and browser entries extend
  * it. Its parts live in emitter/: the emit queue, deliveries to listeners.
  */
-import { MemoryLevel } from 'memory-level'
 import { isStream, parseArguments } from './arguments.js'
 import { withCallback, type Callback } from './callback.js'
 import { toHex } from './bytes/bytes.js'
@@ -191,11 +190,11 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
 
   /**
    * The db used when the caller passes none; the emitter owns it and closes
-   * it on close(). Default: a new memory-level. The browser entry opens
-   * IndexedDB (browser-level) under `options.name` instead.
+   * it on close(). Each runtime entry gives its own: memory-level in Node,
+   * IndexedDB under `options.name` in browsers (core/db/ where there is none).
    */
   protected static defaultDb(_options: HyperEmitterOptions): Db {
-    return new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+    throw new HyperEmitterError(ErrorCodes.NOT_SUPPORTED, 'this runtime has no default db: pass one')
   }
 
   /**

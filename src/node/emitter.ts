@@ -2,7 +2,8 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import type { Duplex } from 'node:stream'
 import { checkCallbackLast, checkPortFirst } from '../core/arguments.js'
 import { withCallback, type Callback } from '../core/callback.js'
-import type { EventMap, EventsOptions } from '../core/emitter.js'
+import { MemoryLevel } from 'memory-level'
+import type { Db, EventMap, EventsOptions } from '../core/emitter.js'
 import { parseProtoFile } from '../core/codec/proto-parse.js'
 import { useProtoParser } from '../core/codec/schema.js'
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
@@ -56,6 +57,11 @@ const DIAL_TIMEOUT_MS = 10_000
  */
 export class NodeHyperEmitter<E extends EventMap = EventMap> extends ReplicatedEmitter<E> {
   private readonly hubs: HubServer[] = []
+
+  /** memory-level: the db Node users know, and abstract-level's whole API. */
+  protected static override defaultDb(): Db {
+    return new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' })
+  }
 
   protected static override defaultOptions(): ReplicationOptions {
     // Node's dbs copy a record when it is written (classic-level) or keep it

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { MemoryLevel } from 'memory-level'
 import type { Db } from '../../src/core/emitter.js'
+import { memoryDb } from '../../src/core/db/memory.js'
 
 /** A db backend the db-facing suites run on; `reopen` gives a new handle on the same data. */
 export interface DbFactory {
@@ -14,6 +15,8 @@ export interface DbFactory {
   reopen(db: Db): Db | undefined
   /** Remove everything the factory created. */
   cleanup(): void
+  /** False for the core's own db, which has only the API the emitter uses ('view' root, no keys() or string values). */
+  appFacing?: false
 }
 
 export function memoryFactory(): DbFactory {
@@ -21,6 +24,17 @@ export function memoryFactory(): DbFactory {
     name: 'memory-level',
     create: () => new MemoryLevel(),
     reopen: () => undefined,
+    cleanup: () => {},
+  }
+}
+
+/** The core's own in-memory db (the browser entry's without IndexedDB), which keeps its data across close() and open(). */
+export function liteMemoryFactory(): DbFactory {
+  return {
+    name: 'core memory db',
+    appFacing: false,
+    create: () => memoryDb() as unknown as Db,
+    reopen: (db) => db,
     cleanup: () => {},
   }
 }
@@ -50,7 +64,7 @@ export function classicFactory(): DbFactory {
 }
 
 /** Every db the db-facing suites run on. */
-export const dbFactories = [memoryFactory, classicFactory]
+export const dbFactories = [memoryFactory, liteMemoryFactory, classicFactory]
 
 /**
  * The log's chunk records (key 'c' || change, 8 bytes) as handed to

@@ -2,7 +2,7 @@
  * The default node hash: SHA-256 in pure JS (@noble/hashes), synchronous,
  * so the core runs anywhere without runtime crypto.
  */
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2'
+import { sha256 as nobleSha256 } from '@noble/hashes/sha256'
 import type { HashFn } from '../types.js'
 
 // One hasher reset per call from a pristine one (noble's _cloneInto), since
