@@ -137,6 +137,16 @@ describe('Log.rechain', () => {
     expect(await values(w)).toEqual(['w1', 'w2', 'b1 links w2'])
   })
 
+  it('moves nothing on a db shared with other Logs (their state would go stale)', async () => {
+    const lock = (async (_mode: string, fn: () => Promise<unknown>) => fn()) as any
+    const w = new Log(newDb(), { lock })
+    await w.open()
+    await w.append(enc('one'))
+    const id = w.writerId
+    expect(await w.rechain(1)).toBeUndefined()
+    expect(w.writerId).toBe(id)
+  })
+
   it('moves nothing when nothing of ours is at or after the seq, and refuses a bad seq', async () => {
     const w = new Log(newDb())
     await w.open()

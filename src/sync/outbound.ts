@@ -129,8 +129,9 @@ export class Outbound {
    */
   resendFrom(writerHex: string, seq: number): void {
     this.remote.lower(writerHex, seq)
-    // Before the peer's Clock, the first catch-up reads it from there anyway.
-    if (!this.started) return
+    // Before the peer's Clock, the first catch-up reads it from there anyway;
+    // a one-shot session sends nothing after its Synced (the next live one will).
+    if (!this.started || this.unsubscribe === undefined) return
     this.refetch = true
     this.pump()
   }

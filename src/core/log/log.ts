@@ -411,12 +411,14 @@ export class Log implements SyncableLog {
    * it from `fromSeq` on (a copy of this db wrote them), so this log's own
    * nodes from there move to a fresh chain of the same key, hence a new
    * writer id, in place (see rechain.ts). Resolves what moved, or undefined
-   * when nothing could (nothing of ours from `fromSeq`, or another writer's
-   * node links one of ours there). Listeners hear nothing: the events were
-   * theirs already. Rejects INVALID_ARGUMENT, CLOSED or STORAGE_FAILED.
+   * when nothing could (nothing of ours from `fromSeq`, another writer's
+   * node links one of ours there, or the db is shared with other Logs, whose
+   * state the rewrite would leave stale). Listeners hear nothing: the events
+   * were theirs already. Rejects INVALID_ARGUMENT, CLOSED or STORAGE_FAILED.
    */
   rechain(fromSeq: number): Promise<Rechained | undefined> {
     if (this.status === 'closing' || this.status === 'closed') return Promise.reject(closedError())
+    if (this.lock !== undefined) return Promise.resolve(undefined)
     return new Promise((resolve, reject) => {
       const run = async (): Promise<Rechained | undefined> => {
         const moved = await rechain(this.db, this.store, this.state, this.hash, this.opened().signer, fromSeq)

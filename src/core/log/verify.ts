@@ -165,11 +165,18 @@ export class Verifier {
     return accepted
   }
 
-  /** Whether a key is held, as of the node being checked (`held`: the request's nodes taken so far). */
-  private heldCheck(batch: PendingBatch, inDb: KeySet | undefined, held: LazyKeySet): (key: Uint8Array) => boolean {
+  /** Whether a key is held, as of node `index` (`held`: the request's nodes taken so far, `taken`: by index). */
+  private heldCheck(
+    nodes: Incoming[],
+    taken: Array<Incoming | undefined>,
+    batch: PendingBatch,
+    inDb: KeySet | undefined,
+    held: LazyKeySet,
+  ): (key: Uint8Array, index: number) => boolean {
     const state = this.state
-    // Not nearby(): the node just before may have been refused.
-    return (key) =>
+    // The node just before, the usual link, counts only if it was taken (it may have been refused).
+    return (key, index) =>
+      (index > 0 && taken[index - 1] !== undefined && equalBytes(key, nodes[index - 1].key)) ||
       held.has(key) ||
       batch.hasKey(key) ||
       includesKey(batch.heads, key) ||
@@ -192,26 +199,33 @@ export class Verifier {
     onRefused: (refusal: Refusal) => void,
   ): Incoming[] {
     const held = new LazyKeySet()
-    const isHeld = this.heldCheck(batch, inDb, held)
+    const taken: Array<Incoming | undefined> = []
+    const isHeld = this.heldCheck(nodes, taken, batch, inDb, held)
     const refused = new Map<string, Refusal>()
     const refuse = (n: Incoming, error: HyperEmitterError): void => {
       if (!refused.has(n.writerHex)) refused.set(n.writerHex, { writer: n.writer, writerHex: n.writerHex, seq: n.seq, error })
     }
+    // Each writer's seq so far; the current run's in locals (frames carry runs of one writer).
     const seqs = new Map<string, number>()
-    const taken: Array<Incoming | undefined> = []
+    let runHex = ''
+    let seq = 0
     for (let index = 0; index < nodes.length; index++) {
       const n = nodes[index]
       taken.push(undefined)
-      if (refused.has(n.writerHex)) continue
-      const signatureError = failed?.get(n.writerHex)
+      if (n.writerHex !== runHex) {
+        if (runHex !== '') seqs.set(runHex, seq)
+        runHex = n.writerHex
+        seq = seqs.get(runHex) ?? this.clockAt(batch, runHex)
+      }
+      if (refused.size > 0 && refused.has(n.writerHex)) continue
+      const signatureError = failed !== undefined && failed.size > 0 ? failed.get(n.writerHex) : undefined
       if (signatureError !== undefined) {
         refuse(n, signatureError)
         continue
       }
-      const seq = seqs.get(n.writerHex) ?? this.clockAt(batch, n.writerHex)
       if (n.seq <= seq) {
         // Held already (a duplicate, skipped) or another node with this seq (a fork).
-        if (isHeld(n.key)) held.add(n.key)
+        if (isHeld(n.key, index)) held.add(n.key)
         else refuse(n, seqMismatch(n, index, seq, 'fork'))
         continue
       }
@@ -219,14 +233,14 @@ export class Verifier {
         refuse(n, seqMismatch(n, index, seq, 'gap'))
         continue
       }
-      const missing = n.links.find((link) => !isHeld(link))
+      const missing = n.links.find((link) => !isHeld(link, index))
       if (missing !== undefined) {
         const hex = toHex(missing)
         refuse(n, new HyperEmitterError(ErrorCodes.MISSING_LINK, `node ${index} links to ${hex}, which this log does not hold`, { details: { index, link: hex, writer: n.writerHex, seq: n.seq } }))
         continue
       }
       held.add(n.key)
-      seqs.set(n.writerHex, n.seq)
+      seq = n.seq
       taken[index] = n
     }
     if (refused.size > 0) dropRefused(nodes, taken, refused, refuse)
