@@ -1,8 +1,7 @@
 /**
- * Both sides prove their key: each sends a fresh challenge in its Handshake
- * and signs the other's in its Identity. A peer is accepted once its proof
- * checks out and the authenticate hook agrees; an accepting side (a hub)
- * shows its own Identity only then.
+ * The key proof: each side signs the other's fresh challenge in its Identity.
+ * A peer is accepted once its proof checks out and authenticate agrees; an
+ * accepting side (a hub) shows its own Identity only then.
  */
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { SyncableLog } from '../core/types.js'
