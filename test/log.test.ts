@@ -6,10 +6,11 @@ import { PackedBytes } from '../src/core/bytes/packed.js'
 import { ErrorCodes, isHyperEmitterError } from '../src/core/errors.js'
 import { sha256 } from '../src/core/bytes/hash.js'
 import { decodeNode, encodeNode, Log, type LogOptions } from '../src/core/log/log.js'
+import { MAX_LINKS_PER_APPEND } from '../src/core/codec/node.js'
 import type { Clock, LogEntry } from '../src/core/types.js'
 import { captureChunkRecords, dbFactories, ownsBuffer, spyBatch } from './helpers/dbs.js'
 import { collectGarbage } from './helpers/gc.js'
-import { fillWriterPool, poolWriter, signatureOver, signaturesFor, signingAdds, testWriter } from './helpers/signing.js'
+import { fillWriterPool, poolWriter, registerSigner, signatureOver, signaturesFor, signingAdds, testWriter } from './helpers/signing.js'
 import { readMissing } from './helpers/missing.js'
 
 type Db = AbstractLevel<any, any, any>
@@ -374,6 +375,42 @@ describe.each(backends)('Log on $label', (backend) => {
     const merged = await c.append(enc('c2'))
     expect(merged.links.map(toHex)).toEqual(heads.map(toHex))
     expect(c.heads().map(toHex)).toEqual([toHex(merged.key)])
+  })
+
+  it('links at most MAX_LINKS_PER_APPEND heads: the rest stay heads, the next appends link them, and reopen keeps them', async () => {
+    let db = backend.create()
+    let log = await openLog(db)
+    // A new Log over the same stored data, and the db it is on.
+    const reopen = async () => {
+      await log.close()
+      const again = backend.reopen(db)
+      if (again !== undefined) await db.close()
+      db = again ?? db
+      log = await openLog(db)
+    }
+    const extra = 8
+    // Writers of its own (the shared pool is sized for the other tests).
+    const writers = await Promise.all(Array.from({ length: MAX_LINKS_PER_APPEND + extra }, () => testWriter()))
+    for (const w of writers) registerSigner(w)
+    await log.addMany(writers.map((w) => foreign(w.writer, 1, []).bytes))
+    const heads = log.heads().map(toHex)
+    expect(heads.length).toBe(MAX_LINKS_PER_APPEND + extra)
+    const first = await log.append(enc('first'))
+    expect(first.links.map(toHex)).toEqual(heads.slice(0, MAX_LINKS_PER_APPEND))
+    const left = [...heads.slice(MAX_LINKS_PER_APPEND), toHex(first.key)].sort()
+    expect(log.heads().map(toHex)).toEqual(left)
+    // Several heads after a batch of appends alone: the heads record must say so.
+    await reopen()
+    expect(log.heads().map(toHex)).toEqual(left)
+    const second = await log.append(enc('second'))
+    expect(second.links.map(toHex)).toEqual(left)
+    expect(log.heads().map(toHex)).toEqual([toHex(second.key)])
+    await reopen()
+    expect(log.heads().map(toHex)).toEqual([toHex(second.key)])
+    // What a peer receives of it verifies: every link is held, in topological order.
+    const peer = await openLog()
+    expect((await sync(log, peer)).length).toBe(MAX_LINKS_PER_APPEND + extra + 2)
+    expect(peer.heads().map(toHex)).toEqual([toHex(second.key)])
   })
 
   it('reads in topological order: every node after all it links to', async () => {

@@ -21,6 +21,7 @@ import { clockFrame, decodeFrame, handshakeFrame, identityFrame, nodesFrame, pin
 import { handshakeMessage } from '../src/core/identity/writer-key.js'
 import { encodeFrame as lengthPrefixed, FrameDecoder } from '../src/transport/tcp.js'
 import { classicFactory, memoryFactory, type DbFactory } from './helpers/dbs.js'
+import { clockFrameLimit } from '../src/sync/clock-frame.js'
 import { identityFor, signatureOver, signedNodes } from './helpers/signing.js'
 import { sha256 } from '../src/core/bytes/hash.js'
 import { rawHandshake, rawTcp, rawWebSocket, type RawClient } from './helpers/raw-peers.js'
@@ -452,6 +453,53 @@ describe.each(transports)('replication over $name', (T) => {
     const peer = make()
     await within((await T.connect(peer, port)).synced, 10_000, 'sync after the attacks')
     expect(heads(peer)).toEqual(heads(hub))
+  })
+
+  it('until the peer\'s Clock is in, a frame bigger than maxClockWriters allows is refused from its length; the Handshake says maxFrameSize', async () => {
+    const hub = make(null, { maxClockWriters: 100 })
+    const { port } = await hub.listen(0, HOST)
+    const errors: any[] = []
+    hub.status.on('peer:error', (i: any) => errors.push(i.error))
+    const raw = await T.raw(port)
+    await rawHandshake(raw, await randomWriter())
+    expect((await raw.next('handshake')).maxFrameSize).toBe(4 * 1024 * 1024)
+    // The hub accepted us and sent its Clock: a Clock of ours is what it takes next.
+    await raw.next('clock')
+    const over = clockFrameLimit(100) + 1
+    if (T.name === 'tcp') {
+      // Only the length: the hub must not wait for a body it would refuse.
+      raw.sendRaw(Uint8Array.of(0, 0, over >> 8, over & 0xff))
+    } else {
+      raw.send(new Uint8Array(over).fill(0x12, 0, 1))
+    }
+    await within(raw.closed, 10_000, 'disconnect on an oversize clock')
+    await until(() => errors.length > 0, 10_000, 'peer:error')
+    expect(errors[0].code).toBe(ErrorCodes.FRAME_TOO_LARGE)
+    // A Clock within it is taken, and frames after it may be of any size again.
+    const honest = make()
+    await honest.emit('Hello', { from: 'honest', message: 'x'.repeat(20_000) })
+    const peer = await T.connect(honest, port)
+    await within(peer.synced, 10_000, 'sync after the refusal')
+    expect(heads(hub)).toEqual(heads(honest))
+  })
+
+  it('a sender builds no frame bigger than the maxFrameSize the peer\'s Handshake said', async () => {
+    const hub = make(null, { session: { maxBatchBytes: 256 * 1024 } })
+    const pending: Promise<void>[] = []
+    for (let i = 0; i < 300; i++) pending.push(hub.emit('Hello', { from: 'hub', message: `${i} ${'x'.repeat(200)}` }))
+    await Promise.all(pending)
+    const { port } = await hub.listen(0, HOST)
+    const raw = await T.raw(port)
+    await rawHandshake(raw, await randomWriter(), { maxFrameSize: 8 * 1024 })
+    await raw.next('clock')
+    raw.send(clockFrame(new Map()))
+    await raw.next('synced')
+    const nodes = raw.frames.filter((f) => f.case === 'nodes')
+    expect(nodes.reduce((n, f) => n + (f.value as { nodes: unknown[] }).nodes.length, 0)).toBe(logOf(hub).length)
+    // 300 nodes of ~250 bytes: one 256 KiB frame if the sender ignored the peer's limit.
+    expect(nodes.length).toBeGreaterThan(8)
+    expect(Math.max(...raw.sizes)).toBeLessThan(8 * 1024)
+    raw.destroy()
   })
 
   it('random and truncated frames never crash the process nor change the log (fast-check)', async () => {

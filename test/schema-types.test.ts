@@ -19,7 +19,7 @@ describe('PlainOf', () => {
   it('uses the .proto field names, as decode() does', () => {
     expectTypeOf<ProtoFieldName<'protocolVersion'>>().toEqualTypeOf<'protocol_version'>()
     expectTypeOf<ProtoFieldName<'constructor$'>>().toEqualTypeOf<'constructor'>()
-    expectTypeOf<PlainOf<typeof HandshakeSchema>>().toEqualTypeOf<{ protocol_version: number; live: boolean; challenge: Uint8Array }>()
+    expectTypeOf<PlainOf<typeof HandshakeSchema>>().toEqualTypeOf<{ protocol_version: number; live: boolean; challenge: Uint8Array; max_frame_size: number }>()
     expectTypeOf<PlainOf<typeof KnownPeerSchema>>().toEqualTypeOf<{ address: string; last_synced: bigint; token: string }>()
     // and it is what decode() really returns
     const c = Codecs.fromSync([HandshakeSchema])

@@ -277,3 +277,44 @@ describe('connect helpers', () => {
     expect(isHyperEmitterError(badPort, ErrorCodes.INVALID_ARGUMENT)).toBe(true)
   })
 })
+
+describe('WebSocket channel over Node ws', () => {
+  it('a peer refused for an oversize message is not read any further: its socket goes once our close frame is out', async () => {
+    const { WebSocketServer } = await import('ws')
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 1024, perMessageDeflate: false })
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
+    const port = (wss.address() as net.AddressInfo).port
+    const served = new Promise<{ channel: FrameChannel; socket: net.Socket }>((resolve) =>
+      wss.once('connection', (ws) => {
+        const socket = (ws as unknown as { _socket: net.Socket })._socket
+        const channel = createWebSocketChannel(ws as unknown as WebSocketLike, { maxFrameSize: 1024 })
+        channel.on('frame', () => {})
+        resolve({ channel, socket })
+      }),
+    )
+    // A raw client: upgrades, announces a 1 MiB message, then keeps sending and never answers a close.
+    const client = net.connect(port, '127.0.0.1')
+    client.on('error', () => {})
+    client.write(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    const { channel, socket } = await served
+    const closed = closeOf(channel)
+    const header = Uint8Array.of(0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0)
+    client.write(header)
+    const chunk = new Uint8Array(64 * 1024)
+    let sent = 0
+    // Bounded: 8 MiB at most, or 5 s; a server still reading takes it all.
+    const deadline = Date.now() + 5000
+    while (!client.destroyed && !socket.destroyed && sent < 8 * 1024 * 1024 && Date.now() < deadline) {
+      sent += chunk.length
+      if (!client.write(chunk)) await new Promise((r) => setTimeout(r, 5))
+      else await new Promise((r) => setImmediate(r))
+    }
+    const err = await closed
+    expect(isHyperEmitterError(err, ErrorCodes.FRAME_TOO_LARGE)).toBe(true)
+    await new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())))
+    // What the server read of the refused message stays near one read's worth, not what the peer kept sending.
+    expect(socket.bytesRead).toBeLessThan(1024 * 1024)
+    client.destroy()
+    await new Promise<void>((resolve) => wss.close(() => resolve()))
+  })
+})

@@ -51,8 +51,8 @@ export class PeerProof {
   }
 
   /** Our Handshake, the session's first frame. */
-  handshakeFrame(): Uint8Array {
-    return handshakeFrame(this.wantLive, this.challenge)
+  handshakeFrame(maxFrameSize: number): Uint8Array {
+    return handshakeFrame(this.wantLive, this.challenge, PROTOCOL_VERSION, maxFrameSize)
   }
 
   /** Checks the peer's Handshake; resolves to the session's mode: live when both sides want it. */

@@ -5,11 +5,12 @@
 import { ErrorCodes, HyperEmitterError } from '../core/errors.js'
 import type { AddOptions, SyncableLog } from '../core/types.js'
 import { VarintReader } from '../core/bytes/varint.js'
+import { MAX_LINKS_PER_APPEND } from '../core/codec/node.js'
 
 /** Default most nodes in one Nodes frame: a sender's default maxInFlight, which caps its frames. */
 export const DEFAULT_MAX_NODES_PER_FRAME = 8192
-/** Default most links one node may carry. */
-export const DEFAULT_MAX_LINKS_PER_NODE = 8192
+/** Default most links one node may carry: twice what this log ever writes (MAX_LINKS_PER_APPEND). */
+export const DEFAULT_MAX_LINKS_PER_NODE = 2 * MAX_LINKS_PER_APPEND
 
 const TAG_WRITER = 0x0a
 const TAG_SEQ = 0x10
@@ -18,11 +19,11 @@ const TAG_LINK = 0x1a
 export interface InboundLimits {
   /** Most nodes in one Nodes frame (default 8192). */
   maxNodesPerFrame?: number
-  /** Most links one received node may carry (default 8192). */
+  /** Most links one received node may carry (default 64, at least 32). */
   maxLinksPerNode?: number
 }
 
-/** Throws INVALID_ARGUMENT unless each limit given is a positive integer. */
+/** Throws INVALID_ARGUMENT unless each limit given is a positive integer, and maxLinksPerNode at least MAX_LINKS_PER_APPEND. */
 export function checkInboundLimits(limits: InboundLimits): Required<InboundLimits> {
   const out = {
     maxNodesPerFrame: limits.maxNodesPerFrame ?? DEFAULT_MAX_NODES_PER_FRAME,
@@ -32,6 +33,12 @@ export function checkInboundLimits(limits: InboundLimits): Required<InboundLimit
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `${option} must be a positive integer, got ${value}`, { details: { option } })
     }
+  }
+  if (out.maxLinksPerNode < MAX_LINKS_PER_APPEND) {
+    // Lower would refuse nodes any honest log writes.
+    throw new HyperEmitterError(ErrorCodes.INVALID_ARGUMENT, `maxLinksPerNode must be at least ${MAX_LINKS_PER_APPEND}, got ${out.maxLinksPerNode}`, {
+      details: { option: 'maxLinksPerNode' },
+    })
   }
   return out
 }

@@ -11,7 +11,8 @@ import type { Refusals } from './refusals.js'
 import type { NodesSignature } from '../gen/hyperemitter/v1/sync_pb.js'
 import type { FrameChannel } from '../transport/channel.js'
 import type { FrameSender } from './frame-sender.js'
-import { ackFrame, isNodeBy, peekNodeSeq, peekNodeWriter, type FrameBody } from './protocol.js'
+import type { SessionFrame } from './clock-frame.js'
+import { ackFrame, isNodeBy, peekNodeSeq, peekNodeWriter } from './protocol.js'
 import type { RemoteClock } from './remote-clock.js'
 import { storeError } from './session-errors.js'
 import type { SessionStats } from './session-options.js'
@@ -31,7 +32,7 @@ const ACK_EVERY = 1024
 export interface InboundHost {
   readonly closed: boolean
   /** Handles one queued frame; the next waits until it settles. */
-  handle(body: FrameBody): Promise<void>
+  handle(body: SessionFrame): Promise<void>
   fail(err: unknown): void
   /** The channel ended and every frame it delivered was handled. */
   peerEnded(): void
@@ -42,7 +43,7 @@ export interface InboundHost {
 }
 
 export class Inbound {
-  private queue: FrameBody[] = []
+  private queue: SessionFrame[] = []
   private busy = false
   private paused = false
   private pendingAck = 0
@@ -70,7 +71,7 @@ export class Inbound {
   }
 
   /** Queues a frame to be handled in order. */
-  enqueue(body: FrameBody): void {
+  enqueue(body: SessionFrame): void {
     this.queue.push(body)
     if (!this.paused && this.queue.length >= MAX_QUEUED_FRAMES) {
       this.paused = true

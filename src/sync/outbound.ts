@@ -9,7 +9,8 @@ import type { LogEntry, NodeSignature, SyncableLog } from '../core/types.js'
 import type { FrameChannel } from '../transport/channel.js'
 import { FrameBuilder } from './frame-builder.js'
 import type { FrameSender } from './frame-sender.js'
-import { clockFromWire, encodeSignature, nodesFrame, syncedFrame, tipsFromWire, type FrameOf } from './protocol.js'
+import type { WireClock } from './clock-frame.js'
+import { encodeSignature, nodesFrame, syncedFrame } from './protocol.js'
 import { divergedWriters } from './tips.js'
 import type { RemoteClock } from './remote-clock.js'
 import { protocolError } from './session-errors.js'
@@ -52,6 +53,8 @@ export class Outbound {
   /** Frames being signed: a clean close lets them leave first. */
   private signingFrames = 0
   private ownHex?: string
+  // The largest frame the peer's Handshake said it takes.
+  private peerMaxFrameSize = Infinity
   /** The peer's Clock came: catch-up reads follow the remote clock from then on. */
   private started = false
 
@@ -77,20 +80,26 @@ export class Outbound {
     return this.nodesAcked === this.stats.nodesSent
   }
 
+  /** The peer takes frames of at most `bytes` (0: not said). */
+  peerTakes(bytes: number): void {
+    if (bytes > 0) this.peerMaxFrameSize = bytes
+  }
+
   /**
    * The peer's Clock: starts the first catch-up, and in live mode follows
    * the log. A writer whose tip there is not our node at that seq (a fork)
    * is sent from its start: the peer skips what it holds and refuses the
    * first node that differs, which names the fork exactly.
    */
-  async start(clock: FrameOf<'clock'>, live: boolean): Promise<void> {
+  async start(clock: WireClock, live: boolean): Promise<void> {
     this.started = true
-    const seqs = clockFromWire(clock.entries, this.log.writer.byteLength, this.log.clock())
+    // Only writers we hold: we have nothing of the others to send.
+    const seqs = clock.filter(this.log.clock())
     for (const [writer, seq] of seqs) this.remote.mark(writer, seq)
     const log = this.log
     if (log.tipOf !== undefined && log.keyAt !== undefined) {
       const source = { clock: () => log.clock(), tipOf: (hex: string) => log.tipOf!(hex), keyAt: (w: Uint8Array, s: number) => log.keyAt!(w, s) }
-      for (const hex of await divergedWriters(source, seqs, tipsFromWire(clock.entries, seqs), fromHex)) this.remote.lower(hex, 0)
+      for (const hex of await divergedWriters(source, seqs, clock.tips(seqs), fromHex)) this.remote.lower(hex, 0)
       if (this.host.closed) return
     }
     // Subscribe before the snapshot: anything committed from here on is either
@@ -273,7 +282,8 @@ export class Outbound {
   private newFrame(): FrameBuilder {
     const budget = this.limits.maxInFlight - (this.stats.nodesSent - this.nodesAcked)
     this.ownHex ??= toHex(this.log.writer)
-    return new FrameBuilder(this.ownHex, this.limits.maxFrameBytes, Math.max(1, budget), this.channel.maxFrameSize - 1, (w) => this.remote.hexOf(w))
+    const hard = Math.min(this.channel.maxFrameSize, this.peerMaxFrameSize) - 1
+    return new FrameBuilder(this.ownHex, Math.min(this.limits.maxFrameBytes, hard), Math.max(1, budget), hard, (w) => this.remote.hexOf(w))
   }
 
   /** The next entry cut off the frame before, if any. */

@@ -25,6 +25,7 @@ import {
 } from '../gen/hyperemitter/v1/sync_pb.js'
 import { WriterKeySchema } from '../gen/hyperemitter/v1/log_pb.js'
 import type { WriterKey } from '../core/identity/writer-key.js'
+import { readClockFrame, TAG_CLOCK } from './clock-frame.js'
 
 /** The protocol version this build speaks; a peer announcing another one is refused. 2: key-proven peers, signed nodes. */
 export const PROTOCOL_VERSION = 2
@@ -45,14 +46,13 @@ export type FrameOf<C extends NonNullable<FrameBody['case']>> = Extract<FrameBod
 const TAG_NODES = (3 << 3) | 2
 const TAG_NODES_ITEM = (1 << 3) | 2
 const TAG_NODES_SIGNATURE = (2 << 3) | 2
-const TAG_CLOCK = (2 << 3) | 2
 /** Frames that carry one varint (field 1): by the thousand on a busy or hostile link, so read and written by hand. */
 const TAG_ACK = (5 << 3) | 2
 const TAG_PING = (7 << 3) | 2
 const TAG_PONG = (8 << 3) | 2
 const TAG_FIELD1_VARINT = (1 << 3) | 0
 
-/** Default most writers a peer's Clock may name (about 1.3 MB on the wire). */
+/** Default most writers a peer's Clock may name (about 1.6 MB on the wire). */
 export const DEFAULT_MAX_CLOCK_WRITERS = 65_536
 /** Byte length of an error message we put on the wire or accept from it. */
 const MAX_ERROR_MESSAGE = 1024
@@ -84,7 +84,7 @@ export function decodeFrame(
   if (small !== undefined) return small
   // protobuf-es's reflection spends seconds on a Clock of 4 MiB: read Clocks by hand.
   if (bytes.length > 0 && bytes[0] === TAG_CLOCK) {
-    return { case: 'clock', value: { $typeName: 'hyperemitter.v1.Clock', entries: decodeClockFrame(bytes, maxClockWriters) } }
+    return { case: 'clock', value: { $typeName: 'hyperemitter.v1.Clock', entries: readClockFrame(bytes, maxClockWriters).entries() } }
   }
   let frame: Frame
   try {
@@ -167,83 +167,15 @@ function counterFrame(tag: number, value: number): Uint8Array {
   return out
 }
 
-type ClockEntry = FrameOf<'clock'>['entries'][number]
-
-/**
- * The entries of a Frame holding only a Clock (any field order, unknown
- * fields skipped, as protobuf allows), writers as views into `bytes`.
- * Throws PROTOCOL_ERROR for bytes that are not that, LIMIT_EXCEEDED past
- * `maxWriters` entries (counted before any is built).
- */
-function decodeClockFrame(bytes: Uint8Array, maxWriters: number): ClockEntry[] {
-  const reader = new VarintReader(bytes, 1)
-  const length = reader.next()
-  if (length < 0 || reader.pos + length !== bytes.length) throw protocolError(`malformed clock frame of ${bytes.length} bytes`)
-  const start = reader.pos
-  let count = 0
-  forEachField(bytes, start, bytes.length, (field) => {
-    if (field === 1 && ++count > maxWriters) {
-      throw new HyperEmitterError(ErrorCodes.LIMIT_EXCEEDED, `clock names more than maxClockWriters (${maxWriters}) writers`, {
-        details: { maxClockWriters: maxWriters },
-      })
-    }
-  })
-  const entries: ClockEntry[] = []
-  forEachField(bytes, start, bytes.length, (field, at, end) => {
-    if (field !== 1 || at < 0) return
-    let writer: Uint8Array = EMPTY
-    let tip: Uint8Array = EMPTY
-    let seq = 0n
-    forEachField(bytes, at, end, (f, from, to, value) => {
-      if (f === 1 && from >= 0) writer = view(bytes, from, to - from)
-      else if (f === 2 && from < 0) seq = BigInt(value)
-      else if (f === 3 && from >= 0) tip = view(bytes, from, to - from)
-    })
-    entries.push({ $typeName: 'hyperemitter.v1.ClockEntry', writer: writer as ClockEntry['writer'], seq, tip: tip as ClockEntry['tip'] })
-  })
-  return entries
-}
-
 const EMPTY = new Uint8Array(0)
-
-/**
- * Calls `onField(field, from, to, value)` for each field in bytes[pos, end):
- * a length-delimited one with its bytes' bounds, a varint one with from = -1
- * and its value. Throws PROTOCOL_ERROR for a truncated field, a varint past
- * 2^53 or a wire type other than varint, length, 32 and 64 bits.
- */
-function forEachField(bytes: Uint8Array, pos: number, end: number, onField: (field: number, from: number, to: number, value: number) => void): void {
-  const reader = new VarintReader(bytes, pos)
-  while (reader.pos < end) {
-    const tag = reader.next()
-    const field = Math.floor(tag / 8)
-    const wire = tag % 8
-    if (tag < 0 || field === 0) throw protocolError('malformed field tag in a clock frame')
-    if (wire === 0) {
-      const value = reader.next()
-      if (value < 0) throw protocolError('malformed varint in a clock frame')
-      onField(field, -1, -1, value)
-    } else if (wire === 2) {
-      const length = reader.next()
-      if (length < 0 || reader.pos + length > end) throw protocolError('truncated field in a clock frame')
-      onField(field, reader.pos, reader.pos + length, 0)
-      reader.pos += length
-    } else if (wire === 1 || wire === 5) {
-      reader.pos += wire === 1 ? 8 : 4
-    } else {
-      throw protocolError(`wire type ${wire} in a clock frame`)
-    }
-    if (reader.pos > end) throw protocolError('truncated field in a clock frame')
-  }
-}
 
 function protocolError(message: string): HyperEmitterError {
   return new HyperEmitterError(ErrorCodes.PROTOCOL_ERROR, message)
 }
 
-/** Handshake frame: our fresh challenge; nothing of the log. */
-export function handshakeFrame(live: boolean, challenge: Uint8Array, version = PROTOCOL_VERSION): Uint8Array {
-  return encodeFrame({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: version, live, challenge }) })
+/** Handshake frame: our fresh challenge and the largest frame we take (0: not said); nothing of the log. */
+export function handshakeFrame(live: boolean, challenge: Uint8Array, version = PROTOCOL_VERSION, maxFrameSize = 0): Uint8Array {
+  return encodeFrame({ case: 'handshake', value: create(HandshakeSchema, { protocolVersion: version, live, challenge, maxFrameSize }) })
 }
 
 /** Identity frame: our writer key, its signature over the peer's challenge, and credentials for its authenticate hook. */

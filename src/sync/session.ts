@@ -21,7 +21,8 @@ import { Inbound } from './inbound.js'
 import { KeepAlive } from './keep-alive.js'
 import { closeWhenFlushed } from './linger.js'
 import { Outbound } from './outbound.js'
-import { clockFrame, decodeFrame, errorCodeFromWire, errorFrame, pongFrame, refusedFrame, safeNumber, truncate, type FrameBody, type FrameOf } from './protocol.js'
+import { clockFrameLimit, readClockFrame, TAG_CLOCK, WireClock, type SessionFrame } from './clock-frame.js'
+import { clockFrame, decodeFrame, errorCodeFromWire, errorFrame, pongFrame, refusedFrame, safeNumber, truncate, type FrameOf } from './protocol.js'
 import { RemoteClock } from './remote-clock.js'
 import { asSessionError, protocolError } from './session-errors.js'
 import { sessionLimits, type SessionEvents, type SessionOptions, type SessionStats } from './session-options.js'
@@ -82,6 +83,9 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   private handshakeSeen = false
   private clockSent = false
   private gotClock = false
+  // A Clock arrived (handled or not); we lowered the channel's frame limit until one does.
+  private clockReceived = false
+  private clockLimited = false
 
   /** Wires the session to `channel`; throws INVALID_ARGUMENT for a bad option. Nothing is sent until start(). */
   constructor(log: SyncableLog, channel: FrameChannel, options: SessionOptions = {}) {
@@ -105,7 +109,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       remote: channel.remote,
       send: (frame: Uint8Array) => this.sender.send(frame),
       fail: (err: unknown) => this.fail(err),
-      handle: (body: FrameBody) => this.handle(body),
+      handle: (body: SessionFrame) => this.handle(body),
       peerEnded: () => this.finishAfterPeerEnded(),
       progress: () => this.emit('progress', { received: this.stats.nodesReceived, sent: this.stats.nodesSent }),
       caughtUp: () => {
@@ -153,7 +157,7 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       return
     }
     try {
-      this.sender.send(this.proof.handshakeFrame())
+      this.sender.send(this.proof.handshakeFrame(this.channel.maxFrameSize))
     } catch (err) {
       this.fail(err)
       return
@@ -186,7 +190,10 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
     this.stats.framesReceived++
     this.stats.bytesReceived += bytes.byteLength
     this.keepAlive.heard()
-    const body = decodeFrame(bytes, this.maxClockWriters)
+    const decoded = bytes[0] === TAG_CLOCK ? this.readClock(bytes) : decodeFrame(bytes, this.maxClockWriters)
+    // A Clock behind other fields would escape readClockFrame's bounds; no encoder writes one.
+    if (decoded.case === 'clock' && !(decoded.value instanceof WireClock)) throw protocolError('clock frame with fields before its clock')
+    const body = decoded as SessionFrame
     if (!this.handshakeSeen) {
       if (body.case !== 'handshake') throw protocolError(`expected a handshake first, got ${body.case}`)
       this.handshakeSeen = true
@@ -225,14 +232,16 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
   }
 
   /** One frame from the inbound queue, in arrival order. */
-  private async handle(body: FrameBody): Promise<void> {
+  private async handle(body: SessionFrame): Promise<void> {
     switch (body.case) {
       case 'handshake':
+        this.outbound.peerTakes(body.value.maxFrameSize)
         this.live = await this.proof.onHandshake(body.value)
         return
       case 'identity':
         if (!(await this.proof.onIdentity(body.value))) return
         this.emit('handshake', this.proof.remoteWriter!)
+        this.limitUntilClock()
         this.sender.send(clockFrame(this.log.clock(), (hex) => this.log.tipOf?.(hex)))
         this.clockSent = true
         return
@@ -253,6 +262,23 @@ export class SyncSession extends TypedEmitter<SessionEvents> {
       default:
         throw protocolError(`unexpected ${body.case} frame`)
     }
+  }
+
+  // Just accepted (a hub's 'handshake' listener lifted its pre-auth limit): the next frame can only be its Clock.
+  private limitUntilClock(): void {
+    if (this.clockReceived || this.channel.setMaxIncomingFrameSize === undefined) return
+    this.clockLimited = true
+    this.channel.setMaxIncomingFrameSize(Math.min(this.channel.maxFrameSize, clockFrameLimit(this.maxClockWriters)))
+  }
+
+  // Read on arrival: frames after it may be of any size again.
+  private readClock(bytes: Uint8Array): SessionFrame {
+    this.clockReceived = true
+    if (this.clockLimited) {
+      this.clockLimited = false
+      this.channel.setMaxIncomingFrameSize?.(this.channel.maxFrameSize)
+    }
+    return { case: 'clock', value: readClockFrame(bytes, this.maxClockWriters) }
   }
 
   private async onSynced(): Promise<void> {

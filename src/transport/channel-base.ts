@@ -128,12 +128,8 @@ export abstract class InboxChannel {
   }
 
   /**
-   * The subclass reports `queued`, the bytes waiting to reach the peer (each
-   * queued frame counted at its cost in memory), after each send and as they
-   * drain. Above pauseAbove the channel stops reading: a peer that sends
-   * without reading gets no more replies queued. It reads again once the
-   * level is back under highWaterMark; over maxBufferedBytes, or stopped
-   * for stallTimeout, it closes with LIMIT_EXCEEDED.
+   * The subclass reports the bytes queued to the peer (each frame at its cost in memory) after each send and
+   * as they drain: over pauseAbove we stop reading; over maxBufferedBytes, or stopped for stallTimeout, LIMIT_EXCEEDED.
    */
   protected sendQueued(queued: number): void {
     const limits = this.sendLimits

@@ -79,6 +79,8 @@ interface NodeSocketLike {
   uncork?: () => void
   once?: (event: 'drain', listener: () => void) => unknown
   off?: (event: 'drain', listener: () => void) => unknown
+  end?: (done?: () => void) => unknown
+  destroy?: () => unknown
   destroyed?: boolean
 }
 interface NodeWsExtras {
@@ -378,22 +380,30 @@ class WebSocketChannel extends InboxChannel implements FrameChannel {
     const ws = this.ws
     ws.removeEventListener('open', this.onOpen)
     try {
-      if (ws.readyState === CONNECTING || ws.readyState === OPEN) {
-        if (err === undefined) ws.close(WebSocketCloseCodes.NORMAL)
-        else ws.close(closeCodeFor(err), closeReason(err))
-        const terminate = this.node.terminate
-        // A peer over a bound (one that stopped reading, say) would never read our close frame either.
-        if (typeof terminate === 'function' && isHyperEmitterError(err, ErrorCodes.LIMIT_EXCEEDED)) terminate.call(ws)
-        else if (typeof terminate === 'function') {
-          // A peer that never answers our close frame must not hold the socket (and the process) for ws's 30 s.
-          const timer = setTimeout(() => terminate.call(ws), CLOSE_GRACE_MS)
-          ;(timer as { unref?: () => void }).unref?.()
-          void this.released.then(() => clearTimeout(timer))
-        }
+      const live = ws.readyState === CONNECTING || ws.readyState === OPEN
+      if (live && err === undefined) ws.close(WebSocketCloseCodes.NORMAL)
+      else if (live) ws.close(closeCodeFor(err!), closeReason(err!))
+      const terminate = this.node.terminate
+      const socket = this.node._socket
+      // A peer over a bound (one that stopped reading, say) would never read our close frame either.
+      if (live && typeof terminate === 'function' && isHyperEmitterError(err, ErrorCodes.LIMIT_EXCEEDED)) terminate.call(ws)
+      else if (err !== undefined && socket && !socket.destroyed && typeof socket.end === 'function' && typeof socket.destroy === 'function') {
+        // Our close frame out, then the socket: `ws` would read (and drop) all the peer sends until its close frame.
+        socket.end(() => socket.destroy!())
+        this.terminateAfterGrace(() => socket.destroy!())
+      } else if (live && typeof terminate === 'function') {
+        // A peer that never answers our close frame must not hold the socket (and the process) for ws's 30 s.
+        this.terminateAfterGrace(() => terminate.call(ws))
       }
     } catch {
       // A socket that cannot even send its close frame is already gone.
     }
+  }
+
+  private terminateAfterGrace(terminate: () => void): void {
+    const timer = setTimeout(terminate, CLOSE_GRACE_MS)
+    ;(timer as { unref?: () => void }).unref?.()
+    void this.released.then(() => clearTimeout(timer))
   }
 
   /**

@@ -29,6 +29,8 @@ export interface ChildHub {
   peakRssMb(): number
   /** Start measuring the peak afresh (Linux: /proc/<pid>/clear_refs). */
   resetPeak(): void
+  /** CPU time (user + system) the hub has used so far, ms (from /proc, 10 ms steps). */
+  cpuMs(): number
   /** Resolves with the exit code/signal; the hub must still be running when asked. */
   alive(): boolean
   close(): Promise<void>
@@ -36,7 +38,9 @@ export interface ChildHub {
 
 /** Start a hub process; resolves once it listens. Rejects after `timeout` ms. */
 export async function spawnHub(options: HostileHubOptions, timeout = 30_000): Promise<ChildHub> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/hostile-hub.ts'), JSON.stringify(options)], {
+  // HOSTILE_HUB_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the hub (the bench's way to see where its time goes).
+  const nodeArgs = process.env.HOSTILE_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? []
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'test/helpers/hostile-hub.ts'), JSON.stringify(options)], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -62,6 +66,12 @@ export async function spawnHub(options: HostileHubOptions, timeout = 30_000): Pr
     rssMb: () => status('VmRSS:'),
     peakRssMb: () => status('VmHWM:'),
     resetPeak: () => writeFileSync(`/proc/${child.pid}/clear_refs`, '5'),
+    cpuMs: () => {
+      // Fields 14 and 15 of /proc/<pid>/stat, counted after the command name's closing parenthesis.
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+    },
     alive: () => !exited,
     async close() {
       if (!exited) child.kill('SIGTERM')
@@ -87,6 +97,43 @@ export async function honestSync(port: number, transport: Transport, events: num
     return performance.now() - start
   } finally {
     await peer.close()
+  }
+}
+
+/** An honest peer in its own process (honest-peer.ts), so attackers in this process cannot delay it on this event loop. */
+export interface HonestPeerProcess {
+  /** As honestSync(), run in the peer's process; rejects with its error. */
+  sync(port: number, transport: Transport, events: number, timeout?: number): Promise<number>
+  close(): void
+}
+
+export function spawnHonestPeer(): HonestPeerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/honest-peer.ts')], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  let out = ''
+  const waiting: Array<(reply: { ms?: number; error?: string }) => void> = []
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+    let newline: number
+    while ((newline = out.indexOf('\n')) >= 0) {
+      const line = out.slice(0, newline)
+      out = out.slice(newline + 1)
+      if (line.startsWith('{')) waiting.shift()?.(JSON.parse(line))
+    }
+  })
+  child.once('close', () => {
+    for (const reply of waiting.splice(0)) reply({ error: 'honest peer process exited' })
+  })
+  return {
+    sync(port, transport, events, timeout = 60_000) {
+      return new Promise((resolveSync, reject) => {
+        waiting.push((reply) => (reply.ms === undefined ? reject(new Error(reply.error)) : resolveSync(reply.ms)))
+        child.stdin!.write(`${JSON.stringify({ port, transport, events, timeout })}\n`)
+      })
+    },
+    close: () => void child.kill('SIGTERM'),
   }
 }
 

@@ -11,6 +11,8 @@ import { encodeFrame as lengthPrefixed, FrameDecoder } from '../../src/transport
 
 export interface RawClient {
   readonly frames: FrameBody[]
+  /** The byte length of every frame received, in order (undecodable ones too). */
+  readonly sizes: number[]
   /** Resolves when the connection is gone (either side closed it). */
   readonly closed: Promise<void>
   /** Send one whole frame. */
@@ -25,10 +27,12 @@ export interface RawClient {
 
 class Recorder {
   readonly frames: FrameBody[] = []
+  readonly sizes: number[] = []
   private waiters = new Set<() => void>()
   isClosed = false
 
   push(bytes: Uint8Array): void {
+    this.sizes.push(bytes.byteLength)
     try {
       this.frames.push(decodeFrame(bytes))
     } catch {
@@ -93,6 +97,7 @@ export async function rawTcp(port: number): Promise<RawClient> {
   )
   return {
     frames: recorder.frames,
+    sizes: recorder.sizes,
     closed,
     send: (frame) => {
       if (!socket.destroyed) socket.write(lengthPrefixed(frame))
@@ -131,6 +136,7 @@ export async function rawWebSocket(url: string, headers: Record<string, string> 
   }
   return {
     frames: recorder.frames,
+    sizes: recorder.sizes,
     closed,
     send,
     sendRaw: send,
@@ -141,8 +147,8 @@ export async function rawWebSocket(url: string, headers: Record<string, string> 
 }
 
 /** Handshakes as `as` on a raw client: our challenge, then an Identity signing the other side's. */
-export async function rawHandshake(raw: RawClient, as: Signing, opts: { token?: string; version?: number } = {}): Promise<void> {
-  raw.send(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32)), opts.version))
+export async function rawHandshake(raw: RawClient, as: Signing, opts: { token?: string; version?: number; maxFrameSize?: number } = {}): Promise<void> {
+  raw.send(handshakeFrame(true, crypto.getRandomValues(new Uint8Array(32)), opts.version, opts.maxFrameSize))
   const theirs = await raw.next('handshake')
   raw.send(await identityFor(as, theirs.challenge, opts.token))
 }

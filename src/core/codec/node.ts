@@ -27,6 +27,12 @@ export interface NodeFields extends NodeHead {
 
 export const WRITER_BYTES = 16
 export const KEY_BYTES = 32
+/**
+ * Most heads a new local node links: the others stay heads and are linked by
+ * the nodes after it, so a node stays small however many writers' nodes a
+ * log merged, and peers can refuse any node with many more links cheaply.
+ */
+export const MAX_LINKS_PER_APPEND = 32
 
 const EMPTY = new Uint8Array(0)
 

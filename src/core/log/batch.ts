@@ -6,7 +6,7 @@
  */
 import { compareBytes, equalBytes, uint64BE, view } from '../bytes/bytes.js'
 import { varintLength } from '../bytes/varint.js'
-import { KEY_BYTES, type NodeHead, nodeSize, WRITER_BYTES, writeNodeWithValue } from '../codec/node.js'
+import { KEY_BYTES, MAX_LINKS_PER_APPEND, type NodeHead, nodeSize, WRITER_BYTES, writeNodeWithValue } from '../codec/node.js'
 import type { HashFn, LogEntry } from '../types.js'
 import { type Allocate, ChunkSequence } from './chunk.js'
 import { clockKey, clockRecord, encodeHeadsRecord, HEADS_KEY, KEY_CHECKPOINT, numberedKey, P_CHUNK, P_KEYS, type PutOp, type Sub, writerIndexKey } from './format.js'
@@ -124,21 +124,22 @@ export class BatchBuilder {
     const heads = after?.heads ?? state.heads
     let bytesLeft = 0
     let nodesLeft = 0
-    let sizedLinks = heads.length
+    let sizedHeads = heads.length
     const ownSeq = after?.ownSeq ?? state.clock.get(state.writerHex) ?? 0
     let sizedSeq = ownSeq
     for (const req of taken) {
       nodesLeft += req.size
       if (req.kind === APPEND) {
         for (let i = 0; i < req.values.length; i++) {
-          const size = nodeSize(++sizedSeq, sizedLinks, valueSize(req.values, i))
+          const links = Math.min(sizedHeads, MAX_LINKS_PER_APPEND)
+          const size = nodeSize(++sizedSeq, links, valueSize(req.values, i))
           bytesLeft += varintLength(size) + size
-          sizedLinks = 1
+          sizedHeads += 1 - links
         }
       } else if (req.kind === ADD) {
         // Exact unless some are refused or duplicates; the heads after them are a guess.
         for (const n of req.nodes) bytesLeft += varintLength(n.bytes.length) + n.bytes.length
-        sizedLinks = heads.length + 1
+        sizedHeads = heads.length + 1
       }
     }
     const chunks = new ChunkSequence(bytesLeft, nodesLeft, this.allocateChunk)
@@ -155,9 +156,11 @@ export class BatchBuilder {
       const valueLength = valueSize(values, i)
       const seq = ++batch.ownSeq
       const heads = batch.heads
+      // At most MAX_LINKS_PER_APPEND heads (the first, in key order); the rest wait for the next node.
+      const links = heads.length > MAX_LINKS_PER_APPEND ? heads.slice(0, MAX_LINKS_PER_APPEND) : heads
       fields.seq = seq
-      fields.links = heads
-      const size = nodeSize(seq, heads.length, valueLength)
+      fields.links = links
+      const size = nodeSize(seq, links.length, valueLength)
       const at = batch.chunks.reserve(size, batch.change + 1)
       const chunk = batch.chunks.current!
       writeNodeWithValue(chunk.buffer, at, fields, valueSource(values, i), valueStart(values, i), valueLength)
@@ -168,8 +171,8 @@ export class BatchBuilder {
       if (!(batch.runWriter === writer && batch.runSeq === seq - 1)) batch.ops.push(this.runStartOp(writer, seq, batch.change + 1))
       batch.runWriter = writer
       batch.runSeq = seq
-      const entry = new AppendedEntry(key, writer, seq, heads.length, valueLength, bytes, ++batch.change)
-      batch.heads = [key]
+      const entry = new AppendedEntry(key, writer, seq, links.length, valueLength, bytes, ++batch.change)
+      batch.heads = links === heads ? [key] : insertSorted(heads.slice(MAX_LINKS_PER_APPEND), key)
       batch.ownTip = key
       batch.entries.push(entry)
       batch.origins.push(undefined)
@@ -226,11 +229,13 @@ export class BatchBuilder {
       ops.push({ type: 'put', sublevel: sub, key: numberedKey(P_CHUNK, chunk.first), value: chunk.value() })
     }
     const touched = batch.touched
-    if (touched !== undefined && touched.size > 0) {
-      // Foreign nodes moved the heads: local appends alone need no record (see format.ts).
+    const foreign = touched !== undefined && touched.size > 0
+    // Foreign nodes moved the heads, or appends left some unlinked (over MAX_LINKS_PER_APPEND):
+    // only a batch ending on one head, its last append, needs no record (see format.ts).
+    if (foreign || batch.heads.length > 1) {
       ops.push({ type: 'put', sublevel: sub, key: HEADS_KEY, value: encodeHeadsRecord(batch.change, batch.ownSeq, batch.heads) })
-      for (const { writer: w, seq, key } of touched.values()) ops.push({ type: 'put', sublevel: sub, key: clockKey(w), value: clockRecord(seq, key) })
     }
+    if (foreign) for (const { writer: w, seq, key } of touched.values()) ops.push({ type: 'put', sublevel: sub, key: clockKey(w), value: clockRecord(seq, key) })
     if (batch.newKeys !== undefined) for (const { writer, key } of batch.newKeys.values()) ops.push(WriterKeys.op(sub, writer, key))
     const unindexed = this.state.unindexed
     batch.checkpoint = unindexed.count + batch.entries.length >= KEY_CHECKPOINT
@@ -244,6 +249,14 @@ export class BatchBuilder {
   private runStartOp(writer: Uint8Array, seq: number, change: number): PutOp {
     return { type: 'put', sublevel: this.sub, key: writerIndexKey(writer, seq), value: uint64BE(change) }
   }
+}
+
+/** `keys` (sorted) with `key` inserted in order; `keys` is changed and returned. */
+function insertSorted(keys: Uint8Array[], key: Uint8Array): Uint8Array[] {
+  let i = keys.length
+  while (i > 0 && compareBytes(keys[i - 1], key) > 0) i--
+  keys.splice(i, 0, key)
+  return keys
 }
 
 /** New heads after storing a node: its links leave, it joins, order stays sorted. */
@@ -261,8 +274,5 @@ export function mergeHeads(heads: Uint8Array[], links: Uint8Array[], key: Uint8A
     }
     if (!linked) out.push(h)
   }
-  let i = out.length
-  while (i > 0 && compareBytes(out[i - 1], key) > 0) i--
-  out.splice(i, 0, key)
-  return out
+  return insertSorted(out, key)
 }

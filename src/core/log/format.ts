@@ -19,9 +19,11 @@
  * - Lookups by key go through an in-memory KeyIndex, rebuilt at open from
  *   the k records (written once KEY_CHECKPOINT keys have gathered, in a
  *   batch that commits anyway) plus the chunks after the last of them.
- * - `h` is written only by batches that stored foreign nodes. Changes after
- *   its `change` are all local appends, so the heads are then the last key
- *   and the own seq is the last node's.
+ * - `h` is written only by batches that stored foreign nodes or whose
+ *   appends left more than one head (a node links at most
+ *   MAX_LINKS_PER_APPEND heads). Changes after its `change` are all local
+ *   appends that left one head, so the heads are then the last key and the
+ *   own seq is the last node's.
  * - The writer index is sparse: a writer's seqs stored at consecutive change
  *   numbers form a run, and only the first seq of each run is indexed; seq s
  *   of a run starting at (seq0, change0) is at change0 + (s - seq0). Local
