@@ -14,7 +14,9 @@ export { BrowserHyperEmitter }
 export type { BrowserOptions, ConnectionState } from './browser/emitter.js'
 export type { TabRole } from './browser/tabs.js'
 export { connectBroadcast, listenBroadcast } from './transport/broadcast.js'
-export { openIndexedDb as indexedDb } from './browser/storage.js'
+export { indexedDb } from './browser/storage.js'
+export type { IndexedDb } from './browser/idb.js'
+export type { LiteDb, LiteSublevel, LiteIterator } from './core/db/lite.js'
 export type { ReplicationOptions, ConnectOptions, EventPeerMessage } from './sync/replicated.js'
 export type { Peer, PeerState, IncomingPeer, Authenticate } from './sync/peers.js'
 

@@ -12,13 +12,19 @@ export const DEFAULT_DB_NAME = 'hyperemitter'
 
 /**
  * The IndexedDB database named exactly `name` (no prefix), not yet open: what
- * the browser entry uses by default. It has the part of abstract-level's API
- * the emitter uses, and the record layout of browser-level with `prefix: ''`
- * and view encodings, so `new BrowserLevel(name, { prefix: '' })` opens the
- * same data with the whole API.
+ * the browser entry uses by default (exported as `indexedDb`). It has the
+ * part of abstract-level's API the emitter uses, and the record layout of
+ * browser-level with `prefix: ''` and view encodings, so
+ * `new BrowserLevel(name, { prefix: '' })` opens the same data with the whole API.
  */
+export function indexedDb(name: string): IndexedDb {
+  return new IndexedDb(name)
+}
+
+// The emitter calls on these only what an abstract-level db also has (DbInput).
+/** indexedDb(name), as the emitter holds its db. */
 export function openIndexedDb(name: string): Db {
-  return new IndexedDb(name) as unknown as Db
+  return indexedDb(name) as unknown as Db
 }
 
 /** An in-memory database, where there is no IndexedDB. */

@@ -5,23 +5,23 @@
  * INVALID_ARGUMENT saying what belongs there, never silently dropped.
  */
 import { ErrorCodes, HyperEmitterError } from './errors.js'
-import type { Db } from './types.js'
+import type { DbInput } from './types.js'
 
 /** The arguments as one options object, `db` and `schema` included; the emitter checks each option's value. */
 export interface ParsedArguments {
-  db?: Db
+  db?: DbInput
   schema?: unknown
   [option: string]: unknown
 }
 
 const USAGE = 'HyperEmitter(db, schema, [opts]) or HyperEmitter({ db, schema, ...opts })'
 
-function isDb(value: unknown): value is Db {
+function isDb(value: unknown): value is DbInput {
   return (
     typeof value === 'object' &&
     value !== null &&
-    typeof (value as Db).batch === 'function' &&
-    typeof (value as Db).sublevel === 'function'
+    typeof (value as DbInput).batch === 'function' &&
+    typeof (value as DbInput).sublevel === 'function'
   )
 }
 
@@ -94,7 +94,7 @@ export function parseArguments(args: unknown[]): ParsedArguments {
   if (opts !== undefined && opts !== null && !isPlainOptions(opts)) {
     throw invalid(`the third argument must be an options object, not ${describeValue(opts)}`)
   }
-  return { ...(opts as ParsedArguments | undefined), db: (first ?? undefined) as Db | undefined, schema }
+  return { ...(opts as ParsedArguments | undefined), db: (first ?? undefined) as DbInput | undefined, schema }
 }
 
 /** `method(host, port)` given for `method(port, host)`: throws INVALID_ARGUMENT naming the call to make instead. */

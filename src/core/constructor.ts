@@ -5,7 +5,7 @@
  */
 import type { DescMessage } from '@bufbuild/protobuf'
 import type { EventMapOf, SchemaSource } from './codec/schema.js'
-import type { Db, EventMap, SchemaStream } from './emitter.js'
+import type { DbInput, EventMap, SchemaStream } from './emitter.js'
 
 /**
  * An emitter class as a function of its event map: `instance` is the class
@@ -26,11 +26,11 @@ export type EmitterFor<K extends EmitterKind, E extends EventMap> = (K & { reado
 
 export interface HyperEmitterConstructor<K extends EmitterKind, O> {
   /** Typed by the given generated message schemas: emit/on check names and shapes. */
-  new <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: O): EmitterFor<K, EventMapOf<S>>
-  new <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: O): EmitterFor<K, E>
+  new <const S extends readonly DescMessage[]>(db: DbInput | null | undefined, schema: S, opts?: O): EmitterFor<K, EventMapOf<S>>
+  new <E extends EventMap = EventMap>(db?: DbInput | null, schema?: SchemaSource | SchemaStream, opts?: O): EmitterFor<K, E>
   new <E extends EventMap = EventMap>(options: O): EmitterFor<K, E>
-  <const S extends readonly DescMessage[]>(db: Db | null | undefined, schema: S, opts?: O): EmitterFor<K, EventMapOf<S>>
-  <E extends EventMap = EventMap>(db?: Db | null, schema?: SchemaSource | SchemaStream, opts?: O): EmitterFor<K, E>
+  <const S extends readonly DescMessage[]>(db: DbInput | null | undefined, schema: S, opts?: O): EmitterFor<K, EventMapOf<S>>
+  <E extends EventMap = EventMap>(db?: DbInput | null, schema?: SchemaSource | SchemaStream, opts?: O): EmitterFor<K, E>
   <E extends EventMap = EventMap>(options: O): EmitterFor<K, E>
   readonly prototype: EmitterFor<K, EventMap>
 }

@@ -14,12 +14,12 @@ import type { Subscription } from './emitter/subscription.js'
 import { TypedEmitter } from './emitter/typed-emitter.js'
 import { ErrorCodes, HyperEmitterError } from './errors.js'
 import { type DbLock, Log, type LogOptions } from './log/log.js'
-import type { Author, Db, HashFn } from './types.js'
+import type { Author, Db, DbInput, HashFn } from './types.js'
 import type { Ed25519 } from './identity/ed25519.js'
 
 export type { Handler } from './emitter/handlers.js'
 export type { StartPosition } from './emitter/deliveries.js'
-export type { Db } from './types.js'
+export type { Db, DbInput } from './types.js'
 
 /** Event name -> message shape. `Record<string, any>` when untyped. */
 export type EventMap = Record<string, any>
@@ -29,7 +29,7 @@ export type SchemaStream = AsyncIterable<Uint8Array | string>
 
 export interface HyperEmitterOptions {
   /** The database; default a new in-memory one (closed by close()). */
-  db?: Db
+  db?: DbInput
   /** The schema: .proto text, bytes, a stream of either, or protoc-gen-es descriptors. */
   schema?: SchemaSource | SchemaStream
   /** Milliseconds before the first reconnect attempt to a lost peer (seed option). */
@@ -139,7 +139,7 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
   private readonly emits: EmitQueue
   private readonly deliveries: Deliveries
 
-  constructor(db?: Db | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
+  constructor(db?: DbInput | HyperEmitterOptions | null, schema?: SchemaSource | SchemaStream, opts?: HyperEmitterOptions)
   constructor(...args: unknown[]) {
     const options: HyperEmitterOptions = {
       ...(new.target as typeof HyperEmitterCore).defaultOptions(),
@@ -148,7 +148,8 @@ export class HyperEmitterCore<E extends EventMap = EventMap> {
     ;(new.target as typeof HyperEmitterCore).checkOptions(options)
     this.options = options
     this.ownsDb = options.db === undefined
-    this.db = options.db ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
+    // A core db has every method the emitter calls on an abstract-level one.
+    this.db = (options.db as Db | undefined) ?? (new.target as typeof HyperEmitterCore).defaultDb(options)
     const lock = (new.target as typeof HyperEmitterCore).sharedDbLock(this.db)
     this.log = new Log(this.db, {
       hash: options.hash,

@@ -2,6 +2,7 @@
 export { HyperEmitterCore } from './emitter.js'
 export type {
   Db,
+  DbInput,
   EventMap,
   EmitterEvent,
   EventsOptions,

@@ -4,9 +4,17 @@
  * change notifications).
  */
 import type { AbstractLevel } from 'abstract-level'
+import type { LiteDb } from './db/lite.js'
 
 /** Any abstract-level database (memory-level, classic-level, browser-level, ...). */
 export type Db = AbstractLevel<any, any, any>
+
+/**
+ * What an emitter takes as its db: any abstract-level database, or one of the
+ * core's own (core/db/: the browser entry's `indexedDb()` and memory dbs),
+ * which have the part of abstract-level's API the emitter uses.
+ */
+export type DbInput = Db | LiteDb
 
 import type { WriterKey } from './identity/writer-key.js'
 import type { HyperEmitterError } from './errors.js'
