@@ -70,6 +70,13 @@ export class ForkWatch {
     this.healing = (async () => {
       const moved = await rechain.call(this.log, seq)
       if (moved === undefined || this.host.closing()) return
+      // The owner reports the fork too: a relay may never see it when the tips told us first.
+      const writer = toHex(moved.from)
+      const fork = `fork:${writer}:${moved.fromSeq}`
+      if (!this.reported.has(fork)) {
+        this.reported.add(fork)
+        this.status.emit('fork', { writer, seq: moved.fromSeq, own: true })
+      }
       this.status.emit('rechained', { from: toHex(moved.from), to: toHex(moved.to), fromSeq: moved.fromSeq, moved: moved.moved })
       this.host.restart()
     })()
