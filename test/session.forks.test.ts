@@ -21,21 +21,30 @@ async function copyOf(db: MemoryLevel<Uint8Array, Uint8Array>): Promise<MemoryLe
   return to
 }
 
+/**
+ * W syncs w1 to a hub; a copy of W's db writes c2 and syncs it; W then writes
+ * y2 and y3 unsynced: the hub holds c2 where W holds y2 (a fork at seq 2).
+ */
+async function forkedAtSeq2(): Promise<{ w: Log; hub: Log; c: Log }> {
+  const wDb = new MemoryLevel<Uint8Array, Uint8Array>({ keyEncoding: 'view', valueEncoding: 'view' })
+  const w = new Log(wDb)
+  const hub = new Log(new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' }))
+  await w.open()
+  await hub.open()
+  await w.append(enc('w1'))
+  await within(connect(w, hub, { live: false }).closedB, 5000, 'w1 to the hub')
+  const c = new Log(await copyOf(wDb))
+  await c.open()
+  await c.append(enc('c2'))
+  await within(connect(c, hub, { live: false }).closedB, 5000, 'c2 to the hub')
+  await w.append(enc('y2'))
+  await w.append(enc('y3'))
+  return { w, hub, c }
+}
+
 describe('SyncSession and forks (memory transport)', () => {
   it('the relay refuses the second branch and sends its own back; the copy that wrote the second branch learns the exact fork seq', async () => {
-    const wDb = new MemoryLevel<Uint8Array, Uint8Array>({ keyEncoding: 'view', valueEncoding: 'view' })
-    const w = new Log(wDb)
-    const hub = new Log(new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' }))
-    await w.open()
-    await hub.open()
-    await w.append(enc('w1'))
-    await within(connect(w, hub, { live: false }).closedB, 5000, 'w1 to the hub')
-    const c = new Log(await copyOf(wDb))
-    await c.open()
-    await c.append(enc('c2'))
-    await within(connect(c, hub, { live: false }).closedB, 5000, 'c2 to the hub')
-    await w.append(enc('y2'))
-    await w.append(enc('y3'))
+    const { w, hub, c } = await forkedAtSeq2()
 
     const live = connect(w, hub)
     const byW: RefusalInfo[] = []
@@ -68,19 +77,7 @@ describe('SyncSession and forks (memory transport)', () => {
   })
 
   it('a one-shot session that meets a fork ends cleanly: the refused branch is not stored and nothing is sent after Synced', async () => {
-    const wDb = new MemoryLevel<Uint8Array, Uint8Array>({ keyEncoding: 'view', valueEncoding: 'view' })
-    const w = new Log(wDb)
-    const hub = new Log(new MemoryLevel({ keyEncoding: 'view', valueEncoding: 'view' }))
-    await w.open()
-    await hub.open()
-    await w.append(enc('w1'))
-    await within(connect(w, hub, { live: false }).closedB, 5000, 'w1 to the hub')
-    const c = new Log(await copyOf(wDb))
-    await c.open()
-    await c.append(enc('c2'))
-    await within(connect(c, hub, { live: false }).closedB, 5000, 'c2 to the hub')
-    await w.append(enc('y2'))
-    await w.append(enc('y3'))
+    const { w, hub, c } = await forkedAtSeq2()
     const once = connect(w, hub, { live: false })
     const byHub: RefusalInfo[] = []
     once.b.on('refused', (r: RefusalInfo) => byHub.push(r))
