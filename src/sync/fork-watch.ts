@@ -52,11 +52,17 @@ export class ForkWatch {
       this.status.emit('peer:refused', { ...peer, ...refusal })
     }
     if (!refusal.fork) return
-    const seq = refusal.error.details?.seq ?? refusal.seq
-    const fork = `fork:${refusal.writer}:${seq}`
-    if (this.reported.has(fork)) return
-    this.reported.add(fork)
-    this.status.emit('fork', { ...peer, writer: refusal.writer, seq, error: refusal.error })
+    const forkSeq = refusal.error.details?.seq
+    const seq = typeof forkSeq === 'number' ? forkSeq : refusal.seq
+    this.fork(refusal.writer, seq, { ...peer, error: refusal.error })
+  }
+
+  /** Status 'fork' naming the writer, once per writer and seq whoever saw it first. */
+  private fork(writer: string, seq: number, info: object): void {
+    const key = `fork:${writer}:${seq}`
+    if (this.reported.has(key)) return
+    this.reported.add(key)
+    this.status.emit('fork', { ...info, writer, seq })
   }
 
   /**
@@ -71,12 +77,7 @@ export class ForkWatch {
       const moved = await rechain.call(this.log, seq)
       if (moved === undefined || this.host.closing()) return
       // The owner reports the fork too: a relay may never see it when the tips told us first.
-      const writer = toHex(moved.from)
-      const fork = `fork:${writer}:${moved.fromSeq}`
-      if (!this.reported.has(fork)) {
-        this.reported.add(fork)
-        this.status.emit('fork', { writer, seq: moved.fromSeq, own: true })
-      }
+      this.fork(toHex(moved.from), moved.fromSeq, { own: true })
       this.status.emit('rechained', { from: toHex(moved.from), to: toHex(moved.to), fromSeq: moved.fromSeq, moved: moved.moved })
       this.host.restart()
     })()
